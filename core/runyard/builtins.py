@@ -1,0 +1,29 @@
+"""Core's own components, registered through the same hooks as any third-party plugin.
+
+Only class references live here; each class's module is imported when its registry is built.
+"""
+
+from __future__ import annotations
+
+from .plugins import hookimpl
+
+
+@hookimpl
+def runyard_register_run_coordinator(registry):
+    from .coordinators.default import DefaultRunCoordinator
+
+    registry.add("default", DefaultRunCoordinator)
+
+
+@hookimpl
+def runyard_register_run_launcher(registry):
+    from .launchers.process import ProcessRunLauncher
+
+    registry.add("process", ProcessRunLauncher)
+
+
+@hookimpl
+def runyard_register_executor(registry):
+    from .executors.in_process import InProcessExecutor
+
+    registry.add("in_process", InProcessExecutor)

@@ -1,0 +1,1 @@
+"""The ``runyard`` command line (click). Heavy imports happen inside commands."""

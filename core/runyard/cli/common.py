@@ -1,0 +1,118 @@
+"""Options and helpers shared by commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+
+
+def open_instance():
+    from ..instance.instance import Instance
+
+    return Instance.open()
+
+
+def code_location_options(fn):
+    fn = click.option("-a", "--attribute", help="Name of the Definitions object (or job) in the module.")(fn)
+    fn = click.option("-d", "--working-directory", type=click.Path(file_okay=False),
+                      help="Directory put on sys.path (default: the file's directory / cwd).")(fn)
+    fn = click.option("-m", "--module", "module", help="Python module holding the definitions.")(fn)
+    fn = click.option("-f", "--file", "python_file", type=click.Path(dir_okay=False),
+                      help="Python file holding the definitions.")(fn)
+    return fn
+
+
+def load_location(python_file, module, attribute, working_directory):
+    from ..workspace.loader import code_pointer_for, load_definitions
+
+    if not python_file and not module:
+        raise click.UsageError("give a definitions file with -f FILE or a module with -m MODULE")
+    pointer = code_pointer_for(python_file, module, attribute, working_directory)
+    return pointer, load_definitions(pointer)
+
+
+def load_run_config(paths: tuple[str, ...]) -> dict[str, Any]:
+    from ..definitions.config import deep_merge
+    from ..instance.yaml_source import load_yaml_file
+
+    merged: dict[str, Any] = {}
+    for path in paths:
+        doc = load_yaml_file(path)
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            raise ConfigError("run config must be a mapping", source=path, line=1)
+        merged = deep_merge(merged, doc.data)
+    return merged
+
+
+def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--tag")
+        tags[key] = value
+    return tags
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+_STATUS_COLORS = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "yellow", "CANCELING": "yellow",
+                  "STARTED": "cyan", "STARTING": "cyan", "QUEUED": "blue"}
+
+
+def styled_status(status: str) -> str:
+    return click.style(status, fg=_STATUS_COLORS.get(status))
+
+
+_EVENT_COLORS = {"STEP_SUCCESS": "green", "STEP_FAILURE": "red", "RUN_FAILURE": "red",
+                 "RUN_SUCCESS": "green", "STEP_UP_FOR_RETRY": "yellow", "STEP_SKIPPED": "yellow",
+                 "RUN_CANCELED": "yellow"}
+
+
+def format_event(event, *, show_run: bool = False) -> str:
+    ts = time.strftime("%H:%M:%S", time.localtime(event.timestamp))
+    ms = f"{event.timestamp % 1:.3f}"[1:]
+    kind = str(event.event_type)
+    step = event.step_key or "-"
+    line = f"{ts}{ms}  {click.style(kind.ljust(17), fg=_EVENT_COLORS.get(kind))}  {step[:24]:24}  {event.message}"
+    if event.level == "ERROR" and event.data.get("traceback"):
+        line += "\n" + "\n".join("    " + ln for ln in str(event.data["traceback"]).rstrip().splitlines())
+    elif event.level == "ERROR" and event.data.get("error") and "\n" in str(event.data["error"]):
+        line += "\n" + "\n".join("    " + ln for ln in str(event.data["error"]).rstrip().splitlines())
+    return line
+
+
+def progress_printer(verbose: bool):
+    hidden = set() if verbose else {"LOADED_INPUT", "STEP_OUTPUT", "HANDLED_OUTPUT"}
+
+    def listener(event) -> None:
+        if str(event.event_type) in hidden or (event.level == "DEBUG" and not verbose):
+            return
+        click.echo(format_event(event))
+
+    return listener

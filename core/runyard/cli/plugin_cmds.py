@@ -1,0 +1,28 @@
+"""``runyard plugins``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import echo_json
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """List installed plugins, their versions and the components they provide."""
+    from ..plugins import list_plugins
+
+    items = list_plugins()
+    if as_json:
+        echo_json(items)
+        return
+    for p in items:
+        version = f" {p['version']}" if p["version"] else ""
+        dist = p["distribution"] or "?"
+        click.echo(f"{click.style(p['name'], bold=True)}  ({dist}{version})")
+        for c in p["components"]:
+            click.echo(f"    {c['kind']:16} {c['name']}")
+        other = [h for h in p["hooks"] if not h.startswith("runyard_register_")]
+        if other:
+            click.echo(f"    hooks            {', '.join(other)}")

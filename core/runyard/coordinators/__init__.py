@@ -1,0 +1,1 @@
+"""Run coordinators: what happens to a submitted run. ``default`` (launch now) lives here."""

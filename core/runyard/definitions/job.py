@@ -1,0 +1,262 @@
+"""Graphs and jobs. A job is a graph of op nodes plus what it needs to run: resources, an executor
+and default run config.
+
+Build one with ``@job`` (call ops inside the body) or with :class:`GraphDefinition` directly
+(explicit dependencies). Both validate at definition time: cycles, unconnected required inputs,
+duplicate or unknown node names and missing resources fail with a message naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DefinitionError
+from .composition import Composition, NodeSpec, OutputHandle
+from .op import OpDefinition
+
+
+@dataclass(frozen=True)
+class DependencyOn:
+    """An explicit dependency: the value of ``output`` of node ``node``."""
+
+    node: str
+    output: str = "result"
+
+
+@dataclass
+class Node:
+    name: str
+    op: OpDefinition
+    # input name -> list of (upstream node, output); ``fan_in`` inputs receive a list of values
+    inputs: dict[str, list[tuple[str, str]]]
+    fan_in: frozenset[str] = frozenset()
+
+    @property
+    def upstream(self) -> set[str]:
+        return {node for deps in self.inputs.values() for node, _ in deps}
+
+
+class GraphDefinition:
+    def __init__(self, name: str, nodes: list[NodeSpec] | None = None, *,
+                 ops: list[OpDefinition] | None = None,
+                 dependencies: dict[str, dict[str, Any]] | None = None, description: str | None = None):
+        if not name or not name.replace("-", "_").isidentifier():
+            raise DefinitionError(f"'{name}' is not a valid job or graph name (use letters, digits, _)")
+        self.name = name
+        self.description = description
+        specs = list(nodes or [])
+        if ops is not None:
+            specs.extend(self._specs_from_explicit(ops, dependencies or {}))
+        elif dependencies:
+            raise DefinitionError(f"graph '{name}': dependencies= needs ops=")
+        self.nodes: dict[str, Node] = {}
+        for spec in specs:
+            if spec.name in self.nodes:
+                raise DefinitionError(f"graph '{name}': two ops are named '{spec.name}'")
+            self.nodes[spec.name] = self._node_from_spec(spec)
+        if not self.nodes:
+            raise DefinitionError(f"graph '{name}' has no ops")
+        self._check_inputs()
+        self.topological_order: list[str] = self._toposort()
+
+    # ---- building --------------------------------------------------------------------------------
+    def _specs_from_explicit(self, ops: list[OpDefinition], deps: dict[str, dict[str, Any]]) -> list[NodeSpec]:
+        by_name: dict[str, OpDefinition] = {}
+        for op in ops:
+            if not isinstance(op, OpDefinition):
+                raise DefinitionError(f"graph '{self.name}': {op!r} is not an op (decorate it with @op)")
+            if op.name in by_name and by_name[op.name] is not op:
+                raise DefinitionError(f"graph '{self.name}': two different ops are named '{op.name}'")
+            by_name[op.name] = op
+        for node_name in deps:
+            if node_name not in by_name:
+                raise DefinitionError(f"graph '{self.name}': dependencies name unknown op '{node_name}'")
+        specs = []
+        for op_name, op in by_name.items():
+            node_deps: dict[str, Any] = {}
+            for input_name, dep in deps.get(op_name, {}).items():
+                items = dep if isinstance(dep, list) else [dep]
+                handles = []
+                for d in items:
+                    d = DependencyOn(d) if isinstance(d, str) else d
+                    if not isinstance(d, DependencyOn):
+                        raise DefinitionError(f"graph '{self.name}': dependency of {op_name}.{input_name} "
+                                              "must be a DependencyOn or a node name")
+                    handles.append(OutputHandle(d.node, d.output))
+                node_deps[input_name] = handles if isinstance(dep, list) else handles[0]
+            specs.append(NodeSpec(name=op_name, op=op, deps=node_deps))
+        return specs
+
+    def _node_from_spec(self, spec: NodeSpec) -> Node:
+        inputs: dict[str, list[tuple[str, str]]] = {}
+        fan_in = set()
+        for input_name, dep in spec.deps.items():
+            if input_name not in spec.op.ins:
+                raise DefinitionError(f"graph '{self.name}': op '{spec.name}' has no input '{input_name}'")
+            if isinstance(dep, list):
+                fan_in.add(input_name)
+                inputs[input_name] = [(h.node, h.output) for h in dep]
+            else:
+                inputs[input_name] = [(dep.node, dep.output)]
+        return Node(spec.name, spec.op, inputs, frozenset(fan_in))
+
+    def _check_inputs(self) -> None:
+        for node in self.nodes.values():
+            for input_name, spec in node.op.ins.items():
+                if input_name not in node.inputs and not spec.has_default:
+                    raise DefinitionError(
+                        f"graph '{self.name}': input '{input_name}' of op '{node.name}' is not connected "
+                        "to any upstream output and has no default value")
+            for input_name, deps in node.inputs.items():
+                for up_node, up_out in deps:
+                    if up_node not in self.nodes:
+                        raise DefinitionError(f"graph '{self.name}': op '{node.name}' input '{input_name}' "
+                                              f"depends on unknown op '{up_node}'")
+                    if up_out not in self.nodes[up_node].op.outs:
+                        raise DefinitionError(f"graph '{self.name}': op '{up_node}' has no output "
+                                              f"'{up_out}' (needed by {node.name}.{input_name})")
+
+    def _toposort(self) -> list[str]:
+        # Kahn's algorithm, keeping definition order among ready nodes so plans are stable.
+        indegree = {name: len(node.upstream) for name, node in self.nodes.items()}
+        downstream: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for name, node in self.nodes.items():
+            for up in node.upstream:
+                downstream[up].append(name)
+        ready = [n for n in self.nodes if indegree[n] == 0]
+        order: list[str] = []
+        while ready:
+            name = ready.pop(0)
+            order.append(name)
+            for d in downstream[name]:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    ready.append(d)
+        if len(order) != len(self.nodes):
+            raise DefinitionError(f"graph '{self.name}' has a cycle: {' -> '.join(self._find_cycle())}")
+        return order
+
+    def _find_cycle(self) -> list[str]:
+        state: dict[str, int] = {}
+        stack: list[str] = []
+
+        def visit(name: str) -> list[str] | None:
+            state[name] = 1
+            stack.append(name)
+            for up in sorted(self.nodes[name].upstream):
+                if state.get(up) == 1:
+                    return stack[stack.index(up):] + [up]
+                if up not in state and (cycle := visit(up)):
+                    return cycle
+            stack.pop()
+            state[name] = 2
+            return None
+
+        for n in self.nodes:
+            if n not in state and (cycle := visit(n)):
+                return list(reversed(cycle))
+        return []
+
+    def downstream_of(self, name: str) -> set[str]:
+        out: set[str] = set()
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for n, node in self.nodes.items():
+                if current in node.upstream and n not in out:
+                    out.add(n)
+                    frontier.append(n)
+        return out
+
+    def to_job(self, name: str | None = None, **kwargs: Any) -> JobDefinition:
+        return JobDefinition(name or self.name, list(self._specs()), description=self.description, **kwargs)
+
+    def _specs(self):
+        for node in self.nodes.values():
+            deps: dict[str, Any] = {}
+            for input_name, items in node.inputs.items():
+                handles = [OutputHandle(n, o) for n, o in items]
+                deps[input_name] = handles if input_name in node.fan_in else handles[0]
+            yield NodeSpec(node.name, node.op, deps)
+
+
+@dataclass
+class _JobOptions:
+    resources: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    executor: Any = None
+
+
+class JobDefinition(GraphDefinition):
+    """A graph that can run: resources, default run config, tags and a default executor."""
+
+    def __init__(self, name: str, nodes: list[NodeSpec] | None = None, *, ops=None, dependencies=None,
+                 resources: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+                 tags: dict[str, str] | None = None, executor: str | dict[str, Any] | None = None,
+                 description: str | None = None):
+        super().__init__(name, nodes, ops=ops, dependencies=dependencies, description=description)
+        self._own_resources = dict(resources or {})
+        self.resource_defs: dict[str, Any] = dict(self._own_resources)
+        self.default_run_config = dict(config or {})
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        if isinstance(executor, dict):
+            (self.executor_name, self.executor_config), = executor.items()
+        else:
+            self.executor_name, self.executor_config = executor or "in_process", {}
+        self._check_resources(final=False)
+
+    def with_resources(self, resources: dict[str, Any]) -> JobDefinition:
+        """Bind Definitions-level resources; the job's own resources win on a clash."""
+        self.resource_defs = {**resources, **self._own_resources}
+        self._check_resources(final=True)
+        return self
+
+    def required_resource_keys(self) -> set[str]:
+        return {key for node in self.nodes.values() for key in node.op.required_resource_keys}
+
+    def _check_resources(self, final: bool) -> None:
+        if not final:
+            return
+        missing = sorted(self.required_resource_keys() - set(self.resource_defs))
+        if missing:
+            users = {k: sorted(n.name for n in self.nodes.values() if k in n.op.required_resource_keys)
+                     for k in missing}
+            detail = "; ".join(f"'{k}' (needed by {', '.join(v)})" for k, v in users.items())
+            raise DefinitionError(f"job '{self.name}' is missing resource(s): {detail}")
+
+    def __repr__(self) -> str:
+        return f"<JobDefinition {self.name} ({len(self.nodes)} ops)>"
+
+
+def job(fn: Callable[[], Any] | None = None, *, name: str | None = None,
+        resources: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None, executor: str | dict[str, Any] | None = None,
+        description: str | None = None) -> Any:
+    """Declare a job by calling ops inside the decorated function's body."""
+
+    def decorate(body: Callable[[], Any]) -> JobDefinition:
+        job_name = name or body.__name__
+        with Composition(job_name) as comp:
+            body()
+        import inspect
+
+        return JobDefinition(job_name, list(comp.nodes.values()), resources=resources, config=config,
+                             tags=tags, executor=executor, description=description or inspect.getdoc(body))
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def graph(fn: Callable[[], Any] | None = None, *, name: str | None = None,
+          description: str | None = None) -> Any:
+    """Declare a reusable graph; turn it into jobs with ``.to_job(resources=..., config=...)``."""
+
+    def decorate(body: Callable[[], Any]) -> GraphDefinition:
+        graph_name = name or body.__name__
+        with Composition(graph_name) as comp:
+            body()
+        return GraphDefinition(graph_name, list(comp.nodes.values()), description=description)
+
+    return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,1 @@
+"""Running jobs: execution plans, the step runner, event sinks and the run worker."""

@@ -1,0 +1,176 @@
+"""The run worker: executes one stored run from start to finish.
+
+``runyard execute-run RUN_ID`` (what launchers start) and ``runyard job execute`` (in the caller's
+process) both end up in :func:`execute_run`. It moves the run to STARTED, loads the job from the
+run's code pointer, builds the plan, hands it to the executor and finishes the run SUCCESS,
+FAILURE or CANCELED — each a compare-and-set written with its event.
+
+SIGTERM means "terminate": the run goes CANCELING, the current step is interrupted, resources are
+torn down, and the run ends CANCELED.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RunyardError
+from ..storage.records import FINISHED_STATUSES, Event, EventType, RunRecord, RunStatus
+from .events import EventSink
+from .step import ResourceInitError, RunTerminated
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..definitions.job import JobDefinition
+    from ..instance.instance import Instance
+
+
+class _Termination:
+    """SIGTERM handling: remember the request and interrupt the main thread while steps run."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.interruptible = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self.interruptible:
+            self.interruptible = False  # one interruption; cleanup must not be interrupted again
+            raise RunTerminated()
+
+
+def execute_run(instance: Instance, run_id: str, *, job: JobDefinition | None = None,
+                listeners: list[Callable[[Event], None]] | None = None) -> RunRecord:
+    """Run a stored run (NOT_STARTED or STARTING) to a final status and return it."""
+    run = instance.get_run(run_id)
+    if run.status not in (RunStatus.NOT_STARTED, RunStatus.STARTING):
+        raise RunyardError(f"Run {run_id} is {run.status}; a run worker only executes a run that is "
+                           "NOT_STARTED or STARTING (it may already have been executed).")
+    sink = EventSink(instance.storage, run_id)
+    sink.listeners.extend(listeners or [])
+    term = _Termination()
+    term.install()
+    sink.start()
+    try:
+        return _execute(instance, run, job, sink, term)
+    finally:
+        sink.close()
+        term.uninstall()
+
+
+def _transition(instance: Instance, run: RunRecord, sink: EventSink, expected: list[RunStatus],
+                status: RunStatus, message: str, data: dict[str, Any] | None = None) -> bool:
+    """A status change carrying every buffered event; if the change is refused the events are
+    still stored."""
+
+    def write(batch: list[Event]) -> bool:
+        ok = instance.transition(run, expected, status, message, data=data, events=batch)
+        if not ok and batch:
+            instance.storage.store_events(batch)
+        return ok
+
+    return sink.write_with(write)
+
+
+def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStatus, message: str,
+            data: dict[str, Any] | None = None) -> bool:
+    expected = [RunStatus.STARTED, RunStatus.CANCELING, RunStatus.STARTING, RunStatus.NOT_STARTED]
+    if status == RunStatus.SUCCESS:  # a run being canceled never turns into a success
+        expected.remove(RunStatus.CANCELING)
+    return _transition(instance, run, sink, expected, status, message, data)
+
+
+def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink: EventSink,
+             term: _Termination) -> RunRecord:
+    from ..definitions.config import resolve_run_config, validate_executor
+    from ..executors.base import ExecuteContext
+    from ..workspace.loader import load_definitions
+    from .plan import ExecutionPlan
+    from .step import StepRunner
+
+    started = instance.transition(run, [RunStatus.NOT_STARTED, RunStatus.STARTING], RunStatus.STARTED,
+                                  f"Started run worker (pid {os.getpid()}).", data={"pid": os.getpid()})
+    if not started:
+        current = instance.get_run(run.run_id)
+        raise RunyardError(f"Run {run.run_id} could not be started: it is {current.status}.")
+    run = instance.get_run(run.run_id)
+    for listener in sink.listeners:
+        listener(Event(run_id=run.run_id, event_type=EventType.RUN_START, message="Run started."))
+    runner = None
+    try:
+        term.interruptible = True
+        try:
+            if job is None:
+                job = load_definitions(run.code_pointer).get_job(run.job_name)
+            resolved = resolve_run_config(job, run.run_config)
+            executor_cls, executor_config = validate_executor(resolved)
+            plan = ExecutionPlan.build(job, run.step_keys_to_execute)
+        except RunyardError as exc:
+            _finish(instance, run, sink, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
+                    {"error": str(exc), "traceback": getattr(exc, "user_traceback", None)})
+            return instance.get_run(run.run_id)
+        executor = executor_cls(executor_config)
+        runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home)
+        sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "
+                  "executor.", data={"executor": executor.name, "steps": len(plan.order)})
+        if not executor.runs_steps_out_of_process:
+            try:
+                runner.init_resources()
+            except ResourceInitError as exc:
+                _finish(instance, run, sink, RunStatus.FAILURE, str(exc),
+                        {"error": str(exc), "traceback": exc.traceback})
+                return instance.get_run(run.run_id)
+        context = ExecuteContext(run=run, job=job, plan=plan, resolved=resolved, instance=instance,
+                                 events=sink, step_runner=runner, is_terminating=lambda: term.requested)
+        result = executor.execute(context)
+        term.interruptible = False
+    except RunTerminated:
+        term.interruptible = False
+        return _cancel(instance, run, sink, runner, "the run worker received SIGTERM")
+    except BaseException as exc:
+        term.interruptible = False
+        if runner is not None:
+            runner.teardown_resources()
+        _finish(instance, run, sink, RunStatus.FAILURE, f"Run worker crashed: {type(exc).__name__}: {exc}",
+                {"error": traceback.format_exc()})
+        if isinstance(exc, Exception):
+            return instance.get_run(run.run_id)
+        raise
+    if term.requested or result.interrupted:
+        return _cancel(instance, run, sink, runner, "termination was requested")
+    runner.teardown_resources()
+    if result.succeeded:
+        _finish(instance, run, sink, RunStatus.SUCCESS,
+                f"Finished run of job '{run.job_name}': {len(result.outcomes)} step(s) succeeded.")
+    else:
+        failed = result.failed
+        _finish(instance, run, sink, RunStatus.FAILURE,
+                f"Run of job '{run.job_name}' failed: step(s) {', '.join(failed)} failed"
+                + (f", {len(result.skipped)} skipped." if result.skipped else "."),
+                {"failed_steps": failed, "skipped_steps": result.skipped})
+    return instance.get_run(run.run_id)
+
+
+def _cancel(instance: Instance, run: RunRecord, sink: EventSink, runner: Any, why: str) -> RunRecord:
+    _transition(instance, run, sink, [RunStatus.STARTED, RunStatus.STARTING], RunStatus.CANCELING,
+                f"Canceling: {why}.")
+    if runner is not None:
+        runner.teardown_resources()
+    _transition(instance, run, sink, [RunStatus.CANCELING], RunStatus.CANCELED,
+                "Run canceled; steps in flight were interrupted.")
+    current = instance.get_run(run.run_id)
+    if current.status not in FINISHED_STATUSES:  # pragma: no cover - defensive
+        raise RunyardError(f"Run {run.run_id} could not be canceled cleanly (now {current.status}).")
+    return current

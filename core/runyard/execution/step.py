@@ -1,0 +1,239 @@
+"""Running one attempt of one step: load inputs, call the op, check and store outputs, report.
+
+Executors decide *where* and *when* a step runs (this process, a child process, a container); the
+:class:`StepRunner` is what actually runs it there, so every executor reports the same events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..definitions.io_manager import FilesystemIOManager, InputContext, IOManager, OutputContext
+from ..definitions.resources import ResourceSet
+from ..definitions.retry import Failure, RetryPolicy, RetryRequested
+from ..definitions.types import describe_type, type_matches
+from ..storage.records import EventType
+from .context import OpContext, StepLogger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..definitions.config import ResolvedRunConfig
+    from ..definitions.job import JobDefinition
+    from ..storage.records import RunRecord
+    from .events import EventSink
+    from .plan import ExecutionPlan
+
+IO_MANAGER_KEY = "io_manager"
+
+
+class RunTerminated(BaseException):
+    """Raised in the run worker's main thread when it receives SIGTERM while user code runs."""
+
+
+@dataclass
+class StepOutcome:
+    step_key: str
+    status: str  # SUCCESS | FAILURE | RETRY
+    attempt: int
+    retry_delay: float = 0.0
+    max_retries: int = 0
+    error: str | None = None
+    duration: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ResourceInitError(Exception):
+    def __init__(self, message: str, tb: str):
+        self.traceback = tb
+        super().__init__(message)
+
+
+class _StepError(Exception):
+    """A framework-detected step problem (bad input/output type, IO failure) with a clear message."""
+
+
+def user_traceback(exc: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f"{os.sep}runyard{os.sep}execution{os.sep}" not in f.filename]
+    return "".join(traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc))
+
+
+class StepRunner:
+    def __init__(self, *, run: RunRecord, job: JobDefinition, plan: ExecutionPlan,
+                 resolved: ResolvedRunConfig, sink: EventSink, home: str):
+        self.run = run
+        self.job = job
+        self.plan = plan
+        self.resolved = resolved
+        self.sink = sink
+        self.home = home
+        self.resources: ResourceSet | None = None
+
+    # ---- resources -------------------------------------------------------------------------------
+    def init_resources(self) -> None:
+        """Initialise every resource the plan's steps need (once per process)."""
+        if self.resources is not None:
+            return
+        needed = {key for key in self.plan.steps for key in self.job.nodes[key].op.required_resource_keys}
+        needed.add(IO_MANAGER_KEY)
+        resources = ResourceSet()
+        for key in sorted(needed):
+            definition = self.job.resource_defs.get(key)
+            if definition is None and key == IO_MANAGER_KEY:
+                definition = FilesystemIOManager()
+            log = StepLogger(self.sink, None)
+            try:
+                resources.init(key, definition, self.resolved.resource_configs.get(key), log, self.run.run_id)
+            except Exception as exc:
+                resources.teardown()
+                raise ResourceInitError(f"resource '{key}' failed to initialize: {type(exc).__name__}: "
+                                        f"{exc}", user_traceback(exc)) from exc
+        self.resources = resources
+
+    def teardown_resources(self) -> None:
+        if self.resources is None:
+            return
+        for key, exc in self.resources.teardown():
+            self.sink.emit(EventType.ENGINE_EVENT, f"teardown of resource '{key}' failed: {exc}",
+                           level="ERROR", data={"error": user_traceback(exc)})
+        self.resources = None
+
+    def _io_manager(self, key: str) -> IOManager:
+        assert self.resources is not None
+        manager = self.resources.get(key)
+        if not isinstance(manager, IOManager):
+            raise _StepError(f"resource '{key}' is not an IOManager (got {type(manager).__name__})")
+        return manager
+
+    # ---- one attempt -----------------------------------------------------------------------------
+    def run_attempt(self, step_key: str, attempt: int = 0) -> StepOutcome:
+        node = self.job.nodes[step_key]
+        op = node.op
+        emit = self.sink.emit
+        started = time.perf_counter()
+        if attempt:
+            emit(EventType.STEP_RESTARTED, f"Started re-execution (attempt {attempt + 1}) of step "
+                 f"'{step_key}'.", step_key=step_key, data={"attempt": attempt + 1})
+        else:
+            emit(EventType.STEP_START, f"Started execution of step '{step_key}'.", step_key=step_key,
+                 data={"pid": os.getpid()})
+        log = StepLogger(self.sink, step_key)
+        try:
+            self.init_resources()
+            kwargs = self._load_inputs(step_key, node, log)
+            context = OpContext(run_id=self.run.run_id, step_key=step_key, op_name=op.name,
+                                op_config=self.resolved.op_configs.get(step_key), resources=self.resources,
+                                log=log, retry_number=attempt, run_tags=self.run.tags, home=self.home,
+                                run_config=self.run.run_config)
+            if op.config_model is not None:
+                kwargs["config"] = context.op_config
+            args = (context,) if op.takes_context else ()
+            try:
+                result = op.fn(*args, **kwargs)
+            except SystemExit as exc:
+                raise _StepError(f"op '{op.name}' called sys.exit({exc.code!r}); ops must return or raise, "
+                                 "not exit the process") from exc
+            self._handle_outputs(step_key, node, result, log)
+        except RunTerminated:
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every op failure becomes a step outcome
+            return self._failed(step_key, op.retry_policy, attempt, exc, time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        emit(EventType.STEP_SUCCESS, f"Finished execution of step '{step_key}' in {duration * 1000:.1f}ms.",
+             step_key=step_key, data={"duration_ms": round(duration * 1000, 3)})
+        return StepOutcome(step_key, "SUCCESS", attempt, duration=duration)
+
+    def _failed(self, step_key: str, policy: RetryPolicy | None, attempt: int, exc: BaseException,
+                duration: float) -> StepOutcome:
+        emit = self.sink.emit
+        if isinstance(exc, _StepError):
+            message, tb = str(exc), (user_traceback(exc.__cause__) if exc.__cause__ else "")
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            tb = user_traceback(exc)
+        error_data = {"error": message, "error_class": type(exc).__name__, "traceback": tb,
+                      "attempt": attempt + 1}
+        retry_delay, max_retries = None, 0
+        if isinstance(exc, RetryRequested):
+            max_retries, retry_delay = exc.max_retries, exc.seconds_to_wait
+        elif policy is not None and not isinstance(exc, (Failure, _StepError)):
+            max_retries, retry_delay = policy.max_retries, policy.delay_for(attempt + 1)
+        if retry_delay is not None and attempt < max_retries:
+            emit(EventType.STEP_UP_FOR_RETRY,
+                 f"Step '{step_key}' failed ({message}); retrying in {retry_delay:.2f}s "
+                 f"(attempt {attempt + 2} of {max_retries + 1}).", step_key=step_key, level="WARNING",
+                 data={**error_data, "retry_delay": retry_delay, "max_retries": max_retries})
+            return StepOutcome(step_key, "RETRY", attempt, retry_delay=retry_delay, max_retries=max_retries,
+                               error=message, duration=duration)
+        if isinstance(exc, Failure):
+            error_data["metadata"] = exc.metadata
+        emit(EventType.STEP_FAILURE, f"Step '{step_key}' failed: {message}", step_key=step_key,
+             level="ERROR", data=error_data)
+        return StepOutcome(step_key, "FAILURE", attempt, error=message, duration=duration, data=error_data)
+
+    def _upstream_run_id(self, step_key: str, output: str) -> str:
+        return self.plan.external_outputs.get((step_key, output), self.run.run_id)
+
+    def _load_inputs(self, step_key: str, node: Any, log: StepLogger) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for input_name, deps in node.inputs.items():
+            values = []
+            for up_node, up_out in deps:
+                out_def = self.job.nodes[up_node].op.outs[up_out]
+                if out_def.is_nothing:
+                    values.append(None)
+                    continue
+                manager = self._io_manager(out_def.io_manager_key)
+                ctx = InputContext(run_id=self.run.run_id, step_key=step_key, input_name=input_name,
+                                   home=self.home, upstream_run_id=self._upstream_run_id(up_node, up_out),
+                                   upstream_step_key=up_node, upstream_output_name=up_out, log=log)
+                try:
+                    values.append(manager.load_input(ctx))
+                except Exception as exc:
+                    raise _StepError(f"could not load input '{input_name}' from {up_node}.{up_out}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                self.sink.emit(EventType.LOADED_INPUT, f"Loaded input '{input_name}' from {up_node}.{up_out}.",
+                               step_key=step_key, level="DEBUG",
+                               data={"input": input_name, "upstream": f"{up_node}.{up_out}"})
+            value = values if input_name in node.fan_in else values[0]
+            expected = node.op.ins[input_name].type
+            if input_name not in node.fan_in and not type_matches(value, expected):
+                raise _StepError(f"input '{input_name}' of op '{node.op.name}' expected "
+                                 f"{describe_type(expected)}, got {type(value).__name__}")
+            kwargs[input_name] = value
+        return kwargs
+
+    def _handle_outputs(self, step_key: str, node: Any, result: Any, log: StepLogger) -> None:
+        outs = node.op.outs
+        if len(outs) == 1:
+            values = {next(iter(outs)): result}
+        else:
+            if not isinstance(result, tuple) or len(result) != len(outs):
+                raise _StepError(f"op '{node.op.name}' declares {len(outs)} outputs "
+                                 f"({', '.join(outs)}) and must return a tuple of that length")
+            values = dict(zip(outs, result))
+        for name, value in values.items():
+            out_def = outs[name]
+            if not type_matches(value, out_def.type):
+                raise _StepError(f"op '{node.op.name}' output '{name}' must be "
+                                 f"{describe_type(out_def.type)}, got {type(value).__name__}")
+            if out_def.is_nothing:
+                continue
+            manager = self._io_manager(out_def.io_manager_key)
+            ctx = OutputContext(run_id=self.run.run_id, step_key=step_key, output_name=name,
+                                home=self.home, log=log, dagster_type=out_def.type)
+            self.sink.emit(EventType.STEP_OUTPUT, f"Yielded output '{name}' of type "
+                           f"{type(value).__name__}.", step_key=step_key, level="DEBUG",
+                           data={"output": name, "type": type(value).__name__})
+            try:
+                metadata = manager.handle_output(ctx, value) or {}
+            except Exception as exc:
+                raise _StepError(f"the IO manager could not store output '{name}' of op "
+                                 f"'{node.op.name}': {type(exc).__name__}: {exc}") from exc
+            self.sink.emit(EventType.HANDLED_OUTPUT, f"Stored output '{name}'.", step_key=step_key,
+                           level="DEBUG", data={"output": name, **{k: str(v) for k, v in metadata.items()}})

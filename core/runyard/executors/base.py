@@ -1,0 +1,72 @@
+"""The executor interface.
+
+An executor runs inside the run worker. It receives an :class:`ExecuteContext` and must run every
+step of ``context.plan`` whose upstream steps succeeded, skip (``STEP_SKIPPED``) those whose
+upstream failed, honour retry outcomes, and stop promptly once ``context.is_terminating()`` is
+true. It returns the final outcome of every step; the run worker turns that into the run status.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..component import Component
+from ..storage.records import EventType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..definitions.config import ResolvedRunConfig
+    from ..definitions.job import JobDefinition
+    from ..execution.events import EventSink
+    from ..execution.plan import ExecutionPlan
+    from ..execution.step import StepOutcome, StepRunner
+    from ..instance.instance import Instance
+    from ..storage.records import RunRecord
+
+
+@dataclass
+class ExecuteContext:
+    """Everything an executor needs; new fields may be added, never removed."""
+
+    run: RunRecord
+    job: JobDefinition
+    plan: ExecutionPlan
+    resolved: ResolvedRunConfig
+    instance: Instance
+    events: EventSink
+    step_runner: StepRunner
+    is_terminating: Callable[[], bool]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionResult:
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[str]:
+        return [k for k, o in self.outcomes.items() if o.status != "SUCCESS"]
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.failed and not self.skipped and not self.interrupted
+
+
+class Executor(Component, ABC):
+    #: retries requested by a step are honoured by this executor
+    supports_step_retries: ClassVar[bool] = True
+    #: steps run in processes other than the run worker
+    runs_steps_out_of_process: ClassVar[bool] = False
+
+    @abstractmethod
+    def execute(self, context: ExecuteContext) -> ExecutionResult:
+        """Run the plan's steps; return every step's outcome."""
+
+
+def skip_step(context: ExecuteContext, step_key: str, because: str) -> None:
+    context.events.emit(EventType.STEP_SKIPPED, f"Skipped step '{step_key}': {because}.",
+                        step_key=step_key, level="WARNING", data={"reason": because})

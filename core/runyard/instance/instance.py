@@ -1,0 +1,259 @@
+"""The Instance: one home directory, one instance file, and the components it selects.
+
+Every process of a deployment opens an Instance the same way (``Instance.open()``), so a run worker
+started by a launcher sees exactly the storage the submitter used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ..component import Component, ComponentContext
+from ..errors import InvalidTransitionError, RunNotFoundError
+from ..storage.records import (
+    FINISHED_STATUSES,
+    STATUS_EVENT,
+    CodePointer,
+    Event,
+    EventType,
+    RunRecord,
+    RunStatus,
+)
+from .env import resolve_env
+from .settings import InstanceSettings, Selection, parse_selection
+from .yaml_source import YamlDocument, load_yaml_file, load_yaml_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..coordinators.base import RunCoordinator
+    from ..launchers.base import RunLauncher
+    from ..storage.base import RunStorage
+
+HOME_ENV = "RUNYARD_HOME"
+INSTANCE_FILE_ENV = "RUNYARD_INSTANCE_FILE"
+INSTANCE_FILE_NAME = "runyard.yaml"
+DEFAULT_HOME = ".runyard"
+
+
+def resolve_home(home: str | None = None) -> str:
+    return os.path.abspath(home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+class Instance:
+    def __init__(self, home: str, doc: YamlDocument):
+        self.home = home
+        self.doc = doc
+        self.instance_file = doc.source
+        from ..config_models import validate_model
+
+        raw = doc.data if doc.data is not None else {}
+        if not isinstance(raw, dict):
+            from ..errors import ConfigError
+
+            raise ConfigError("the instance file must be a mapping of settings", source=doc.source, line=1)
+        self.settings: InstanceSettings = validate_model(InstanceSettings, raw, source=doc.source, doc=doc)
+        self._components: dict[str, Component] = {}
+
+    # ---- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, home: str | None = None, instance_file: str | None = None) -> Instance:
+        """Open the instance at ``home`` (else ``$RUNYARD_HOME``, else ``./.runyard``)."""
+        home = resolve_home(home)
+        path = instance_file or os.environ.get(INSTANCE_FILE_ENV) or os.path.join(home, INSTANCE_FILE_NAME)
+        return cls(home, load_yaml_file(path, missing_ok=instance_file is None))
+
+    @classmethod
+    def from_yaml(cls, home: str, text: str) -> Instance:
+        """An instance from config text, e.g. in tests."""
+        return cls(os.path.abspath(home), load_yaml_text(text, os.path.join(home, INSTANCE_FILE_NAME)))
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment that lets a run worker open this same instance (never resolved secrets)."""
+        env = {HOME_ENV: self.home}
+        if self.doc.data is not None or os.path.exists(self.instance_file):
+            env[INSTANCE_FILE_ENV] = os.path.abspath(self.instance_file)
+        return env
+
+    # ---- components ------------------------------------------------------------------------------
+    def _selection(self, kind: str) -> Selection:
+        return parse_selection(kind, getattr(self.settings, kind), self.doc)
+
+    def build_component(self, kind: str, selection: Selection | None = None) -> Component:
+        from ..config_models import validate_model
+        from ..plugins import get_registry
+
+        sel = selection or self._selection(kind)
+        cls = sel.cls or get_registry(kind).get(sel.name or "", where=sel.where)
+        config = resolve_env(sel.config, source=self.doc.source, path=sel.path, lines=self.doc)
+        model = getattr(cls, "config_model", None)
+        if model is not None:
+            config = validate_model(model, config, source=self.doc.source, path=sel.path, doc=self.doc)
+        return cls.from_config(config, ComponentContext(home=self.home, instance_file=self.instance_file))
+
+    def _component(self, kind: str) -> Any:
+        if kind not in self._components:
+            self._components[kind] = self.build_component(kind)
+        return self._components[kind]
+
+    @cached_property
+    def storage(self) -> RunStorage:
+        storage = self._component("storage")
+        storage.check_ready()
+        return storage
+
+    def storage_unchecked(self) -> RunStorage:
+        """The storage without the schema check, for ``runyard instance migrate``."""
+        return self._component("storage")
+
+    @property
+    def run_coordinator(self) -> RunCoordinator:
+        return self._component("run_coordinator")
+
+    @property
+    def run_launcher(self) -> RunLauncher:
+        return self._component("run_launcher")
+
+    def dispose(self) -> None:
+        if "storage" in self._components:
+            self._components["storage"].dispose()
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord:
+        run = self.storage.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    def create_run(self, *, job_name: str, run_config: dict[str, Any] | None = None,
+                   tags: dict[str, str] | None = None, code_pointer: CodePointer | None = None,
+                   step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
+                   root_run_id: str | None = None, status: RunStatus = RunStatus.NOT_STARTED) -> RunRecord:
+        """Store a new run. Callers validate run config against the job first (see execution.api)."""
+        run = RunRecord(run_id=uuid.uuid4().hex, job_name=job_name, status=status,
+                        run_config=run_config or {}, tags=dict(tags or {}),
+                        code_pointer=code_pointer or CodePointer(),
+                        step_keys_to_execute=step_keys_to_execute, parent_run_id=parent_run_id,
+                        root_run_id=root_run_id or parent_run_id)
+        self.storage.add_run(run)
+        self._notify(run, None, status, None)
+        return run
+
+    def transition(self, run: RunRecord | str, expected: Sequence[RunStatus], new_status: RunStatus,
+                   message: str = "", *, data: dict[str, Any] | None = None,
+                   events: Sequence[Event] = (), level: str | None = None, **fields: Any) -> bool:
+        """Compare-and-set a run's status, writing the matching RUN_* event in the same transaction."""
+        run_obj = run if isinstance(run, RunRecord) else None
+        run_id = run_obj.run_id if run_obj else str(run)
+        now = time.time()
+        if new_status == RunStatus.STARTED:
+            fields.setdefault("start_time", now)
+        if new_status in FINISHED_STATUSES:
+            fields.setdefault("end_time", now)
+        status_event = Event(run_id=run_id, event_type=STATUS_EVENT[new_status],
+                             message=message or _default_message(new_status),
+                             level=level or ("ERROR" if new_status == RunStatus.FAILURE else "INFO"),
+                             data=data or {}, timestamp=now)
+        ok = self.storage.transition_run(run_id, expected, new_status, [*events, status_event], **fields)
+        if ok:
+            before = run_obj or self.storage.get_run(run_id)
+            self._notify(before, before.status if before else None, new_status, status_event)
+        return ok
+
+    def _notify(self, run: RunRecord | None, old: RunStatus | None, new: RunStatus,
+                event: Event | None) -> None:
+        from ..plugins import notify_status_changed
+
+        if run is not None:
+            notify_status_changed(run, old, new, event)
+
+    def report_engine_event(self, run_id: str, message: str, *, level: str = "INFO",
+                            data: dict[str, Any] | None = None, step_key: str | None = None) -> None:
+        self.storage.store_event(Event(run_id=run_id, event_type=EventType.ENGINE_EVENT, message=message,
+                                       level=level, data=data or {}, step_key=step_key))
+
+    def submit_run(self, run: RunRecord) -> RunRecord:
+        """Hand a NOT_STARTED run to the run coordinator."""
+        from ..coordinators.base import SubmitRunContext
+
+        return self.run_coordinator.submit_run(SubmitRunContext(instance=self, run=run))
+
+    def launch_run(self, run: RunRecord) -> RunRecord:
+        """Move a run to STARTING and have the launcher start its worker (coordinators call this)."""
+        from ..launchers.base import LaunchRunContext
+
+        expected = [RunStatus.NOT_STARTED, RunStatus.QUEUED]
+        if not self.transition(run, expected, RunStatus.STARTING,
+                               f"Launching run with the {self.run_launcher.name} launcher."):
+            current = self.get_run(run.run_id)
+            raise InvalidTransitionError(f"Run {run.run_id} is {current.status}; only a NOT_STARTED or "
+                                         "QUEUED run can be launched.")
+        try:
+            self.run_launcher.launch_run(LaunchRunContext(instance=self, run=self.get_run(run.run_id)))
+        except Exception as exc:
+            import traceback
+
+            self.transition(run.run_id, [RunStatus.STARTING], RunStatus.FAILURE,
+                            f"The {self.run_launcher.name} launcher failed to start the run worker: {exc}",
+                            data={"error": traceback.format_exc()})
+            raise
+        return self.get_run(run.run_id)
+
+    def terminate_run(self, run_id: str) -> bool:
+        """Ask a run to stop: QUEUED/NOT_STARTED runs are canceled at once, running ones through the
+        launcher (the worker then writes CANCELED)."""
+        from ..launchers.base import TerminateRunContext
+
+        run = self.get_run(run_id)
+        if run.status in FINISHED_STATUSES:
+            raise InvalidTransitionError(f"Run {run_id} already finished ({run.status}).")
+        if run.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
+            return self.transition(run, [run.status], RunStatus.CANCELED, "Run canceled before it started.")
+        if run.status != RunStatus.CANCELING:
+            self.transition(run, [RunStatus.STARTING, RunStatus.STARTED], RunStatus.CANCELING,
+                            "Termination requested.")
+        return self.run_launcher.terminate(TerminateRunContext(instance=self, run=self.get_run(run_id)))
+
+    def check_run_health(self, run_id: str) -> str:
+        """Ask the launcher whether an in-progress run's worker is alive; finish the run as FAILURE
+        if it died. Returns the health verdict ("running", "dead", "finished", "unknown")."""
+        from ..launchers.base import HealthCheckContext, WorkerHealth
+
+        run = self.get_run(run_id)
+        if run.status in FINISHED_STATUSES:
+            return "finished"
+        if run.status not in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING):
+            return "unknown"
+        launcher = self.run_launcher
+        if not launcher.supports_health_check:
+            return "unknown"
+        result = launcher.check_run_worker_health(HealthCheckContext(instance=self, run=run))
+        if result.health != WorkerHealth.DEAD:
+            return result.health.value
+        final = RunStatus.CANCELED if run.status == RunStatus.CANCELING else RunStatus.FAILURE
+        self.transition(run, [run.status], final,
+                        f"Run worker died: {result.message}. Run marked {final} by the health check.",
+                        data={"reason": result.message})
+        return "dead"
+
+    def delete_run(self, run_id: str) -> None:
+        run = self.get_run(run_id)
+        if run.status in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING):
+            raise InvalidTransitionError(
+                f"Run {run_id} is {run.status}; terminate it before deleting it.")
+        self.storage.delete_run(run_id)
+
+
+def _default_message(status: RunStatus) -> str:
+    return {
+        RunStatus.QUEUED: "Run queued.",
+        RunStatus.STARTING: "Run starting.",
+        RunStatus.STARTED: "Run started.",
+        RunStatus.CANCELING: "Run canceling.",
+        RunStatus.SUCCESS: "Run succeeded.",
+        RunStatus.FAILURE: "Run failed.",
+        RunStatus.CANCELED: "Run canceled.",
+    }.get(status, str(status))

@@ -1,0 +1,79 @@
+"""The instance file's schema. Every key has a default: an empty or missing file is a working
+SQLite instance under the home directory."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ConfigError
+from .yaml_source import YamlDocument, format_path
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunMonitoringSettings(_Strict):
+    enabled: bool = True
+    start_timeout_seconds: float = Field(180, gt=0)
+    cancel_timeout_seconds: float = Field(180, gt=0)
+    poll_interval_seconds: float = Field(5, gt=0)
+
+
+class RetentionSettings(_Strict):
+    runs_days: float | None = Field(None, gt=0)
+
+
+class InstanceSettings(_Strict):
+    storage: Any = Field(default_factory=lambda: {"sqlite": {}})
+    run_coordinator: Any = Field(default_factory=lambda: {"default": {}})
+    run_launcher: Any = Field(default_factory=lambda: {"process": {}})
+    compute_logs: dict[str, Any] = Field(default_factory=dict)
+    run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    webui: dict[str, Any] = Field(default_factory=dict)
+    daemon: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """One component chosen in the instance file: by registered name, or by module and class."""
+
+    kind: str
+    name: str | None
+    config: Any
+    path: tuple
+    cls: type | None = None
+    where: str = field(default="")
+
+
+def parse_selection(kind: str, raw: Any, doc: YamlDocument) -> Selection:
+    path = (kind,)
+    where = doc.source + (f", line {doc.line_of(path)}" if doc.line_of(path) else "")
+    if isinstance(raw, str):
+        return Selection(kind, raw, {}, path + (raw,), where=where)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("expected a mapping like {name: {config}} or {module: ..., class: ...}",
+                          source=doc.source, path=kind, line=doc.line_of(path))
+    if "module" in raw or "class" in raw:
+        extra = set(raw) - {"module", "class", "config"}
+        if extra or not {"module", "class"} <= set(raw):
+            raise ConfigError("a class selection needs exactly 'module', 'class' and optional 'config'"
+                              f" (got {sorted(raw)})", source=doc.source, path=kind, line=doc.line_of(path))
+        module, cls_name = raw["module"], raw["class"]
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load class {cls_name} from module {module}: {exc}",
+                              source=doc.source, path=format_path(path + ("class",)),
+                              line=doc.line_of(path + ("class",))) from None
+        return Selection(kind, None, raw.get("config") or {}, path + ("config",), cls=cls, where=where)
+    if len(raw) != 1:
+        raise ConfigError(f"choose exactly one {kind.replace('_', ' ')} (got {', '.join(map(str, raw))})",
+                          source=doc.source, path=kind, line=doc.line_of(path))
+    (name, config), = raw.items()
+    return Selection(kind, str(name), config or {}, path + (name,), where=where)

@@ -1,0 +1,174 @@
+"""The ``process`` launcher: each run worker is a local process.
+
+Warm mode (default) forks workers from a pre-imported zygote once a long-running service has
+called :meth:`prepare`; otherwise (and with ``warm: false``) a worker is a fresh
+``python -m runyard execute-run RUN_ID``. Either way the worker runs in its own session (so it
+outlives the launcher and can be signalled as a group), gets the instance through its environment,
+writes its output to ``<home>/logs/runs/<run_id>.log``, and is identified by pid plus start time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..storage.records import FINISHED_STATUSES
+from . import procinfo
+from .base import (
+    HealthCheckContext,
+    HealthCheckResult,
+    LaunchRunContext,
+    RunLauncher,
+    TerminateRunContext,
+    WorkerHealth,
+)
+
+
+class ProcessLauncherConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    warm: bool = Field(True, description="Fork workers from a pre-imported zygote once prepare() ran.")
+    grace_period_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay on terminate.")
+    python: str | None = Field(None, description="Interpreter for cold workers; default: this one.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for workers.")
+
+
+class ProcessRunLauncher(RunLauncher):
+    config_model = ProcessLauncherConfig
+    supports_health_check = True
+
+    def __init__(self, config: ProcessLauncherConfig | None = None):
+        super().__init__(config)
+        self._children: dict[int, subprocess.Popen] = {}
+        self._zygote: subprocess.Popen | None = None
+        self._zygote_lock = threading.Lock()
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def log_path(home: str, run_id: str) -> str:
+        return os.path.join(home, "logs", "runs", f"{run_id}.log")
+
+    def _worker_env(self, context: LaunchRunContext) -> dict[str, str]:
+        return {**self.config.env, **context.instance.worker_env()}
+
+    def prepare(self, instance) -> None:
+        if self.config.warm:
+            self._ensure_zygote()
+
+    def _ensure_zygote(self) -> subprocess.Popen:
+        with self._zygote_lock:
+            if self._zygote is not None and self._zygote.poll() is None:
+                return self._zygote
+            proc = subprocess.Popen([sys.executable, "-m", "runyard.launchers.zygote"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            ready = proc.stdout.readline()
+            if not ready:
+                raise RuntimeError("the run worker zygote exited during start-up")
+            self._zygote = proc
+            return proc
+
+    def _launch_warm(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
+        with self._zygote_lock:
+            proc = self._zygote
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps({"run_id": run_id, "env": env, "cwd": os.getcwd(),
+                                         "log_path": log_path}) + "\n")
+            proc.stdin.flush()
+            reply = json.loads(proc.stdout.readline())
+        return reply["pid"], reply.get("start")
+
+    def _launch_cold(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
+        python = self.config.python or sys.executable
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([python, "-m", "runyard", "execute-run", run_id],
+                                    env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self._children[proc.pid] = proc
+        return proc.pid, procinfo.start_ticks(proc.pid)
+
+    # ---- interface -------------------------------------------------------------------------------
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run_id = context.run.run_id
+        log_path = self.log_path(context.instance.home, run_id)
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        env = self._worker_env(context)
+        warm = self.config.warm and self._zygote is not None and self._zygote.poll() is None
+        try:
+            pid, start = (self._launch_warm if warm else self._launch_cold)(run_id, env, log_path)
+        except (OSError, ValueError, KeyError) as exc:
+            if not warm:
+                raise
+            # zygote died or answered garbage: fall back to a cold start
+            self._zygote = None
+            pid, start = self._launch_cold(run_id, env, log_path)
+            del exc
+        context.record_worker(pid=pid, pid_start=start, host=os.uname().nodename, log_path=log_path,
+                              mode="warm" if warm else "cold")
+
+    def _exit_reason(self, pid: int, log_path: str | None) -> str:
+        child = self._children.get(pid)
+        if child is not None and child.poll() is not None:
+            code = child.returncode
+            return (f"process {pid} was killed by signal {-code} ({signal.Signals(-code).name})"
+                    if code < 0 else f"process {pid} exited with code {code}")
+        if log_path and os.path.exists(log_path + ".exit"):
+            with open(log_path + ".exit") as f:
+                return f"process {pid} {f.read().strip()}"
+        return f"process {pid} is no longer running"
+
+    def check_run_worker_health(self, context: HealthCheckContext) -> HealthCheckResult:
+        info = context.run.launcher_info
+        pid = info.get("pid")
+        if not pid:
+            return HealthCheckResult(WorkerHealth.UNKNOWN, "no worker pid recorded yet")
+        if info.get("host") not in (None, os.uname().nodename):
+            return HealthCheckResult(WorkerHealth.UNKNOWN, f"worker runs on host {info.get('host')}")
+        child = self._children.get(pid)
+        if child is not None:
+            child.poll()  # reap our own child so it does not linger as a zombie
+        if procinfo.is_alive(pid, info.get("pid_start")):
+            return HealthCheckResult(WorkerHealth.RUNNING, f"process {pid} is running")
+        return HealthCheckResult(WorkerHealth.DEAD, self._exit_reason(pid, info.get("log_path")))
+
+    def terminate(self, context: TerminateRunContext) -> bool:
+        info = context.run.launcher_info
+        pid, start = info.get("pid"), info.get("pid_start")
+        if not pid or not procinfo.is_alive(pid, start):
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + self.config.grace_period_seconds
+        storage = context.instance.storage
+        while time.monotonic() < deadline:
+            child = self._children.get(pid)
+            if child is not None:
+                child.poll()
+            if not procinfo.is_alive(pid, start):
+                return True
+            run = storage.get_run(context.run.run_id)
+            if run is not None and run.status in FINISHED_STATUSES:
+                return True
+            time.sleep(0.05)
+        try:  # it ignored SIGTERM: kill its whole session
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return True
+
+    def dispose(self) -> None:
+        if self._zygote is not None:
+            try:
+                self._zygote.stdin.close()
+                self._zygote.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                self._zygote.kill()
+            self._zygote = None

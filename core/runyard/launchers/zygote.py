@@ -1,0 +1,109 @@
+"""A warm start for run workers: a small server process that has already imported runyard,
+SQLAlchemy, pydantic and the installed storage plugins, and forks one child per run.
+
+A cold ``python -m runyard execute-run`` pays several hundred milliseconds of imports before it
+does anything; a fork of this process pays about a millisecond. The zygote is single-threaded (so
+forking it is safe), reads one JSON request per line on stdin, answers one JSON line on stdout,
+reaps its children and writes each one's exit status next to its log, and exits when its parent
+closes the pipe. Forked workers call ``setsid`` so they outlive the zygote and its parent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+
+def _preload() -> None:
+    import pydantic  # noqa: F401
+    import sqlalchemy  # noqa: F401
+    import sqlalchemy.dialects.sqlite  # noqa: F401
+
+    import runyard.definitions.config  # noqa: F401
+    import runyard.execution.run_worker  # noqa: F401
+    import runyard.execution.step  # noqa: F401
+    import runyard.instance.instance  # noqa: F401
+    import runyard.workspace.loader  # noqa: F401
+    from runyard.plugins import COMPONENT_KINDS, get_registry
+
+    for kind in COMPONENT_KINDS:
+        reg = get_registry(kind)
+        if kind == "storage":  # import every storage implementation now, not in each child
+            for r in reg.registrations():
+                _ = r.cls
+
+
+def _reap(signum: int, frame: object) -> None:
+    from runyard.launchers.procinfo import describe_exit
+
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        exit_file = _exit_files.pop(pid, None)
+        if exit_file:
+            try:
+                with open(exit_file, "w") as f:
+                    f.write(describe_exit(status))
+            except OSError:
+                pass
+
+
+_exit_files: dict[int, str] = {}
+
+
+def _child(request: dict) -> None:
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.environ.update(request.get("env", {}))
+    if request.get("cwd"):
+        os.chdir(request["cwd"])
+    code = 1
+    try:
+        from runyard.execution.worker_main import run_worker_main
+
+        code = run_worker_main(request["run_id"])
+    except BaseException:  # noqa: BLE001 - report and exit; never return into the zygote loop
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def main() -> None:
+    _preload()
+    signal.signal(signal.SIGCHLD, _reap)
+    out = sys.stdout
+    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        out.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        _exit_files[pid] = request["log_path"] + ".exit"
+        from runyard.launchers.procinfo import start_ticks
+
+        out.write(json.dumps({"pid": pid, "start": start_ticks(pid)}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The run storage interface.
+
+A storage plugin implements :class:`RunStorage` (usually by subclassing the shared SQL implementation
+in :mod:`runyard.storage.sql` and bringing an engine). Every process of a deployment — CLI, run
+workers, daemon, web UI — opens its own storage object from the same instance config, so an
+implementation must be safe under many concurrent processes.
+
+Rules every implementation keeps (the conformance suite in :mod:`runyard.testing` checks them):
+
+* a status change is a compare-and-set: :meth:`transition_run` changes the status only when the
+  run's current status is one of ``expected``, and writes the accompanying events in the same
+  transaction — two processes can never both move a run out of the same status;
+* events get a storage-assigned, strictly increasing ``id``; :meth:`get_events` with ``after_id``
+  is a cursor that never skips or repeats;
+* ticks are unique per (instigator, tick_time); run keys are unique per instigator;
+* a lease is held by at most one holder at a time, and every acquisition bumps its fencing token.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from ..component import Component, ComponentContext
+from .records import Event, Lease, RunFilter, RunRecord, RunStatus, Tick
+
+
+StorageContext = ComponentContext
+
+
+class RunStorage(Component, ABC):
+    #: storage can wake waiters by notification rather than polling (Postgres LISTEN/NOTIFY)
+    supports_notifications: ClassVar[bool] = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def check_ready(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`runyard.errors.StorageError` if storage is unreachable or needs migrating."""
+
+    @abstractmethod
+    def migrate(self) -> tuple[str | None, str]:
+        """Bring the schema to the newest revision; return (revision before, revision after)."""
+
+    @abstractmethod
+    def schema_revision(self) -> str | None:
+        """The schema revision stored in the database (None for an empty database)."""
+
+    def dispose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Called at process exit and in a forked child before reuse."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for ``runyard instance info`` (no secrets)."""
+        return {"storage": self.name}
+
+    # ---- runs ------------------------------------------------------------------------------------
+    @abstractmethod
+    def add_run(self, run: RunRecord, events: Sequence[Event] = ()) -> RunRecord:
+        """Insert a new run with its tags (and optional first events) in one transaction."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    def get_runs(self, filters: RunFilter | None = None, limit: int | None = None,
+                 cursor: str | None = None) -> list[RunRecord]:
+        """Newest first. ``cursor`` is the run_id after which to continue."""
+
+    @abstractmethod
+    def count_runs(self, filters: RunFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a run, its tags and its events. Return False if it did not exist."""
+
+    @abstractmethod
+    def transition_run(self, run_id: str, expected: Iterable[RunStatus], new_status: RunStatus,
+                       events: Sequence[Event] = (), **fields: Any) -> bool:
+        """Compare-and-set the run's status and write ``events`` in the same transaction.
+
+        ``fields`` may set ``start_time``, ``end_time`` and ``launcher_info``. Returns False, writing
+        nothing, when the current status is not in ``expected``.
+        """
+
+    @abstractmethod
+    def update_run(self, run_id: str, *, launcher_info: dict[str, Any] | None = None,
+                   tags: dict[str, str] | None = None) -> None:
+        """Merge launcher info and tags into a run without touching its status."""
+
+    # ---- events ----------------------------------------------------------------------------------
+    @abstractmethod
+    def store_events(self, events: Sequence[Event]) -> None:
+        """Append events in one transaction, in the given order."""
+
+    def store_event(self, event: Event) -> None:
+        self.store_events([event])
+
+    @abstractmethod
+    def get_events(self, run_id: str, after_id: int | None = None, limit: int | None = None,
+                   event_types: Iterable[str] | None = None,
+                   step_key: str | None = None) -> list[Event]:
+        """A run's events in order; ``after_id`` is an exclusive cursor."""
+
+    # ---- schedules and sensors -------------------------------------------------------------------
+    @abstractmethod
+    def get_instigator_state(self, name: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def set_instigator_state(self, name: str, kind: str, status: str,
+                             data: dict[str, Any] | None = None) -> None: ...
+
+    @abstractmethod
+    def create_tick(self, tick: Tick) -> Tick | None:
+        """Record a tick; return None if one already exists for (instigator, tick_time)."""
+
+    @abstractmethod
+    def update_tick(self, tick: Tick) -> None: ...
+
+    @abstractmethod
+    def get_ticks(self, instigator: str, limit: int = 20) -> list[Tick]:
+        """Newest first."""
+
+    @abstractmethod
+    def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:
+        """Reserve a run key for an instigator; False if it was used before."""
+
+    # ---- daemon: heartbeats and leases -----------------------------------------------------------
+    @abstractmethod
+    def heartbeat(self, daemon_id: str, loop: str, info: dict[str, Any] | None = None) -> None: ...
+
+    @abstractmethod
+    def get_heartbeats(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
+        """Take or renew a lease. Renewing keeps the token; taking it over bumps it."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> bool: ...
+
+    @abstractmethod
+    def get_lease(self, name: str) -> Lease | None: ...
+
+    # ---- key-value -------------------------------------------------------------------------------
+    @abstractmethod
+    def kv_get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def kv_set(self, key: str, value: str) -> None: ...

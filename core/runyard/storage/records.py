@@ -1,0 +1,186 @@
+"""Plain records that storage reads and writes. No SQL here: plugins and the CLI share these."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class RunStatus(str, Enum):
+    NOT_STARTED = "NOT_STARTED"
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    STARTED = "STARTED"
+    CANCELING = "CANCELING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in FINISHED_STATUSES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINISHED_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED})
+IN_PROGRESS_STATUSES = frozenset({RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING})
+
+
+class EventType(str, Enum):
+    RUN_ENQUEUED = "RUN_ENQUEUED"
+    RUN_STARTING = "RUN_STARTING"
+    RUN_START = "RUN_START"
+    RUN_SUCCESS = "RUN_SUCCESS"
+    RUN_FAILURE = "RUN_FAILURE"
+    RUN_CANCELING = "RUN_CANCELING"
+    RUN_CANCELED = "RUN_CANCELED"
+    STEP_START = "STEP_START"
+    STEP_OUTPUT = "STEP_OUTPUT"
+    STEP_SUCCESS = "STEP_SUCCESS"
+    STEP_FAILURE = "STEP_FAILURE"
+    STEP_UP_FOR_RETRY = "STEP_UP_FOR_RETRY"
+    STEP_RESTARTED = "STEP_RESTARTED"
+    STEP_SKIPPED = "STEP_SKIPPED"
+    HANDLED_OUTPUT = "HANDLED_OUTPUT"
+    LOADED_INPUT = "LOADED_INPUT"
+    LOGS_CAPTURED = "LOGS_CAPTURED"
+    ENGINE_EVENT = "ENGINE_EVENT"
+    LOG = "LOG"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# The event that accompanies a transition into each status.
+STATUS_EVENT = {
+    RunStatus.QUEUED: EventType.RUN_ENQUEUED,
+    RunStatus.STARTING: EventType.RUN_STARTING,
+    RunStatus.STARTED: EventType.RUN_START,
+    RunStatus.CANCELING: EventType.RUN_CANCELING,
+    RunStatus.SUCCESS: EventType.RUN_SUCCESS,
+    RunStatus.FAILURE: EventType.RUN_FAILURE,
+    RunStatus.CANCELED: EventType.RUN_CANCELED,
+}
+
+
+@dataclass
+class Event:
+    """One entry of a run's event log. ``id`` is assigned by storage and orders all events."""
+
+    run_id: str
+    event_type: EventType
+    message: str = ""
+    step_key: str | None = None
+    level: str = "INFO"
+    data: dict[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.time)
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "event_type": str(self.event_type),
+            "timestamp": self.timestamp,
+            "step_key": self.step_key,
+            "level": self.level,
+            "message": self.message,
+            "data": self.data,
+        }
+
+
+@dataclass
+class CodePointer:
+    """Where a run worker finds the job: a python file or a module, plus the working directory."""
+
+    python_file: str | None = None
+    module: str | None = None
+    attribute: str | None = None
+    working_directory: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> CodePointer:
+        return cls(**(d or {}))
+
+    def describe(self) -> str:
+        return self.python_file or self.module or "<unknown>"
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    job_name: str
+    status: RunStatus = RunStatus.NOT_STARTED
+    run_config: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    code_pointer: CodePointer = field(default_factory=CodePointer)
+    step_keys_to_execute: list[str] | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    launcher_info: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job_name": self.job_name,
+            "status": str(self.status),
+            "run_config": self.run_config,
+            "tags": self.tags,
+            "code_pointer": self.code_pointer.to_dict(),
+            "step_keys_to_execute": self.step_keys_to_execute,
+            "parent_run_id": self.parent_run_id,
+            "root_run_id": self.root_run_id,
+            "launcher_info": self.launcher_info,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+        }
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None:
+            return None
+        return (self.end_time or time.time()) - self.start_time
+
+
+@dataclass
+class RunFilter:
+    statuses: list[RunStatus] | None = None
+    job_name: str | None = None
+    tags: dict[str, str] | None = None
+    run_ids: list[str] | None = None
+
+
+@dataclass
+class Tick:
+    """One evaluation of a schedule or sensor. Unique per (instigator, tick_time)."""
+
+    instigator: str
+    tick_time: float
+    status: str = "STARTED"
+    run_ids: list[str] = field(default_factory=list)
+    run_keys: list[str] = field(default_factory=list)
+    cursor: str | None = None
+    skip_reason: str | None = None
+    error: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Lease:
+    name: str
+    holder: str
+    token: int
+    expires_at: float
