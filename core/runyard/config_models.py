@@ -37,7 +37,8 @@ def validate_model(model: type[BaseModel], data: Any, *, source: str, path: tupl
             line = doc.line_of(full) if doc else None
             first_line = first_line or line
             where = format_path(full) or "(top level)"
-            problems.append(f"{where}: {_describe(err)}" + (f" (line {line})" if line and len(exc.errors()) > 1 else ""))
+            suffix = f" (line {line})" if line and len(exc.errors()) > 1 else ""
+            problems.append(f"{where}: {_describe(err)}{suffix}")
         if len(problems) == 1:
             full_path, _, message = problems[0].partition(": ")
             raise error_cls(message, source=source, path=full_path, line=first_line) from None

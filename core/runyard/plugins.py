@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pluggy
@@ -71,7 +71,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         _plugin_dists[ep.name] = (dist_name, dist.version if dist is not None else None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_registry(kind: str) -> ComponentRegistry:
     """The registry of one component kind, filled by calling every plugin's register hook."""
     if kind not in COMPONENT_KINDS:

@@ -76,7 +76,7 @@ class Composition:
         if len(args) > len(input_names):
             raise DefinitionError(f"job '{self.job_name}': op '{name}' takes {len(input_names)} "
                                   f"input(s) ({', '.join(input_names) or 'none'}) but got {len(args)}")
-        given: dict[str, Any] = dict(zip(input_names, args))
+        given: dict[str, Any] = dict(zip(input_names, args, strict=False))
         for key, value in kwargs.items():
             if key not in op.ins:
                 raise DefinitionError(f"job '{self.job_name}': op '{name}' has no input '{key}' "

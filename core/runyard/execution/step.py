@@ -71,6 +71,7 @@ class StepRunner:
         self.sink = sink
         self.home = home
         self.resources: ResourceSet | None = None
+        self.current_step: str | None = None  # the step whose op code runs right now, if any
 
     # ---- resources -------------------------------------------------------------------------------
     def init_resources(self) -> None:
@@ -121,6 +122,7 @@ class StepRunner:
             emit(EventType.STEP_START, f"Started execution of step '{step_key}'.", step_key=step_key,
                  data={"pid": os.getpid()})
         log = StepLogger(self.sink, step_key)
+        self.current_step = step_key
         try:
             self.init_resources()
             kwargs = self._load_inputs(step_key, node, log)
@@ -137,12 +139,15 @@ class StepRunner:
                 raise _StepError(f"op '{op.name}' called sys.exit({exc.code!r}); ops must return or raise, "
                                  "not exit the process") from exc
             self._handle_outputs(step_key, node, result, log)
-        except RunTerminated:
-            raise
-        except KeyboardInterrupt:
+        except (RunTerminated, KeyboardInterrupt):
+            emit(EventType.STEP_FAILURE, f"Step '{step_key}' was interrupted: the run is being terminated.",
+                 step_key=step_key, level="ERROR", data={"error": "interrupted by termination",
+                                                         "attempt": attempt + 1})
             raise
         except Exception as exc:  # noqa: BLE001 - every op failure becomes a step outcome
             return self._failed(step_key, op.retry_policy, attempt, exc, time.perf_counter() - started)
+        finally:
+            self.current_step = None
         duration = time.perf_counter() - started
         emit(EventType.STEP_SUCCESS, f"Finished execution of step '{step_key}' in {duration * 1000:.1f}ms.",
              step_key=step_key, data={"duration_ms": round(duration * 1000, 3)})
@@ -216,7 +221,7 @@ class StepRunner:
             if not isinstance(result, tuple) or len(result) != len(outs):
                 raise _StepError(f"op '{node.op.name}' declares {len(outs)} outputs "
                                  f"({', '.join(outs)}) and must return a tuple of that length")
-            values = dict(zip(outs, result))
+            values = dict(zip(outs, result, strict=True))
         for name, value in values.items():
             out_def = outs[name]
             if not type_matches(value, out_def.type):

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from ..component import Component, ComponentContext
 from .records import Event, Lease, RunFilter, RunRecord, RunStatus, Tick
 
-
 StorageContext = ComponentContext
 
 

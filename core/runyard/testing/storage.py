@@ -1,0 +1,314 @@
+"""The run storage conformance suite.
+
+Every rule in :mod:`runyard.storage.base` is checked here. A storage plugin subclasses
+:class:`StorageConformanceSuite` and provides a ``storage`` fixture returning a ready, empty
+storage; the suite's tests then run against it unchanged. Tests that need a second, independent
+storage object on the same database (another process's view) use the optional ``storage_factory``
+fixture: a zero-argument callable returning a new storage on the same database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from ..storage.records import CodePointer, Event, EventType, RunFilter, RunRecord, RunStatus, Tick
+
+S = RunStatus
+
+
+def make_run(job_name: str = "job", status: RunStatus = S.NOT_STARTED, **kwargs) -> RunRecord:
+    return RunRecord(run_id=uuid.uuid4().hex, job_name=job_name, status=status, **kwargs)
+
+
+def ev(run_id: str, message: str = "", event_type=EventType.ENGINE_EVENT, **kwargs) -> Event:
+    return Event(run_id=run_id, event_type=event_type, message=message, **kwargs)
+
+
+class StorageConformanceSuite:
+    """Subclass and provide ``storage`` (and optionally ``storage_factory``)."""
+
+    @pytest.fixture
+    def storage(self):  # pragma: no cover - the subclass provides it
+        raise NotImplementedError("provide a `storage` fixture returning a ready, empty RunStorage")
+
+    @pytest.fixture
+    def storage_factory(self, storage):
+        """Default: the same object. Override to open a second connection pool on the database."""
+        return lambda: storage
+
+    # ---- schema ----------------------------------------------------------------------------------
+    def test_schema_is_at_head(self, storage):
+        from ..storage.sql.schema import HEAD_REVISION
+
+        assert storage.schema_revision() == HEAD_REVISION
+        before, after = storage.migrate()
+        assert before == after == HEAD_REVISION
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def test_add_and_get_run_round_trips_every_field(self, storage):
+        run = make_run("etl", run_config={"ops": {"a": {"config": {"n": 3}}}}, tags={"team": "data", "x": "1"},
+                       code_pointer=CodePointer(python_file="/x/defs.py", working_directory="/x"),
+                       step_keys_to_execute=["a", "b"], parent_run_id="p1", root_run_id="r1",
+                       launcher_info={"pid": 12})
+        storage.add_run(run)
+        got = storage.get_run(run.run_id)
+        assert got is not None
+        assert got.job_name == "etl" and got.status == S.NOT_STARTED
+        assert got.run_config == run.run_config
+        assert got.tags == {"team": "data", "x": "1"}
+        assert got.code_pointer == run.code_pointer
+        assert got.step_keys_to_execute == ["a", "b"]
+        assert (got.parent_run_id, got.root_run_id) == ("p1", "r1")
+        assert got.launcher_info == {"pid": 12}
+        assert got.created_at == pytest.approx(run.created_at)
+
+    def test_get_missing_run_is_none(self, storage):
+        assert storage.get_run("does-not-exist") is None
+
+    def test_duplicate_run_id_is_rejected_and_first_run_kept(self, storage):
+        run = make_run("first")
+        storage.add_run(run)
+        with pytest.raises(Exception):  # noqa: B017 - each backend raises its own integrity error
+            storage.add_run(RunRecord(run_id=run.run_id, job_name="second"))
+        assert storage.get_run(run.run_id).job_name == "first"
+
+    def test_get_runs_newest_first_with_filters_limit_and_cursor(self, storage):
+        runs = []
+        for i in range(6):
+            r = make_run("a" if i % 2 else "b", tags={"i": str(i), "even": str(i % 2 == 0)})
+            r.created_at = 1000.0 + i
+            storage.add_run(r)
+            runs.append(r)
+        ids = [r.run_id for r in storage.get_runs()]
+        assert ids == [r.run_id for r in reversed(runs)]
+        assert [r.run_id for r in storage.get_runs(limit=2)] == ids[:2]
+        assert [r.run_id for r in storage.get_runs(limit=2, cursor=ids[1])] == ids[2:4]
+        assert {r.job_name for r in storage.get_runs(RunFilter(job_name="a"))} == {"a"}
+        assert len(storage.get_runs(RunFilter(tags={"even": "True"}))) == 3
+        assert [r.run_id for r in storage.get_runs(RunFilter(tags={"i": "4", "even": "True"}))] == [runs[4].run_id]
+        assert storage.get_runs(RunFilter(tags={"i": "4", "even": "False"})) == []
+        assert storage.count_runs() == 6
+        assert storage.count_runs(RunFilter(job_name="b")) == 3
+        assert {r.run_id for r in storage.get_runs(RunFilter(run_ids=ids[:2]))} == set(ids[:2])
+
+    def test_filter_by_status(self, storage):
+        a, b = make_run(), make_run()
+        storage.add_run(a)
+        storage.add_run(b)
+        assert storage.transition_run(b.run_id, [S.NOT_STARTED], S.QUEUED)
+        assert [r.run_id for r in storage.get_runs(RunFilter(statuses=[S.QUEUED]))] == [b.run_id]
+        assert storage.count_runs(RunFilter(statuses=[S.NOT_STARTED, S.QUEUED])) == 2
+
+    def test_delete_run_removes_tags_and_events(self, storage):
+        run = make_run(tags={"k": "v"})
+        storage.add_run(run, [ev(run.run_id, "hello")])
+        assert storage.delete_run(run.run_id)
+        assert storage.get_run(run.run_id) is None
+        assert storage.get_events(run.run_id) == []
+        assert storage.get_runs(RunFilter(tags={"k": "v"})) == []
+        assert not storage.delete_run(run.run_id)
+
+    def test_update_run_merges_launcher_info_and_tags(self, storage):
+        run = make_run(tags={"a": "1"}, launcher_info={"x": 1})
+        storage.add_run(run)
+        storage.update_run(run.run_id, launcher_info={"pid": 5}, tags={"a": "2", "b": "3"})
+        got = storage.get_run(run.run_id)
+        assert got.launcher_info == {"x": 1, "pid": 5}
+        assert got.tags == {"a": "2", "b": "3"}
+        assert got.status == S.NOT_STARTED
+
+    # ---- transitions -----------------------------------------------------------------------------
+    def test_transition_is_compare_and_set(self, storage):
+        run = make_run()
+        storage.add_run(run)
+        assert storage.transition_run(run.run_id, [S.NOT_STARTED], S.STARTING,
+                                      [ev(run.run_id, "go", EventType.RUN_STARTING)])
+        # the same expectation a second time must fail and write nothing
+        assert not storage.transition_run(run.run_id, [S.NOT_STARTED], S.STARTING,
+                                          [ev(run.run_id, "again", EventType.RUN_STARTING)])
+        assert storage.get_run(run.run_id).status == S.STARTING
+        assert [e.message for e in storage.get_events(run.run_id)] == ["go"]
+
+    def test_transition_sets_times_and_launcher_info(self, storage):
+        run = make_run()
+        storage.add_run(run)
+        assert storage.transition_run(run.run_id, [S.NOT_STARTED], S.STARTED, start_time=10.0,
+                                      launcher_info={"pid": 1})
+        assert storage.transition_run(run.run_id, [S.STARTED], S.SUCCESS, end_time=12.5)
+        got = storage.get_run(run.run_id)
+        assert (got.start_time, got.end_time, got.status) == (10.0, 12.5, S.SUCCESS)
+        assert got.launcher_info == {"pid": 1}
+
+    def test_transition_of_missing_run_is_false(self, storage):
+        assert not storage.transition_run("nope", [S.NOT_STARTED], S.STARTING)
+
+    def test_racing_transitions_have_exactly_one_winner(self, storage, storage_factory):
+        runs = [make_run() for _ in range(20)]
+        for r in runs:
+            storage.add_run(r)
+        wins: list[str] = []
+        lock = threading.Lock()
+
+        def contender(name: str) -> None:
+            s = storage_factory()
+            for r in runs:
+                if s.transition_run(r.run_id, [S.NOT_STARTED], S.STARTING,
+                                    [ev(r.run_id, name, EventType.RUN_STARTING)]):
+                    with lock:
+                        wins.append(r.run_id)
+
+        threads = [threading.Thread(target=contender, args=(f"t{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins) == sorted(r.run_id for r in runs)
+        for r in runs:
+            assert len(storage.get_events(r.run_id)) == 1
+
+    # ---- events ----------------------------------------------------------------------------------
+    def test_events_keep_order_fields_and_get_increasing_ids(self, storage):
+        run = make_run()
+        storage.add_run(run)
+        storage.store_events([ev(run.run_id, f"m{i}", step_key="s" if i % 2 else None,
+                                 level="DEBUG" if i == 3 else "INFO", data={"i": i}) for i in range(50)])
+        storage.store_event(ev(run.run_id, "last", EventType.LOG))
+        events = storage.get_events(run.run_id)
+        assert [e.message for e in events] == [f"m{i}" for i in range(50)] + ["last"]
+        ids = [e.id for e in events]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert events[3].level == "DEBUG" and events[3].data == {"i": 3}
+        assert events[1].step_key == "s" and events[0].step_key is None
+        assert events[-1].event_type == EventType.LOG
+
+    def test_event_cursor_limit_and_filters(self, storage):
+        run = make_run()
+        storage.add_run(run)
+        storage.store_events([ev(run.run_id, str(i), EventType.STEP_START if i % 3 == 0 else EventType.LOG,
+                                 step_key=f"s{i % 2}") for i in range(30)])
+        first = storage.get_events(run.run_id, limit=10)
+        rest = storage.get_events(run.run_id, after_id=first[-1].id)
+        assert [e.message for e in first + rest] == [str(i) for i in range(30)]
+        starts = storage.get_events(run.run_id, event_types=["STEP_START"])
+        assert [e.message for e in starts] == [str(i) for i in range(0, 30, 3)]
+        assert all(e.step_key == "s1" for e in storage.get_events(run.run_id, step_key="s1"))
+
+    def test_events_are_per_run(self, storage):
+        a, b = make_run(), make_run()
+        storage.add_run(a)
+        storage.add_run(b)
+        storage.store_events([ev(a.run_id, "a"), ev(b.run_id, "b"), ev(a.run_id, "a2")])
+        assert [e.message for e in storage.get_events(a.run_id)] == ["a", "a2"]
+        assert [e.message for e in storage.get_events(b.run_id)] == ["b"]
+
+    def test_concurrent_writers_lose_nothing(self, storage, storage_factory):
+        run = make_run()
+        storage.add_run(run)
+
+        def writer(n: int) -> None:
+            s = storage_factory()
+            for batch in range(10):
+                s.store_events([ev(run.run_id, f"w{n}-{batch}-{i}", data={"w": n, "seq": batch * 10 + i})
+                                for i in range(10)])
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        events = storage.get_events(run.run_id)
+        assert len(events) == 400
+        for n in range(4):  # each writer's own order is preserved
+            seqs = [e.data["seq"] for e in events if e.data["w"] == n]
+            assert seqs == list(range(100))
+
+    def test_unicode_and_large_payloads(self, storage):
+        run = make_run(tags={"naïve": "☃"})
+        storage.add_run(run)
+        big = "x" * 200_000
+        storage.store_event(ev(run.run_id, "ünïcödé ✓", data={"blob": big}))
+        got = storage.get_events(run.run_id)[0]
+        assert got.message == "ünïcödé ✓" and got.data["blob"] == big
+        assert storage.get_run(run.run_id).tags == {"naïve": "☃"}
+
+    # ---- schedules and sensors -------------------------------------------------------------------
+    def test_instigator_state(self, storage):
+        assert storage.get_instigator_state("nightly") is None
+        storage.set_instigator_state("nightly", "schedule", "RUNNING", {"cursor": "1"})
+        storage.set_instigator_state("nightly", "schedule", "STOPPED", {"cursor": "2"})
+        state = storage.get_instigator_state("nightly")
+        assert (state["kind"], state["status"], state["data"]) == ("schedule", "STOPPED", {"cursor": "2"})
+
+    def test_ticks_are_unique_per_instigator_and_time(self, storage):
+        t = storage.create_tick(Tick(instigator="nightly", tick_time=100.0))
+        assert t is not None and t.id is not None
+        assert storage.create_tick(Tick(instigator="nightly", tick_time=100.0)) is None
+        assert storage.create_tick(Tick(instigator="other", tick_time=100.0)) is not None
+        t.status, t.run_ids, t.skip_reason = "SUCCESS", ["r1"], None
+        storage.update_tick(t)
+        storage.create_tick(Tick(instigator="nightly", tick_time=200.0, status="SKIPPED", skip_reason="why"))
+        ticks = storage.get_ticks("nightly")
+        assert [x.tick_time for x in ticks] == [200.0, 100.0]
+        assert ticks[1].status == "SUCCESS" and ticks[1].run_ids == ["r1"]
+        assert ticks[0].skip_reason == "why"
+
+    def test_run_keys_are_claimed_once(self, storage):
+        assert storage.claim_run_key("sensor", "k1", "r1")
+        assert not storage.claim_run_key("sensor", "k1", "r2")
+        assert storage.claim_run_key("other", "k1", "r3")
+
+    # ---- daemon ----------------------------------------------------------------------------------
+    def test_heartbeats_upsert(self, storage):
+        storage.heartbeat("d1", "scheduler", {"errors": []})
+        time.sleep(0.01)
+        storage.heartbeat("d1", "scheduler", {"errors": ["boom"]})
+        storage.heartbeat("d1", "queue")
+        beats = storage.get_heartbeats()
+        assert [(b["daemon_id"], b["loop"]) for b in beats] == [("d1", "queue"), ("d1", "scheduler")]
+        assert beats[1]["info"] == {"errors": ["boom"]}
+
+    def test_lease_exclusive_renewable_and_fenced(self, storage):
+        first = storage.acquire_lease("daemon", "a", ttl_seconds=30)
+        assert first is not None and first.token >= 1
+        assert storage.acquire_lease("daemon", "b", ttl_seconds=30) is None
+        renewed = storage.acquire_lease("daemon", "a", ttl_seconds=30)
+        assert renewed is not None and renewed.token == first.token
+        assert storage.get_lease("daemon").holder == "a"
+        assert not storage.release_lease("daemon", "b")
+        assert storage.release_lease("daemon", "a")
+        assert storage.get_lease("daemon") is None
+
+    def test_expired_lease_is_taken_over_with_a_new_token(self, storage):
+        first = storage.acquire_lease("daemon", "a", ttl_seconds=0.05)
+        time.sleep(0.15)
+        second = storage.acquire_lease("daemon", "b", ttl_seconds=30)
+        assert second is not None and second.token > first.token
+        assert storage.acquire_lease("daemon", "a", ttl_seconds=30) is None
+
+    def test_racing_lease_acquirers_have_one_holder(self, storage, storage_factory):
+        holders: list[str] = []
+        lock = threading.Lock()
+
+        def grab(name: str) -> None:
+            if storage_factory().acquire_lease("race", name, ttl_seconds=30):
+                with lock:
+                    holders.append(name)
+
+        threads = [threading.Thread(target=grab, args=(f"h{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(holders) == 1
+        assert storage.get_lease("race").holder == holders[0]
+
+    # ---- key-value -------------------------------------------------------------------------------
+    def test_kv(self, storage):
+        assert storage.kv_get("k") is None
+        storage.kv_set("k", "v1")
+        storage.kv_set("k", "v2")
+        assert storage.kv_get("k") == "v2"
