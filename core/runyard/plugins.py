@@ -103,6 +103,11 @@ def list_plugins() -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: (p["name"] != BUILTIN_PLUGIN, p["name"]))
 
 
+def has_status_hooks() -> bool:
+    """Whether any plugin implements ``runyard_run_status_changed`` (skip building its arguments)."""
+    return bool(get_plugin_manager().hook.runyard_run_status_changed.get_hookimpls())
+
+
 def notify_status_changed(run: Any, old_status: Any, new_status: Any, event: Any) -> None:
     """Call ``runyard_run_status_changed`` without ever letting a plugin break the caller."""
     pm = _manager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .common import echo_json, open_instance
@@ -10,6 +12,12 @@ from .common import echo_json, open_instance
 @click.group()
 def instance() -> None:
     """Inspect and migrate the instance (home, storage, components)."""
+
+
+def _label(component) -> str:
+    """The registered name, or ``module.Class`` for a class selected by module and class."""
+    cls = type(component)
+    return component.name or f"{cls.__module__}.{cls.__qualname__}"
 
 
 @instance.command("info")
@@ -21,10 +29,10 @@ def info(as_json):
     data = {
         "home": inst.home,
         "instance_file": inst.instance_file,
-        "instance_file_exists": inst.doc.data is not None,
+        "instance_file_exists": os.path.exists(inst.instance_file),
         "storage": storage.describe(),
-        "run_coordinator": inst.run_coordinator.name,
-        "run_launcher": inst.run_launcher.name,
+        "run_coordinator": _label(inst.run_coordinator),
+        "run_launcher": _label(inst.run_launcher),
         "runs": storage.count_runs() if storage.schema_revision() else 0,
     }
     if as_json:
@@ -33,8 +41,10 @@ def info(as_json):
     click.echo(f"Home             {data['home']}")
     click.echo(f"Instance file    {data['instance_file']}"
                + ("" if data["instance_file_exists"] else " (absent: all defaults)"))
-    for key, value in data["storage"].items():
-        click.echo(f"Storage {key:9} {value}")
+    storage_info = dict(data["storage"])
+    click.echo(f"Storage          {storage_info.pop('storage')}")
+    for key, value in storage_info.items():
+        click.echo(f"  {key.replace('_', ' '):15} {value}")
     click.echo(f"Run coordinator  {data['run_coordinator']}")
     click.echo(f"Run launcher     {data['run_launcher']}")
     click.echo(f"Runs             {data['runs']}")

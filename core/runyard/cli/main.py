@@ -64,12 +64,7 @@ def _add_plugin_commands() -> None:
 
 def main() -> None:
     try:
-        # Only the commands that might come from plugins need the plugin manager loaded.
-        argv = sys.argv[1:]
-        if argv and argv[0] not in cli.commands and not argv[0].startswith("-"):
-            _add_plugin_commands()
-        elif not argv or argv[0] in ("-h", "--help"):
-            _add_plugin_commands()
+        _add_plugin_commands()
         cli.main(prog_name="runyard")
     except RunyardError as exc:  # errors raised while loading plugins
         _report(exc)

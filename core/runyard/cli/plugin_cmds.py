@@ -23,6 +23,7 @@ def plugins(as_json):
         click.echo(f"{click.style(p['name'], bold=True)}  ({dist}{version})")
         for c in p["components"]:
             click.echo(f"    {c['kind']:16} {c['name']}")
-        other = [h for h in p["hooks"] if not h.startswith("runyard_register_")]
+        component_hooks = {f"runyard_register_{c['kind']}" for c in p["components"]}
+        other = [h for h in p["hooks"] if h not in component_hooks]
         if other:
             click.echo(f"    hooks            {', '.join(other)}")

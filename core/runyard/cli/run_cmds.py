@@ -117,10 +117,16 @@ def step_summary(instance, run_id: str) -> list[dict]:
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON, one object per line.")
 @click.option("-v", "--verbose", is_flag=True, help="Include DEBUG events.")
-def logs(run_id, as_json, verbose):
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events until the run finishes.")
+def logs(run_id, as_json, verbose, follow):
     """Print a run's event log."""
     instance = open_instance()
     instance.get_run(run_id)
+    if follow and not as_json:
+        from .job_cmds import follow_run
+
+        follow_run(instance, run_id, verbose=verbose)
+        return
     for e in instance.storage.get_events(run_id):
         if as_json:
             import json

@@ -108,6 +108,10 @@ def resolve_run_config(job: JobDefinition, run_config: dict[str, Any] | None) ->
 
     for key, definition in job.resource_defs.items():
         entry = _mapping(res_cfg.get(key), f"resources.{key}")
+        extra = set(entry) - {"config"}
+        if extra:
+            raise RunConfigError("unknown key (allowed: config)", source=RUN_CONFIG_SOURCE,
+                                 path=f"resources.{key}.{sorted(extra)[0]}")
         if isinstance(definition, ResourceDefinition) and definition.config_model is not None:
             resolved.resource_configs[key] = _validate(definition.config_model, entry.get("config"),
                                                        ("resources", key, "config"))

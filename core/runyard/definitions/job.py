@@ -215,7 +215,11 @@ class JobDefinition(GraphDefinition):
         return self
 
     def required_resource_keys(self) -> set[str]:
-        return {key for node in self.nodes.values() for key in node.op.required_resource_keys}
+        """Resources the ops ask for, plus any non-default IO manager their outputs name."""
+        keys = {key for node in self.nodes.values() for key in node.op.required_resource_keys}
+        keys |= {out.io_manager_key for node in self.nodes.values() for out in node.op.outs.values()
+                 if out.io_manager_key != "io_manager"}
+        return keys
 
     def _check_resources(self, final: bool) -> None:
         if not final:

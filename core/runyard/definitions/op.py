@@ -13,14 +13,16 @@ The function's parameters say what the op needs:
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DefinitionError
 from .types import inspect_empty
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel
 
 DEFAULT_OUTPUT = "result"
 
@@ -97,7 +99,11 @@ class _AliasedOp:
 
 
 def _is_config_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    # pydantic is not imported here (it is most of what defining a job would cost): a class can only
+    # subclass BaseModel if pydantic was imported already, e.g. by runyard.Config.
+    pydantic = sys.modules.get("pydantic")
+    return (pydantic is not None and isinstance(annotation, type)
+            and issubclass(annotation, pydantic.BaseModel))
 
 
 def op(fn: Callable[..., Any] | None = None, *, name: str | None = None, outs: dict[str, Out] | None = None,

@@ -36,6 +36,7 @@ class InitResourceContext:
     log: Any
     run_id: str
     resource_key: str
+    home: str = ""  # the instance home, e.g. for files kept next to it
 
 
 def resource(fn: Callable[[Any], Any] | None = None, *, config: type[BaseModel] | None = None,
@@ -74,11 +75,11 @@ class ResourceSet:
     def get(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
 
-    def init(self, key: str, definition: Any, config: Any, log: Any, run_id: str) -> None:
+    def init(self, key: str, definition: Any, config: Any, log: Any, run_id: str, home: str = "") -> None:
         if not isinstance(definition, ResourceDefinition):
             self._values[key] = definition
             return
-        ctx = InitResourceContext(config=config, log=log, run_id=run_id, resource_key=key)
+        ctx = InitResourceContext(config=config, log=log, run_id=run_id, resource_key=key, home=home)
         if definition.is_generator:
             gen = definition.fn(ctx)
             try:

@@ -18,11 +18,13 @@ def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePoi
                 root_run_id: str | None = None) -> RunRecord:
     """Validate run config (and the executor) against ``job``, then store a NOT_STARTED run.
 
-    Raises :class:`runyard.errors.RunConfigError` before anything is written if the config is bad.
+    Raises :class:`runyard.errors.RunConfigError` before anything is written if the config is bad,
+    and :class:`runyard.errors.DefinitionError` if an op needs a resource the job does not provide.
     """
     from ..definitions.config import resolve_run_config, validate_executor
     from .plan import ExecutionPlan
 
+    job._check_resources(final=True)  # a job run without Definitions never had its resources checked
     resolved = resolve_run_config(job, run_config)
     validate_executor(resolved)
     ExecutionPlan.build(job, step_keys_to_execute)

@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 from ..storage.records import EventType
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .events import EventSink
+    from .events import EventEmitter
 
 _py_logger = logging.getLogger("runyard.user")
+_py_logger.addHandler(logging.NullHandler())  # events carry the logs; no bare stderr lines by default
 
 
 class StepLogger:
     """``context.log``: each call is a LOG event in the run's event log (and a Python log record)."""
 
-    def __init__(self, sink: EventSink | None, step_key: str | None):
+    def __init__(self, sink: EventEmitter | None, step_key: str | None):
         self._sink = sink
         self._step_key = step_key
 

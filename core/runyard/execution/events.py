@@ -18,10 +18,28 @@ from ..storage.base import RunStorage
 from ..storage.records import Event, EventType
 
 
-class EventSink:
-    def __init__(self, storage: RunStorage, run_id: str, *, max_batch: int = 500, max_delay: float = 0.2):
-        self.storage = storage
+class EventEmitter:
+    """Anything steps report events to. :class:`EventSink` stores them; an executor that runs steps
+    in other processes gives each a subclass that forwards them to the run worker's sink."""
+
+    def __init__(self, run_id: str):
         self.run_id = run_id
+
+    def emit(self, event_type: EventType | str, message: str = "", *, step_key: str | None = None,
+             level: str = "INFO", data: dict[str, Any] | None = None) -> Event:
+        event = Event(run_id=self.run_id, event_type=event_type, message=message, step_key=step_key,
+                      level=level, data=data or {})
+        self.emit_event(event)
+        return event
+
+    def emit_event(self, event: Event) -> None:
+        raise NotImplementedError
+
+
+class EventSink(EventEmitter):
+    def __init__(self, storage: RunStorage, run_id: str, *, max_batch: int = 500, max_delay: float = 0.2):
+        super().__init__(run_id)
+        self.storage = storage
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.listeners: list[Callable[[Event], None]] = []
@@ -36,13 +54,6 @@ class EventSink:
         self._thread = threading.Thread(target=self._flush_loop, name="runyard-event-flusher", daemon=True)
         self._thread.start()
         return self
-
-    def emit(self, event_type: EventType | str, message: str = "", *, step_key: str | None = None,
-             level: str = "INFO", data: dict[str, Any] | None = None) -> Event:
-        event = Event(run_id=self.run_id, event_type=event_type, message=message, step_key=step_key,
-                      level=level, data=data or {})
-        self.emit_event(event)
-        return event
 
     def emit_event(self, event: Event) -> None:
         for listener in self.listeners:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunyardError
-from ..storage.records import FINISHED_STATUSES, Event, EventType, RunRecord, RunStatus
+from ..storage.records import FINISHED_STATUSES, STATUS_EVENT, Event, EventType, RunRecord, RunStatus
 from .events import EventSink
 from .step import ResourceInitError, RunTerminated
 
@@ -81,7 +81,13 @@ def _transition(instance: Instance, run: RunRecord, sink: EventSink, expected: l
             instance.storage.store_events(batch)
         return ok
 
-    return sink.write_with(write)
+    ok = sink.write_with(write)
+    if ok and sink.listeners:  # live viewers see status changes too
+        shown = Event(run_id=run.run_id, event_type=STATUS_EVENT[status], message=message,
+                      level="ERROR" if status == RunStatus.FAILURE else "INFO", data=data or {})
+        for listener in sink.listeners:
+            listener(shown)
+    return ok
 
 
 def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStatus, message: str,
@@ -94,6 +100,7 @@ def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStat
 
 def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink: EventSink,
              term: _Termination) -> RunRecord:
+    from ..component import ComponentContext
     from ..definitions.config import resolve_run_config, validate_executor
     from ..executors.base import ExecuteContext
     from ..workspace.loader import load_definitions
@@ -121,7 +128,8 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
             _finish(instance, run, sink, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
                     {"error": str(exc), "traceback": getattr(exc, "user_traceback", None)})
             return instance.get_run(run.run_id)
-        executor = executor_cls(executor_config)
+        executor = executor_cls.from_config(executor_config, ComponentContext(
+            home=instance.home, instance_file=instance.instance_file))
         runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home)
         sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "
                   "executor.", data={"executor": executor.name, "steps": len(plan.order)})

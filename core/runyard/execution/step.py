@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.config import ResolvedRunConfig
     from ..definitions.job import JobDefinition
     from ..storage.records import RunRecord
-    from .events import EventSink
+    from .events import EventEmitter
     from .plan import ExecutionPlan
 
 IO_MANAGER_KEY = "io_manager"
@@ -63,7 +63,7 @@ def user_traceback(exc: BaseException) -> str:
 
 class StepRunner:
     def __init__(self, *, run: RunRecord, job: JobDefinition, plan: ExecutionPlan,
-                 resolved: ResolvedRunConfig, sink: EventSink, home: str):
+                 resolved: ResolvedRunConfig, sink: EventEmitter, home: str):
         self.run = run
         self.job = job
         self.plan = plan
@@ -78,8 +78,11 @@ class StepRunner:
         """Initialise every resource the plan's steps need (once per process)."""
         if self.resources is not None:
             return
-        needed = {key for key in self.plan.steps for key in self.job.nodes[key].op.required_resource_keys}
-        needed.add(IO_MANAGER_KEY)
+        needed = {IO_MANAGER_KEY}
+        for step_key in self.plan.steps:
+            needed |= self.job.nodes[step_key].op.required_resource_keys
+        # IO managers of every output: an input may come from a step outside this plan.
+        needed |= {out.io_manager_key for node in self.job.nodes.values() for out in node.op.outs.values()}
         resources = ResourceSet()
         for key in sorted(needed):
             definition = self.job.resource_defs.get(key)
@@ -87,7 +90,8 @@ class StepRunner:
                 definition = FilesystemIOManager()
             log = StepLogger(self.sink, None)
             try:
-                resources.init(key, definition, self.resolved.resource_configs.get(key), log, self.run.run_id)
+                resources.init(key, definition, self.resolved.resource_configs.get(key), log, self.run.run_id,
+                               self.home)
             except Exception as exc:
                 resources.teardown()
                 raise ResourceInitError(f"resource '{key}' failed to initialize: {type(exc).__name__}: "

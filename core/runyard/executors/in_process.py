@@ -11,9 +11,9 @@ from .base import ExecuteContext, ExecutionResult, Executor, skip_step
 
 
 class InProcessConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No settings yet; unknown keys are rejected."""
 
-    retries_enabled: bool = True
+    model_config = ConfigDict(extra="forbid")
 
 
 class InProcessExecutor(Executor):
@@ -37,7 +37,7 @@ class InProcessExecutor(Executor):
             attempt = 0
             while True:
                 outcome = runner.run_attempt(key, attempt)
-                if outcome.status != "RETRY" or not self.config.retries_enabled:
+                if outcome.status != "RETRY":
                     break
                 if outcome.retry_delay:
                     time.sleep(outcome.retry_delay)

@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ HOME_ENV = "RUNYARD_HOME"
 INSTANCE_FILE_ENV = "RUNYARD_INSTANCE_FILE"
 INSTANCE_FILE_NAME = "runyard.yaml"
 DEFAULT_HOME = ".runyard"
+COMPONENT_KEYS = ("storage", "run_coordinator", "run_launcher")
 
 
 def resolve_home(home: str | None = None) -> str:
@@ -55,6 +57,11 @@ class Instance:
             from ..errors import ConfigError
 
             raise ConfigError("the instance file must be a mapping of settings", source=doc.source, line=1)
+        # Plain settings resolve {env: ...} now; component config is resolved when the component is
+        # built, so a process only needs the variables of the components it uses.
+        raw = {key: value if key in COMPONENT_KEYS else
+               resolve_env(value, source=doc.source, path=(key,), lines=doc)
+               for key, value in raw.items()}
         self.settings: InstanceSettings = validate_model(InstanceSettings, raw, source=doc.source, doc=doc)
         self._components: dict[str, Component] = {}
 
@@ -63,8 +70,10 @@ class Instance:
     def open(cls, home: str | None = None, instance_file: str | None = None) -> Instance:
         """Open the instance at ``home`` (else ``$RUNYARD_HOME``, else ``./.runyard``)."""
         home = resolve_home(home)
-        path = instance_file or os.environ.get(INSTANCE_FILE_ENV) or os.path.join(home, INSTANCE_FILE_NAME)
-        return cls(home, load_yaml_file(path, missing_ok=instance_file is None))
+        explicit = instance_file or os.environ.get(INSTANCE_FILE_ENV)
+        path = explicit or os.path.join(home, INSTANCE_FILE_NAME)
+        # Only the default file may be absent; a file named explicitly must exist.
+        return cls(home, load_yaml_file(path, missing_ok=not explicit))
 
     @classmethod
     def from_yaml(cls, home: str, text: str) -> Instance:
@@ -92,7 +101,10 @@ class Instance:
         model = getattr(cls, "config_model", None)
         if model is not None:
             config = validate_model(model, config, source=self.doc.source, path=sel.path, doc=self.doc)
-        return cls.from_config(config, ComponentContext(home=self.home, instance_file=self.instance_file))
+        component = cls.from_config(config, ComponentContext(home=self.home, instance_file=self.instance_file))
+        if not getattr(component, "name", ""):  # selected by module and class, never registered
+            component.name = f"{cls.__module__}.{cls.__qualname__}"
+        return component
 
     def _component(self, kind: str) -> Any:
         if kind not in self._components:
@@ -157,11 +169,16 @@ class Instance:
                              message=message or _default_message(new_status),
                              level=level or ("ERROR" if new_status == RunStatus.FAILURE else "INFO"),
                              data=data or {}, timestamp=now)
-        ok = self.storage.transition_run(run_id, expected, new_status, [*events, status_event], **fields)
-        if ok:
+        previous = self.storage.transition_run(run_id, expected, new_status, [*events, status_event], **fields)
+        if previous is None:
+            return False
+        from ..plugins import has_status_hooks
+
+        if has_status_hooks():
             before = run_obj or self.storage.get_run(run_id)
-            self._notify(before, before.status if before else None, new_status, status_event)
-        return ok
+            if before is not None:
+                self._notify(replace(before, status=previous), previous, new_status, status_event)
+        return True
 
     def _notify(self, run: RunRecord | None, old: RunStatus | None, new: RunStatus,
                 event: Event | None) -> None:

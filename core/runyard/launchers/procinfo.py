@@ -7,25 +7,26 @@ import os
 import signal
 
 
-def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None if it is gone."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields of /proc/<pid>/stat from field 3 (state) on, or None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # comm (field 2) may contain spaces and parens: split after its closing paren.
-    fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[19])
+    return data[data.rindex(b")") + 2:].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), or None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2:].split()[0].decode()
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else None
 
 
 def is_alive(pid: int, expected_start: int | None = None) -> bool:

@@ -20,11 +20,17 @@ def _preload() -> None:
     import pydantic  # noqa: F401
     import sqlalchemy  # noqa: F401
     import sqlalchemy.dialects.sqlite  # noqa: F401
+    import yaml  # noqa: F401 - every worker reads the instance file (about 20 ms to import)
 
     import runyard.definitions.config  # noqa: F401
+    import runyard.definitions.definitions  # noqa: F401 - what loading the user's code needs
+    import runyard.definitions.job  # noqa: F401
+    import runyard.execution.plan  # noqa: F401
     import runyard.execution.run_worker  # noqa: F401
     import runyard.execution.step  # noqa: F401
+    import runyard.executors.in_process  # noqa: F401
     import runyard.instance.instance  # noqa: F401
+    import runyard.instance.yaml_source  # noqa: F401
     import runyard.workspace.loader  # noqa: F401
     from runyard.plugins import COMPONENT_KINDS, get_registry
 

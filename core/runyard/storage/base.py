@@ -73,11 +73,12 @@ class RunStorage(Component, ABC):
 
     @abstractmethod
     def transition_run(self, run_id: str, expected: Iterable[RunStatus], new_status: RunStatus,
-                       events: Sequence[Event] = (), **fields: Any) -> bool:
+                       events: Sequence[Event] = (), **fields: Any) -> RunStatus | None:
         """Compare-and-set the run's status and write ``events`` in the same transaction.
 
-        ``fields`` may set ``start_time``, ``end_time`` and ``launcher_info``. Returns False, writing
-        nothing, when the current status is not in ``expected``.
+        ``fields`` may set ``start_time``, ``end_time`` and ``launcher_info``. Returns the status the
+        run had before the change (a truthy value), or None, writing nothing, when the current status
+        is not in ``expected`` or the run does not exist.
         """
 
     @abstractmethod

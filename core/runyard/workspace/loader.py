@@ -29,12 +29,16 @@ def code_pointer_for(python_file: str | None = None, module: str | None = None,
                        working_directory=os.path.abspath(working_directory or os.getcwd()))
 
 
+_RUNYARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
 def _user_traceback(exc: BaseException, path_hint: str | None) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    # Drop our own import machinery frames; keep the user's.
-    keep = [f for f in frames if "importlib" not in f.filename and "runyard/workspace" not in f.filename]
-    lines = traceback.format_list(keep or frames) + traceback.format_exception_only(type(exc), exc)
-    return "Traceback (most recent call last):\n" + "".join(lines)
+    # Drop import machinery and runyard's own frames; keep the user's. A SyntaxError has no user
+    # frame: its file, line and caret are in the exception itself.
+    keep = [f for f in frames if "importlib" not in f.filename and not f.filename.startswith(_RUNYARD_DIR)]
+    lines = traceback.format_list(keep) + traceback.format_exception_only(type(exc), exc)
+    return ("Traceback (most recent call last):\n" if keep else "") + "".join(lines)
 
 
 def _import(pointer: CodePointer) -> Any:
@@ -57,7 +61,7 @@ def _import(pointer: CodePointer) -> Any:
             spec.loader.exec_module(module)
         except BaseException as exc:
             sys.modules.pop(name, None)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
+            if not isinstance(exc, (Exception, SystemExit)):  # Ctrl-C, run termination: not the user's bug
                 raise
             if isinstance(exc, DefinitionError):
                 raise DefinitionsLoadError(f"invalid definitions in {path}: {exc}",

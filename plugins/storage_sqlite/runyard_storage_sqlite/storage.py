@@ -7,19 +7,32 @@
   handler up to ``busy_timeout_ms``.
 * ``synchronous=NORMAL`` in WAL mode: a commit survives a process crash; only an OS crash can lose
   the last transactions, never corrupt the file.
+* Events, the hot write path, go to the driver directly (see :meth:`SqliteRunStorage.store_events`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from runyard.component import ComponentContext
+from runyard.errors import StorageError
+from runyard.storage.records import Event
 from runyard.storage.sql import SqlRunStorage
+from runyard.storage.sql import schema as s
+
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # as the shared SQL storage
+_EVENT_COLUMNS = ("run_id", "event_type", "timestamp", "step_key", "level", "message", "data")
+_INSERT_EVENTS = (f"INSERT INTO {s.events.name} ({', '.join(_EVENT_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})")
 
 
 class SqliteStorageConfig(BaseModel):
@@ -73,6 +86,44 @@ class SqliteRunStorage(SqlRunStorage):
         def _on_begin(conn):
             write = conn.get_execution_options().get("runyard_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def store_events(self, events: Sequence[Event]) -> None:
+        """Append events in one ``BEGIN IMMEDIATE ... COMMIT`` through the sqlite3 driver.
+
+        Same rows, order and transaction as the shared SQL implementation; skipping SQLAlchemy's
+        connection and statement layers makes a one-event write about 3x cheaper (it cost more than
+        the insert and commit themselves), which is what ``store_event`` and every flush pay.
+        """
+        if not events:
+            return
+        rows = [(e.run_id, str(e.event_type), e.timestamp, e.step_key, e.level, e.message,
+                 _dumps(e.data) if e.data else None) for e in events]
+        self._fork_guard()
+        try:
+            conn = self.engine.raw_connection()  # pooled, with the pragmas set on connect
+        except OperationalError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.executemany(_INSERT_EVENTS, rows)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    try:
+                        if conn.dbapi_connection.in_transaction:
+                            cur.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        conn.invalidate()  # state unknown: never hand this connection out again
+                    raise
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StorageError(f"Storage {self.name or 'sqlite'} at {self.display_url} failed: {detail}") from exc
+        finally:
+            conn.close()
 
     def describe(self):
         info = super().describe()

@@ -61,6 +61,7 @@ events = Table(
     Column("level", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Column("data", Text),                              # JSON or NULL
+    sqlite_autoincrement=True,                         # ids never reused, even after deletes
 )
 Index("idx_events_run", events.c.run_id, events.c.id)
 
@@ -82,6 +83,7 @@ ticks = Table(
     Column("data", Text, nullable=False),              # JSON: run ids, keys, cursor, reason, error
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("instigator", "tick_time", name="uq_ticks_instigator_time"),
+    sqlite_autoincrement=True,
 )
 
 run_keys = Table(

@@ -103,12 +103,10 @@ class SqlRunStorage(RunStorage):
         from .migrations import upgrade
 
         before = self.schema_revision()
-        self._fork_guard()
-        try:
-            with self.engine.begin() as conn:
-                upgrade(conn)
-        except OperationalError as exc:
-            raise self._unreachable(exc) from exc
+        # One write transaction: concurrent first-time openers of an empty database serialize on it,
+        # and the later ones find the schema already at head.
+        with self._write() as conn:
+            upgrade(conn)
         return before, self.schema_revision() or ""
 
     # ---- runs ------------------------------------------------------------------------------------
@@ -224,7 +222,7 @@ class SqlRunStorage(RunStorage):
         return bool(deleted)
 
     def transition_run(self, run_id: str, expected: Iterable[RunStatus], new_status: RunStatus,
-                       events: Sequence[Event] = (), **fields: Any) -> bool:
+                       events: Sequence[Event] = (), **fields: Any) -> RunStatus | None:
         values: dict[str, Any] = {"status": RunStatus(new_status).value, "updated_at": time.time()}
         for key in ("start_time", "end_time"):
             if key in fields:
@@ -235,15 +233,22 @@ class SqlRunStorage(RunStorage):
             raise TypeError(f"transition_run got unexpected fields: {sorted(fields)}")
         expected_values = [RunStatus(x).value for x in expected]
         with self._write() as conn:
+            previous = conn.execute(self._status_select(run_id)).scalar()
+            if previous not in expected_values:
+                return None
             changed = conn.execute(
                 update(s.runs)
                 .where(s.runs.c.run_id == run_id, s.runs.c.status.in_(expected_values))
                 .values(**values)).rowcount
-            if changed != 1:
-                return False
+            if changed != 1:  # someone else moved it between our read and our write
+                return None
             if events:
                 self._insert_events(conn, events)
-        return True
+        return RunStatus(previous)
+
+    def _status_select(self, run_id: str) -> Any:
+        """Backends that can lock the row (``FOR UPDATE``) override this."""
+        return select(s.runs.c.status).where(s.runs.c.run_id == run_id)
 
     def update_run(self, run_id: str, *, launcher_info: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None) -> None:

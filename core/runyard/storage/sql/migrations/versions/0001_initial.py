@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(16), nullable=False),
         sa.Column("message", sa.Text, nullable=False),
         sa.Column("data", sa.Text),
+        sqlite_autoincrement=True,
     )
     op.create_index("idx_events_run", "events", ["run_id", "id"])
     op.create_table(
@@ -72,6 +73,7 @@ def upgrade() -> None:
         sa.Column("data", sa.Text, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.UniqueConstraint("instigator", "tick_time", name="uq_ticks_instigator_time"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "run_keys",

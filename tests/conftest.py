@@ -1,0 +1,117 @@
+"""Fixtures shared by tests/core and tests/e2e.
+
+Everything here drives the real thing: the CLI runs as ``python -m runyard`` in a subprocess with
+``RUNYARD_HOME`` pointing at a fresh directory, storage is a real SQLite file in that directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CLI_TIMEOUT = 60
+
+
+def runyard_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a runyard subprocess: ours without any RUNYARD_* setting, plus the home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+    env["RUNYARD_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Cli:
+    """``cli("run", "list")`` runs ``python -m runyard run list`` against the test's home."""
+
+    def __init__(self, home: Path, cwd: Path):
+        self.home = home
+        self.cwd = cwd
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return runyard_env(self.home, **extra)
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT,
+                 input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runyard", *map(str, args)], cwd=self.cwd,
+                              env={**self.env(), **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout, input=input if input is not None else "")
+
+    def ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+        """Run and insist on exit code 0."""
+        proc = self(*args, **kwargs)
+        assert proc.returncode == 0, f"runyard {' '.join(map(str, args))} exited {proc.returncode}\n" \
+                                     f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        return proc
+
+    def json(self, *args: str, **kwargs: Any) -> Any:
+        """Run a ``--json`` command, insist on exit code 0, and parse its output."""
+        return json.loads(self.ok(*args, **kwargs).stdout)
+
+    def popen(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "runyard", *map(str, args)], cwd=self.cwd,
+                                env={**self.env(), **(env or {})}, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh, empty instance home (no instance file: all defaults, SQLite storage)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def cli(home: Path, tmp_path: Path) -> Cli:
+    return Cli(home, cwd=tmp_path)
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
+    """``write_file("defs.py", source)``: write dedented text under tmp_path, return the path."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_defs(write_file: Callable[[str, str], Path]) -> Callable[..., Path]:
+    """``write_defs(source, name="defs.py")``: a definitions file under tmp_path."""
+
+    def write(source: str, name: str = "defs.py") -> Path:
+        return write_file(name, source)
+
+    return write
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(predicate, timeout=15, what="...")``: poll until truthy, return the value."""
+    return wait_until
