@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..storage.base import RunStorage
@@ -51,9 +52,29 @@ class EventSink(EventEmitter):
         self._thread: threading.Thread | None = None
 
     def start(self) -> EventSink:
-        self._thread = threading.Thread(target=self._flush_loop, name="runyard-event-flusher", daemon=True)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._flush_loop, args=(self._closed,),
+                                        name="runyard-event-flusher", daemon=True)
         self._thread.start()
         return self
+
+    def _stop_thread(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the flusher thread for the duration, e.g. so the process can ``fork()`` while it is
+        single-threaded and no lock is held by another thread."""
+        running = self._thread is not None
+        self._stop_thread()
+        try:
+            yield
+        finally:
+            if running:
+                self.start()
 
     def emit_event(self, event: Event) -> None:
         for listener in self.listeners:
@@ -92,8 +113,8 @@ class EventSink(EventEmitter):
                 self._buffer[:0] = batch
             raise
 
-    def _flush_loop(self) -> None:
-        while not self._closed.wait(self.max_delay / 2):
+    def _flush_loop(self, closed: threading.Event) -> None:
+        while not closed.wait(self.max_delay / 2):
             with self._lock:
                 due = self._buffer and time.monotonic() - self._oldest >= self.max_delay
             if due:
@@ -103,7 +124,5 @@ class EventSink(EventEmitter):
                     pass
 
     def close(self) -> None:
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._stop_thread()
         self.flush()

@@ -1,22 +1,20 @@
 """The ``multiprocess`` executor: each step attempt runs in its own child process, up to
 ``max_concurrent`` at a time, while the run worker schedules steps and writes their events.
 
-Step processes start warm. With ``start_method: forkserver`` (the default) a fork server is started
-once per run worker with the user's definitions already imported (see :mod:`.preload`); each step
-is then a ``fork()`` of that server — a millisecond or two — instead of a new interpreter that
-imports everything again. Events travel back over a pipe and are written in batches by the run
-worker's sink, so step processes never contend for the database.
+Step processes start warm: they are forked from a fork server that is itself a fork of the run
+worker (see :mod:`.forkserver`), so they begin with the user's code imported and the job, plan and
+run config already in memory. Events come back over one pipe per step and are written in batches
+by the run worker's sink, so step processes never contend for the database.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
-from typing import Any, Literal
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +23,8 @@ from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, sk
 from runyard.launchers.procinfo import describe_exit
 from runyard.storage.records import EventType
 
-from .preload import POINTER_ENV
+from .child import run_step_attempt
+from .forkserver import ForkServer, receive
 
 
 class TagConcurrencyLimit(BaseModel):
@@ -41,19 +40,24 @@ class MultiprocessConfig(BaseModel):
 
     max_concurrent: int | None = Field(None, ge=1, description="Default: the number of CPUs.")
     tag_concurrency_limits: list[TagConcurrencyLimit] = Field(default_factory=list)
-    start_method: Literal["forkserver", "spawn"] = "forkserver"
     grace_period_seconds: float = Field(5.0, ge=0, description="SIGTERM to SIGKILL delay on terminate.")
 
 
 @dataclass
-class _Running:
+class _StepProcess:
     key: str
     attempt: int
-    process: Any
-    conn: Any
-    started: float
+    conn: Connection
+    tags: dict[str, str]
+    pid: int | None = None
+    wait_status: int | None = None
     outcome: StepOutcome | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    eof: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> bool:
+        return self.eof and (self.outcome is not None or self.wait_status is not None)
 
 
 class MultiprocessExecutor(Executor):
@@ -61,38 +65,37 @@ class MultiprocessExecutor(Executor):
     runs_steps_out_of_process = True
 
     def execute(self, context: ExecuteContext) -> ExecutionResult:
-        pointer = context.run.code_pointer
-        if not (pointer.python_file or pointer.module):
-            from runyard.errors import RunyardError
+        runner = context.step_runner
+        runner_args = {"run": context.run, "job": context.job, "plan": context.plan,
+                       "resolved": context.resolved, "home": context.instance.home}
+        server = ForkServer(lambda conn, key, attempt: run_step_attempt(conn, key, attempt, runner_args))
+        self._starting: dict[str, _StepProcess] = {}
+        with context.events.paused():  # fork while single-threaded
+            server.start()
+        del runner
+        try:
+            return self._schedule(context, server)
+        finally:
+            server.stop()
 
-            raise RunyardError("the multiprocess executor needs a job loaded from a file or module "
-                               "(run it with -f/-m, not from an object defined in memory)")
-        mp = self._context(pointer.to_dict())
-        limit = self.config.max_concurrent or os.cpu_count() or 1
+    # ---- scheduling ------------------------------------------------------------------------------
+    def _schedule(self, context: ExecuteContext, server: ForkServer) -> ExecutionResult:
         plan, job = context.plan, context.job
-        result = ExecutionResult()
-        payload_base = {
-            "run": {**context.run.to_dict(), "status": context.run.status,
-                    "code_pointer": pointer.to_dict()},
-            "home": context.instance.home,
-            "external_outputs": [[list(k), v] for k, v in plan.external_outputs.items()],
-        }
-        payload_base["run"].pop("duration", None)
+        limit = self.config.max_concurrent or os.cpu_count() or 1
         order = {k: i for i, k in enumerate(plan.order)}
+        result = ExecutionResult()
         waiting = list(plan.order)
         retry_at: dict[str, tuple[float, int]] = {}
-        running: dict[str, _Running] = {}
+        running: dict[str, _StepProcess] = {}
+        by_pid: dict[int, _StepProcess] = {}
         done: dict[str, str] = {}  # step -> SUCCESS | FAILURE | SKIPPED
-
-        def step_tags(key: str) -> dict[str, str]:
-            return job.nodes[key].op.tags
 
         def tag_room(tags: dict[str, str]) -> bool:
             for rule in self.config.tag_concurrency_limits:
                 if rule.key not in tags or (rule.value is not None and tags[rule.key] != rule.value):
                     continue
-                in_use = sum(1 for r in running.values() if rule.key in r.tags and
-                             (rule.value is None or r.tags[rule.key] == rule.value))
+                in_use = sum(1 for p in running.values() if rule.key in p.tags
+                             and (rule.value is None or p.tags[rule.key] == rule.value))
                 if in_use >= rule.limit:
                     return False
             return True
@@ -102,8 +105,7 @@ class MultiprocessExecutor(Executor):
                 if context.is_terminating():
                     result.interrupted = True
                     break
-                # skip steps whose upstream did not succeed
-                for key in list(waiting):
+                for key in list(waiting):  # skip what can no longer run
                     bad = [u for u in plan.steps[key].upstream if done.get(u) in ("FAILURE", "SKIPPED")]
                     if bad:
                         waiting.remove(key)
@@ -118,109 +120,140 @@ class MultiprocessExecutor(Executor):
                 for key, attempt in ready:
                     if len(running) >= limit:
                         break
-                    tags = step_tags(key)
+                    tags = job.nodes[key].op.tags
                     if not tag_room(tags):
                         continue
                     if attempt:
-                        retry_at.pop(key)
+                        del retry_at[key]
                     else:
                         waiting.remove(key)
-                    running[key] = self._start(mp, payload_base, key, attempt, tags)
+                    running[key] = self._fork(server, key, attempt, tags)
                 if not running:
                     if retry_at:
                         time.sleep(max(0.0, min(at for at, _ in retry_at.values()) - time.monotonic()))
-                    elif waiting:  # blocked by tag limits of 0: nothing can ever run
+                    elif waiting:  # only steps whose tag limit is 0 are left
                         for key in waiting:
                             skip_step(context, key, "its tag concurrency limit is 0")
                             done[key] = "SKIPPED"
                             result.skipped.append(key)
                         waiting.clear()
                     continue
-                timeout = 0.5
+                timeout = 1.0
                 if retry_at:
                     timeout = max(0.0, min(timeout, min(at for at, _ in retry_at.values()) - time.monotonic()))
-                by_handle: dict[Any, _Running] = {}
-                for r in running.values():
-                    by_handle[r.conn] = r
-                    by_handle[r.process.sentinel] = r
-                for handle in wait(list(by_handle), timeout):
-                    r = by_handle[handle]
-                    if handle is r.conn:
-                        self._drain(context, r)
-                    elif r.key in running:
-                        self._drain(context, r)
-                        outcome = self._reap(context, r)
-                        del running[r.key]
-                        if outcome.status == "RETRY":
-                            retry_at[r.key] = (time.monotonic() + outcome.retry_delay, r.attempt + 1)
-                            continue
-                        result.outcomes[r.key] = outcome
-                        done[r.key] = "SUCCESS" if outcome.status == "SUCCESS" else "FAILURE"
+                self._pump(context, server, running, by_pid, timeout)
+                for proc in [p for p in running.values() if p.finished]:
+                    del running[proc.key]
+                    outcome = self._outcome(context, proc)
+                    if outcome.status == "RETRY":
+                        retry_at[proc.key] = (time.monotonic() + outcome.retry_delay, proc.attempt + 1)
+                        continue
+                    result.outcomes[proc.key] = outcome
+                    done[proc.key] = "SUCCESS" if outcome.status == "SUCCESS" else "FAILURE"
         finally:
             if running:
-                self._stop_all(context, list(running.values()))
-        if retry_at and result.interrupted:
-            for key in retry_at:
-                result.outcomes.setdefault(key, StepOutcome(key, "FAILURE", 0, error="interrupted"))
+                self._stop_all(context, server, running, by_pid)
         return result
 
     # ---- processes -------------------------------------------------------------------------------
-    def _context(self, pointer: dict[str, Any]) -> Any:
-        if self.config.start_method == "forkserver":
-            os.environ[POINTER_ENV] = json.dumps(pointer)
-            mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(["runyard_executor_multiprocess.preload"])
-            return mp
-        return multiprocessing.get_context("spawn")
+    def _fork(self, server: ForkServer, key: str, attempt: int, tags: dict[str, str]) -> _StepProcess:
+        read_fd, write_fd = os.pipe()
+        try:
+            server.fork_step(key, attempt, write_fd)
+        finally:
+            os.close(write_fd)  # the child holds the only write end: EOF means it is gone
+        proc = _StepProcess(key, attempt, Connection(read_fd, writable=False), tags)
+        self._starting[key] = proc  # until the server tells us its pid
+        return proc
 
-    def _start(self, mp: Any, base: dict[str, Any], key: str, attempt: int, tags: dict[str, str]) -> _Running:
-        from .child import run_step_process
-
-        parent_conn, child_conn = mp.Pipe(duplex=False)
-        process = mp.Process(target=run_step_process, args=(child_conn, {**base, "step_key": key,
-                                                                          "attempt": attempt}),
-                             name=f"runyard-step-{key}", daemon=False)
-        process.start()
-        child_conn.close()
-        return _Running(key, attempt, process, parent_conn, time.monotonic(), tags=tags)
+    def _pump(self, context: ExecuteContext, server: ForkServer, running: dict[str, _StepProcess],
+              by_pid: dict[int, _StepProcess], timeout: float) -> None:
+        """Wait for anything to happen, then take in every message that is ready."""
+        handles: list[Any] = [server.sock] + [p.conn for p in running.values() if not p.eof]
+        for handle in wait(handles, timeout):
+            if handle is server.sock:
+                self._server_messages(server, self._starting, by_pid)
+                continue
+            proc = next(p for p in running.values() if p.conn is handle)
+            self._drain(context, proc)
+        # a finished step whose EOF came before its exit notice: wait briefly for the notice
+        if any(p.eof and p.outcome is None and p.wait_status is None for p in running.values()):
+            if wait([server.sock], 1.0):
+                self._server_messages(server, self._starting, by_pid)
 
     @staticmethod
-    def _drain(context: ExecuteContext, r: _Running) -> None:
+    def _server_messages(server: ForkServer, starting: dict[str, _StepProcess],
+                         by_pid: dict[int, _StepProcess]) -> None:
+        assert server.sock is not None
+        server.sock.setblocking(False)
         try:
-            while r.conn.poll():
-                kind, item = r.conn.recv()
+            while True:
+                try:
+                    received = receive(server.sock)
+                except BlockingIOError:
+                    return
+                if received is None:
+                    raise RuntimeError("the step fork server exited unexpectedly")
+                message, _ = received
+                if message[0] == "started":
+                    _, key, pid = message
+                    proc = starting.pop(key)  # may have finished already: the pid still matters
+                    proc.pid = pid
+                    by_pid[pid] = proc
+                elif message[0] == "exited":
+                    _, pid, status = message
+                    proc = by_pid.pop(pid, None)
+                    if proc is not None:
+                        proc.wait_status = status
+        finally:
+            if server.sock is not None:
+                server.sock.setblocking(True)
+
+    @staticmethod
+    def _drain(context: ExecuteContext, proc: _StepProcess) -> None:
+        try:
+            while proc.conn.poll():
+                kind, item = proc.conn.recv()
                 if kind == "event":
                     context.events.emit_event(item)
                 else:
-                    r.outcome = item
+                    proc.outcome = item
         except (EOFError, OSError):
-            pass
+            proc.eof = True
+            proc.conn.close()
 
-    def _reap(self, context: ExecuteContext, r: _Running) -> StepOutcome:
-        r.process.join()
-        r.conn.close()
-        if r.outcome is not None:
-            return r.outcome
-        code = r.process.exitcode
-        status = (-code if code < 0 else code << 8) if code is not None else 0
-        reason = describe_exit(status) if code is not None else "vanished"
-        message = f"step process (pid {r.process.pid}) {reason} before reporting an outcome"
-        context.events.emit(EventType.STEP_FAILURE, f"Step '{r.key}' failed: {message}", step_key=r.key,
-                            level="ERROR", data={"error": message, "attempt": r.attempt + 1,
-                                                 "exit_code": code})
-        return StepOutcome(r.key, "FAILURE", r.attempt, error=message)
+    @staticmethod
+    def _outcome(context: ExecuteContext, proc: _StepProcess) -> StepOutcome:
+        if proc.outcome is not None:
+            return proc.outcome
+        reason = describe_exit(proc.wait_status) if proc.wait_status is not None else "vanished"
+        message = f"step process (pid {proc.pid}) {reason} before reporting an outcome"
+        context.events.emit(EventType.STEP_FAILURE, f"Step '{proc.key}' failed: {message}", step_key=proc.key,
+                            level="ERROR", data={"error": message, "attempt": proc.attempt + 1,
+                                                 "pid": proc.pid, "wait_status": proc.wait_status})
+        return StepOutcome(proc.key, "FAILURE", proc.attempt, error=message)
 
-    def _stop_all(self, context: ExecuteContext, items: list[_Running]) -> None:
+    def _stop_all(self, context: ExecuteContext, server: ForkServer, running: dict[str, _StepProcess],
+                  by_pid: dict[int, _StepProcess]) -> None:
         """SIGTERM every step process, SIGKILL those still alive after the grace period."""
-        for r in items:
-            if r.process.is_alive():
-                r.process.terminate()
+        self._signal(running, signal.SIGTERM)
         deadline = time.monotonic() + self.config.grace_period_seconds
-        for r in items:
-            r.process.join(max(0.0, deadline - time.monotonic()))
-        for r in items:
-            if r.process.is_alive():
-                r.process.kill()
-                r.process.join(5)
-            self._drain(context, r)
-            r.conn.close()
+        while any(not p.finished for p in running.values()) and time.monotonic() < deadline:
+            self._pump(context, server, running, by_pid, 0.1)
+        if any(not p.finished for p in running.values()):
+            self._signal({k: p for k, p in running.items() if not p.finished}, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while any(not p.finished for p in running.values()) and time.monotonic() < deadline:
+                self._pump(context, server, running, by_pid, 0.1)
+        for proc in running.values():
+            if not proc.eof:
+                proc.conn.close()
+
+    @staticmethod
+    def _signal(running: dict[str, _StepProcess], sig: int) -> None:
+        for proc in running.values():
+            if proc.pid is not None and proc.wait_status is None:
+                try:
+                    os.kill(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
