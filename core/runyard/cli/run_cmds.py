@@ -88,29 +88,8 @@ def show(run_id, as_json):
 
 
 def step_summary(instance, run_id: str) -> list[dict]:
-    """Each step's final status, attempts, duration and error, derived from the event log."""
-    steps: dict[str, dict] = {}
-    kinds = ["STEP_START", "STEP_RESTARTED", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED",
-             "STEP_UP_FOR_RETRY"]
-    for e in instance.storage.get_events(run_id, event_types=kinds):
-        s = steps.setdefault(e.step_key, {"step_key": e.step_key, "status": "STARTED", "attempts": 0,
-                                          "start": None, "end": None, "error": None})
-        kind = str(e.event_type)
-        if kind in ("STEP_START", "STEP_RESTARTED"):
-            s["attempts"] += 1
-            s["start"] = s["start"] or e.timestamp
-            s["status"] = "STARTED"
-        elif kind == "STEP_SUCCESS":
-            s["status"], s["end"] = "SUCCESS", e.timestamp
-        elif kind == "STEP_FAILURE":
-            s["status"], s["end"], s["error"] = "FAILURE", e.timestamp, e.data.get("error")
-        elif kind == "STEP_SKIPPED":
-            s["status"] = "SKIPPED"
-        elif kind == "STEP_UP_FOR_RETRY":
-            s["status"] = "RETRY"
-    for s in steps.values():
-        s["duration"] = (s["end"] - s["start"]) if s["start"] and s["end"] else None
-    return list(steps.values())
+    """Each step's final status, attempts, duration and error (counted by storage)."""
+    return [st.to_dict() for st in instance.storage.get_step_stats(run_id)]
 
 
 @run.command("logs")

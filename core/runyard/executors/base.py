@@ -70,3 +70,11 @@ class Executor(Component, ABC):
 def skip_step(context: ExecuteContext, step_key: str, because: str) -> None:
     context.events.emit(EventType.STEP_SKIPPED, f"Skipped step '{step_key}': {because}.",
                         step_key=step_key, level="WARNING", data={"reason": because})
+
+
+def next_attempt(context: ExecuteContext, step_key: str) -> int:
+    """The 0-based number of a step's next attempt, counted in storage (not in this process's
+    memory), so whichever process runs the retry agrees with the event log."""
+    context.events.flush()
+    stats = context.instance.storage.get_step_stats(context.run.run_id, [step_key])
+    return stats[0].attempts if stats else 0

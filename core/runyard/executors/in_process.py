@@ -7,7 +7,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
-from .base import ExecuteContext, ExecutionResult, Executor, skip_step
+from .base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
 
 
 class InProcessConfig(BaseModel):
@@ -41,7 +41,7 @@ class InProcessExecutor(Executor):
                     break
                 if outcome.retry_delay:
                     time.sleep(outcome.retry_delay)
-                attempt += 1
+                attempt = next_attempt(context, key)
             result.outcomes[key] = outcome
             if outcome.status != "SUCCESS":
                 not_ok.add(key)

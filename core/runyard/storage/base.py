@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from ..component import Component, ComponentContext
-from .records import Event, Lease, RunFilter, RunRecord, RunStatus, Tick
+from .records import STEP_STATUS_EVENTS, Event, Lease, RunFilter, RunRecord, RunStatus, StepStats, Tick
 
 StorageContext = ComponentContext
 
@@ -100,6 +100,20 @@ class RunStorage(Component, ABC):
                    step_key: str | None = None) -> list[Event]:
         """A run's events in order; ``after_id`` is an exclusive cursor."""
 
+    def get_step_stats(self, run_id: str, step_keys: Iterable[str] | None = None) -> list[StepStats]:
+        """Each step's status, attempt count, first start, last end and last error in one run, in
+        the order steps first appeared. Attempts are counted here, in storage, so any process (a
+        retried step's new process, a resumed run) sees the same number. Backends may override this
+        default, which reads the step events."""
+        wanted = set(step_keys) if step_keys is not None else None
+        stats: dict[str, StepStats] = {}
+        for e in self.get_events(run_id, event_types=list(STEP_STATUS_EVENTS)):
+            if e.step_key is None or (wanted is not None and e.step_key not in wanted):
+                continue
+            apply_step_event(stats, e.step_key, str(e.event_type), e.timestamp,
+                             e.data.get("error") if e.data else None)
+        return list(stats.values())
+
     # ---- schedules and sensors -------------------------------------------------------------------
     @abstractmethod
     def get_instigator_state(self, name: str) -> dict[str, Any] | None: ...
@@ -146,3 +160,20 @@ class RunStorage(Component, ABC):
 
     @abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
+
+
+def apply_step_event(stats: dict[str, StepStats], step_key: str, event_type: str, timestamp: float,
+                     error: str | None) -> None:
+    """Fold one step event into ``stats`` (shared by every storage's ``get_step_stats``)."""
+    st = stats.get(step_key)
+    if st is None:
+        st = stats[step_key] = StepStats(step_key, "STARTED")
+    st.status = STEP_STATUS_EVENTS[event_type]
+    if event_type in ("STEP_START", "STEP_RESTARTED"):
+        st.attempts += 1
+        if st.start_time is None:
+            st.start_time = timestamp
+        st.end_time = None
+    elif event_type in ("STEP_SUCCESS", "STEP_FAILURE"):
+        st.end_time = timestamp
+        st.error = error if event_type == "STEP_FAILURE" else None

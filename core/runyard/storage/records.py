@@ -156,6 +156,35 @@ class RunRecord:
 
 
 @dataclass
+class StepStats:
+    """A step's outcome within one run, derived from its events."""
+
+    step_key: str
+    status: str  # STARTED | RETRY | SUCCESS | FAILURE | SKIPPED
+    attempts: int = 0
+    start_time: float | None = None
+    end_time: float | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step_key": self.step_key, "status": self.status, "attempts": self.attempts,
+                "start": self.start_time, "end": self.end_time, "duration": self.duration,
+                "error": self.error}
+
+
+STEP_STATUS_EVENTS = {
+    "STEP_START": "STARTED", "STEP_RESTARTED": "STARTED", "STEP_UP_FOR_RETRY": "RETRY",
+    "STEP_SUCCESS": "SUCCESS", "STEP_FAILURE": "FAILURE", "STEP_SKIPPED": "SKIPPED",
+}
+
+
+@dataclass
 class RunFilter:
     statuses: list[RunStatus] | None = None
     job_name: str | None = None

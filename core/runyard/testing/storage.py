@@ -235,6 +235,29 @@ class StorageConformanceSuite:
         assert got.message == "ünïcödé ✓" and got.data["blob"] == big
         assert storage.get_run(run.run_id).tags == {"naïve": "☃"}
 
+    def test_step_stats_count_attempts_and_keep_last_outcome(self, storage):
+        run = make_run()
+        storage.add_run(run)
+        E = EventType
+        storage.store_events([
+            ev(run.run_id, "", E.STEP_START, step_key="a", timestamp=1.0),
+            ev(run.run_id, "", E.STEP_UP_FOR_RETRY, step_key="a", timestamp=2.0),
+            ev(run.run_id, "", E.STEP_RESTARTED, step_key="a", timestamp=3.0),
+            ev(run.run_id, "", E.STEP_START, step_key="b", timestamp=3.5),
+            ev(run.run_id, "", E.STEP_FAILURE, step_key="a", timestamp=4.0, data={"error": "boom"}),
+            ev(run.run_id, "", E.STEP_SUCCESS, step_key="b", timestamp=5.0),
+            ev(run.run_id, "", E.STEP_SKIPPED, step_key="c", timestamp=6.0),
+            ev(run.run_id, "noise", E.LOG, step_key="a"),
+        ])
+        stats = {st.step_key: st for st in storage.get_step_stats(run.run_id)}
+        assert [st.step_key for st in storage.get_step_stats(run.run_id)] == ["a", "b", "c"]
+        assert (stats["a"].status, stats["a"].attempts, stats["a"].error) == ("FAILURE", 2, "boom")
+        assert (stats["a"].start_time, stats["a"].end_time) == (1.0, 4.0)
+        assert (stats["b"].status, stats["b"].attempts, stats["b"].duration) == ("SUCCESS", 1, 1.5)
+        assert (stats["c"].status, stats["c"].attempts) == ("SKIPPED", 0)
+        only = storage.get_step_stats(run.run_id, ["b"])
+        assert [st.step_key for st in only] == ["b"]
+
     # ---- schedules and sensors -------------------------------------------------------------------
     def test_instigator_state(self, storage):
         assert storage.get_instigator_state("nightly") is None

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from runyard.execution.step import StepOutcome
-from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, skip_step
+from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
 from runyard.launchers.procinfo import describe_exit
 from runyard.storage.records import EventType
 
@@ -146,7 +146,8 @@ class MultiprocessExecutor(Executor):
                     del running[proc.key]
                     outcome = self._outcome(context, proc)
                     if outcome.status == "RETRY":
-                        retry_at[proc.key] = (time.monotonic() + outcome.retry_delay, proc.attempt + 1)
+                        retry_at[proc.key] = (time.monotonic() + outcome.retry_delay,
+                                              next_attempt(context, proc.key))
                         continue
                     result.outcomes[proc.key] = outcome
                     done[proc.key] = "SUCCESS" if outcome.status == "SUCCESS" else "FAILURE"

@@ -14,8 +14,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ...errors import SchemaRevisionError, StorageError
-from ..base import RunStorage
-from ..records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
+from ..base import RunStorage, apply_step_event
+from ..records import (
+    STEP_STATUS_EVENTS,
+    CodePointer,
+    Event,
+    EventType,
+    Lease,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    StepStats,
+    Tick,
+)
 from . import schema as s
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -306,6 +317,23 @@ class SqlRunStorage(RunStorage):
                   step_key=r.step_key, level=r.level, message=r.message, data=_loads(r.data, {}))
             for r in rows
         ]
+
+    def get_step_stats(self, run_id: str, step_keys: Iterable[str] | None = None) -> list[StepStats]:
+        # Only the step events, without their payloads except for failures' error messages.
+        query = (select(s.events.c.step_key, s.events.c.event_type, s.events.c.timestamp, s.events.c.data)
+                 .where(s.events.c.run_id == run_id, s.events.c.step_key.is_not(None),
+                        s.events.c.event_type.in_(list(STEP_STATUS_EVENTS)))
+                 .order_by(s.events.c.id))
+        if step_keys is not None:
+            query = query.where(s.events.c.step_key.in_(list(step_keys)))
+        stats: dict[str, StepStats] = {}
+        with self._read() as conn:
+            for row in conn.execute(query):
+                error = None
+                if row.event_type == "STEP_FAILURE" and row.data:
+                    error = _loads(row.data, {}).get("error")
+                apply_step_event(stats, row.step_key, row.event_type, row.timestamp, error)
+        return list(stats.values())
 
     # ---- schedules and sensors -------------------------------------------------------------------
     def get_instigator_state(self, name: str) -> dict[str, Any] | None:
