@@ -6,8 +6,8 @@ For each benchmark this runs runyard's script (bench/*.py) and then the matching
 python, strictly sequentially (the bench machine has 2 cores: never in parallel), collects the
 ``RESULT {json}`` lines of both, and prints one table: figure, runyard, dagster, ratio, goal, met?
 
-  python bench/compare.py                 # full run, about 8 minutes
-  python bench/compare.py --quick         # fewer repeats, about 3 minutes
+  python bench/compare.py                 # full run, about 5 minutes
+  python bench/compare.py --quick         # fewer repeats, about 1.5 minutes
   python bench/compare.py --skip-dagster  # runyard's figures only
   python bench/compare.py --only import,latency
 
@@ -251,7 +251,7 @@ def machine_line(python: str, dagster_note: str | None) -> str:
 # ------------------------------------------------------------------------------------------------ #
 def main() -> int:
     ap = argparse.ArgumentParser(description="runyard vs Dagster, same workloads, same run")
-    ap.add_argument("--quick", action="store_true", help="fewer repeats (about 3 minutes)")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (about 1.5 minutes)")
     ap.add_argument("--skip-dagster", action="store_true", help="measure runyard only")
     ap.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma list of {', '.join(BENCHMARKS)}")
     ap.add_argument("--python", default=sys.executable, help="python with runyard installed")
@@ -289,6 +289,11 @@ def main() -> int:
         [os.path.join(SHARED_BENCH, "dagster"), os.path.join(SHARED_BENCH, "common")]),
         "BENCH_TMP": dagster_tmp}
     print(f"machine: {machine_line(args.python, dagster_note)}\nlogs and results: {out_dir}", flush=True)
+    busy = os.getloadavg()[0]
+    if busy > 1.0:
+        print(f"NOTE: the machine is busy (load average {busy:.2f}): other processes share the cores, so "
+              "figures will be noisy. Both sides run interleaved, which keeps the ratios fairer than the "
+              "absolute times.", flush=True)
 
     records: list[dict] = []
     failed: list[str] = []
