@@ -10,6 +10,7 @@ python, strictly sequentially (the bench machine has 2 cores: never in parallel)
   python bench/compare.py --quick         # fewer repeats, about 1.5 minutes
   python bench/compare.py --skip-dagster  # runyard's figures only
   python bench/compare.py --only import,latency
+  python bench/compare.py --only pg       # PostgreSQL storage: needs a server (see pg_event_throughput.py)
 
 The Dagster python is, in order: ``--dagster-python``, ``$DAGSTER_PY``, ``$DAGSTER_VENV/bin/python``,
 ``~/.cache/runyard-bench/dagster-venv/bin/python``, ``/opt/dagster-venv/bin/python``. Create one with
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 
 from rybench import BENCH_DIR, REPO_DIR, SHARED_BENCH, tmp_root
 
-BENCHMARKS = ("import", "latency", "fanout", "events")
+BENCHMARKS = ("import", "latency", "fanout", "events", "pg", "mp")
 DAGSTER_VERSION = "1.13.27"
 
 
@@ -65,6 +66,21 @@ def plan(quick: bool) -> list[Step]:
               "--max-seconds", "60"]),
         Step("events", "dagster", "event_throughput.py",
              ["--storages", "sqlite", "--apis", "store_event", "-k", "20000",
+              "--max-seconds", "20" if q else "60", "--repeats", "1" if q else "3"]),
+        # issue 3: the multiprocess executor, max_concurrent 2 (Dagster: forkserver start method)
+        Step("mp", "runyard", "run_latency.py",
+             ["--modes", "launched-warm-mp,launched-cold-mp", "--repeats", "3" if q else "5", "--warmup", "1"]),
+        Step("mp", "dagster", "run_latency.py",
+             ["--modes", "launched-mp", "--repeats", "2" if q else "3", "--warmup", "1"]),
+        Step("mp", "runyard", "fanout.py",
+             ["--executors", "multiprocess", "--max-concurrent", "2", "--repeats", "2" if q else "3",
+              "--warmup", "1"]),
+        Step("mp", "dagster", "fanout.py",
+             ["--executors", "multiprocess-fs", "--max-concurrent", "2", "--repeats", "1", "--warmup", "0"]),
+        Step("pg", "runyard", "pg_event_throughput.py",
+             ["-k", "20000", "--repeats", "1" if q else "3", "--max-seconds", "60"]),
+        Step("pg", "dagster", "event_throughput.py",
+             ["--storages", "postgres", "--apis", "store_event", "-k", "20000",
               "--max-seconds", "20" if q else "60", "--repeats", "1" if q else "3"]),
     ]
 
@@ -187,6 +203,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:,.0f} ev/s"
     if unit == "ms":
         return f"{value:.3f} ms"
+    if unit == "conn":
+        return f"{value:.0f}"
     return f"{value:.4f} s" if value < 1 else f"{value:.3f} s"
 
 
@@ -196,9 +214,18 @@ def rows(records: list[dict]) -> list[Row]:
     dimp = pick(records, d, "import_cost")
     lat = {m: pick(records, r, "run_latency", mode=m) for m in ("inproc", "launched-warm", "launched-cold")}
     dlat = pick(records, d, "run_latency", mode="launched")
-    fan, dfan = pick(records, r, "fanout"), pick(records, d, "fanout", executor="in_process")
-    ev = {a: pick(records, r, "event_throughput", api=a) for a in ("store_event", "sink", "store_events")}
+    fan, dfan = pick(records, r, "fanout", executor="in_process"), pick(records, d, "fanout", executor="in_process")
+    mpfan = pick(records, r, "fanout", executor="multiprocess")
+    dmpfan = pick(records, d, "fanout", executor="multiprocess-fs")
+    mplat = {m: pick(records, r, "run_latency", mode=m) for m in ("launched-warm-mp", "launched-cold-mp")}
+    dmplat = pick(records, d, "run_latency", mode="launched-mp")
+    ev = {a: pick(records, r, "event_throughput", storage="sqlite", api=a)
+          for a in ("store_event", "sink", "store_events")}
     dev = pick(records, d, "event_throughput", storage="sqlite", api="store_event")
+    pg = {a: pick(records, r, "event_throughput", storage="postgres", api=a)
+          for a in ("store_event", "sink", "store_events")}
+    dpg = pick(records, d, "event_throughput", storage="postgres", api="store_event")
+    claims, conns = pick(records, r, "queue_claims"), pick(records, r, "pg_connections")
     out = [
         Row("`import runyard` vs `import dagster`, whole process", median(imp, "wall_s"),
             median(dimp, "wall_s"), "s", "<=0.2"),
@@ -216,12 +243,32 @@ def rows(records: list[dict]) -> list[Row]:
             "<=0.2"),
         Row("200 ops + 1 fan-in, per step", median(fan, "per_step_ms"), median(dfan, "per_step_ms"), "ms",
             None),
+        Row("200 ops + 1 fan-in, multiprocess max_concurrent 2 (Dagster: forkserver), wall",
+            median(mpfan, "wall_s"), median(dmpfan, "wall_s"), "s", "<=0.0333333333"),
+        Row("200 ops + 1 fan-in, multiprocess, per step", median(mpfan, "per_step_ms"),
+            median(dmpfan, "per_step_ms"), "ms", None),
+        Row("trivial run launched with the multiprocess executor: warm worker",
+            median(mplat["launched-warm-mp"], "storage_s"), median(dmplat, "storage_s"), "s", "<=0.125"),
+        Row("trivial run launched with the multiprocess executor: cold worker",
+            median(mplat["launched-cold-mp"], "storage_s"), median(dmplat, "storage_s"), "s", "<=0.125"),
         Row("SQLite event writes, one store_event call each", median(ev["store_event"], "events_per_s"),
             median(dev, "events_per_s"), "ev/s", ">=40"),
         Row("SQLite event writes, batched as runs write them (EventSink) vs Dagster store_event",
             median(ev["sink"], "events_per_s"), median(dev, "events_per_s"), "ev/s", ">=40"),
         Row("SQLite event writes, store_events batches of 500 vs Dagster store_event",
             median(ev["store_events"], "events_per_s"), median(dev, "events_per_s"), "ev/s", None),
+        Row("Postgres event writes, one store_event call (one durable commit) each",
+            median(pg["store_event"], "events_per_s"), median(dpg, "events_per_s"), "ev/s", ">=50"),
+        Row("Postgres event writes, batched as runs write them (EventSink) vs Dagster store_event",
+            median(pg["sink"], "events_per_s"), median(dpg, "events_per_s"), "ev/s", ">=50"),
+        Row("Postgres event writes, store_events batches of 500 vs Dagster store_event",
+            median(pg["store_events"], "events_per_s"), median(dpg, "events_per_s"), "ev/s", None),
+        Row(f"Postgres: {claims['runs'] if claims else 100} queued runs claimed by "
+            f"{claims['claimers'] if claims else 4} competing processes, total",
+            median(claims, "total_s"), None, "s", None, "FOR UPDATE SKIP LOCKED; each claimed once"),
+        Row("Postgres: peak sessions of 4 run workers + the CLI (pg_stat_activity)",
+            conns["peak_connections"] if conns else None, None, "conn", None,
+            f"configured maximum {conns['configured_max']}; no web UI or daemon yet" if conns else ""),
     ]
     return [row for row in out if row.runyard is not None or row.dagster is not None]
 
@@ -318,7 +365,8 @@ def main() -> int:
     if why_not:
         footer.append(f"Dagster not measured: {why_not}.")
     footer.append("Times are medians; ratio = runyard / dagster (times: lower is better, goal ≤ 1/5; "
-                  "event writes: higher is better, goal ≥ 40x). Not a test: nothing fails on a figure.")
+                  "event writes: higher is better, goal ≥ 40x on SQLite, ≥ 50x on Postgres). "
+                  "Not a test: nothing fails on a figure.")
     if failed:
         footer.append("FAILED steps (no figures): " + ", ".join(failed))
     report = "\n\n".join([header, text, "\n".join(footer)])

@@ -31,11 +31,12 @@ from rybench import WORKLOAD_FILE, emit, log, make_home, stats
 
 JOB = "trivial_job"
 POLL_S = 0.005
-MODES = ("inproc", "launched-warm", "launched-cold")
+MODES = ("inproc", "launched-warm", "launched-cold", "launched-warm-mp", "launched-cold-mp")
+MP_RUN_CONFIG = {"execution": {"multiprocess": {"max_concurrent": 2}}}
 
 
 def instance_yaml(mode: str) -> str:
-    warm = "true" if mode != "launched-cold" else "false"
+    warm = "false" if mode.startswith("launched-cold") else "true"
     return f"run_launcher:\n  process:\n    warm: {warm}\n"
 
 
@@ -58,7 +59,8 @@ def submit_run(mode: str, instance, job, pointer) -> str:
 
     if mode == "inproc":
         return execute_job(job, instance=instance, code_pointer=pointer).run_id
-    run = prepare_run(instance, job, code_pointer=pointer)
+    run_config = MP_RUN_CONFIG if mode.endswith("-mp") else None
+    run = prepare_run(instance, job, code_pointer=pointer, run_config=run_config)
     instance.submit_run(run)
     return run.run_id
 
@@ -109,13 +111,13 @@ def main() -> None:
         try:
             _ = instance.storage  # opens and migrates the SQLite file before the clock starts
             prepare_s = None
-            if mode == "launched-warm":
+            if mode.startswith("launched-warm"):
                 launcher = instance.run_launcher
                 t = time.perf_counter()
                 launcher.prepare(instance)
                 prepare_s = time.perf_counter() - t
                 log(f"launcher prepared (zygote started) in {prepare_s:.3f}s")
-            elif mode == "launched-cold":
+            elif mode.startswith("launched-cold"):
                 launcher = instance.run_launcher
             log(f"{mode}: RUNYARD_HOME={home}")
             figures = measure(mode, instance, job, pointer, args.warmup, args.repeats)

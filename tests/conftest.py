@@ -115,3 +115,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: fl
 def wait_for() -> Callable[..., Any]:
     """``wait_for(predicate, timeout=15, what="...")``: poll until truthy, return the value."""
     return wait_until
+
+
+@pytest.fixture
+def uninstalled_component() -> tuple[str, str, str]:
+    """(instance-file key, name, distribution) of a component this project publishes separately whose
+    distribution is not installed here — for "unknown name says what to install" tests."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from runyard.registry import KNOWN_DISTRIBUTIONS
+
+    for (kind, name), dist in KNOWN_DISTRIBUTIONS.items():
+        if kind == "executor":
+            continue  # executors are chosen in run config, not the instance file
+        try:
+            distribution(dist)
+        except PackageNotFoundError:
+            return kind, name, dist
+    raise AssertionError("every separately published component is installed; cannot test an unknown one")

@@ -64,17 +64,20 @@ class ComponentRegistry:
     def registrations(self) -> list[Registration]:
         return [self._items[n] for n in self.names()]
 
-    def get(self, name: str, *, where: str | None = None) -> type:
+    def get(self, name: str, *, where: str | None = None, class_selection: bool = True) -> type:
         reg = self._items.get(name)
         if reg is not None:
             return reg.cls
         label = KIND_LABELS[self.kind]
         installed = ", ".join(self.names()) or "(none)"
         hint = KNOWN_DISTRIBUTIONS.get((self.kind, name))
-        install = (f" To use '{name}', install the {hint} distribution (pip install {hint})."
-                   if hint else
-                   " A third-party component is selected by the name its plugin registers, or with"
-                   " {module: ..., class: ..., config: {...}}.")
+        if hint:
+            install = f" To use '{name}', install the {hint} distribution (pip install {hint})."
+        elif class_selection:
+            install = (" A third-party component is selected by the name its plugin registers, or with"
+                       " {module: ..., class: ..., config: {...}}.")
+        else:
+            install = " Install the plugin that registers it."
         prefix = f"{where}: " if where else ""
         raise PluginError(f"{prefix}unknown {label} '{name}'. Installed {label}s: {installed}.{install}")
 

@@ -28,7 +28,6 @@ def assert_error(proc, *fragments: str, code: int | None = None) -> str:
 
 @pytest.mark.parametrize("yaml_text, fragments", [
     ("storage:\n  sqlite: {\n", ["invalid YAML", "line "]),
-    ("storage:\n  postgres: {}\n", ["unknown storage 'postgres'", "runyard-storage-postgres"]),
     ("storage:\n  sqlite:\n    busy_timeout_ms: abc\n", ["storage.sqlite.busy_timeout_ms"]),
     ("storage:\n  sqlite:\n    path: {env: RUNYARD_TEST_NOT_SET}\n", ["RUNYARD_TEST_NOT_SET is not set"]),
 ])
@@ -39,6 +38,19 @@ def test_bad_instance_file_stops_job_execute_before_anything_runs(cli, home, sam
     err = assert_error(proc, str(home / "runyard.yaml"), *fragments, code=2)
     assert "Traceback" not in err
     assert not (home / "storage").exists()
+
+
+def test_unknown_component_stops_job_launch_before_a_run_is_stored(cli, home, sample_defs,
+                                                                   uninstalled_component):
+    kind, name, dist = uninstalled_component
+    (home / "runyard.yaml").write_text(f"{kind}:\n  {name}: {{}}\n")
+    proc = cli("job", "launch", "-f", sample_defs, "-j", "etl")
+    err = assert_error(proc, str(home / "runyard.yaml"), f"unknown {kind.replace('_', ' ')} '{name}'", dist,
+                       code=2)
+    assert "Traceback" not in err
+    if kind != "storage":  # storage itself is fine: prove nothing was written to it
+        (home / "runyard.yaml").unlink()
+        assert cli.json("run", "list", "--json") == []
 
 
 RAISES_ON_IMPORT = '''

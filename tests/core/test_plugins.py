@@ -46,15 +46,17 @@ def test_registries_know_which_plugin_provided_each_component():
     assert [p["name"] for p in list_plugins()][0] == "runyard.builtins"
 
 
-def test_unknown_component_lists_installed_choices_and_the_distribution(cli, home):
-    (home / "runyard.yaml").write_text("storage:\n  postgres: {}\n")
-    proc = cli("run", "list")
+def test_unknown_component_lists_installed_choices_and_the_distribution(cli, home, uninstalled_component):
+    kind, name, dist = uninstalled_component
+    (home / "runyard.yaml").write_text(f"{kind}:\n  {name}: {{}}\n")
+    proc = cli("instance", "info")  # builds every component
     assert proc.returncode == 2
     err = proc.stderr
     assert str(home / "runyard.yaml") in err
-    assert "unknown storage 'postgres'" in err
-    assert re.search(r"Installed storages: [^.]*\bsqlite\b", err)
-    assert "runyard-storage-postgres" in err
+    label = kind.replace("_", " ")
+    assert f"unknown {label} '{name}'" in err
+    assert re.search(rf"Installed {label}s: [^.]*\b{'sqlite' if kind == 'storage' else 'process'}\b", err)
+    assert dist in err
     assert "Traceback" not in err
 
 

@@ -107,12 +107,35 @@ def format_event(event, *, show_run: bool = False) -> str:
     return line
 
 
+def _terminal_stdout():
+    """A stream on a copy of fd 1 as it is now: it keeps reaching the terminal (or pipe) while a
+    step's compute log capture points fd 1 at a file, so ``job execute``'s progress is not
+    swallowed into the step's log. None when stdout is not a real file descriptor."""
+    import io
+    import os
+    import sys
+
+    try:
+        fd = os.dup(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return open(fd, "w", buffering=1, encoding=getattr(sys.stdout, "encoding", None) or "utf-8",
+                errors="replace", closefd=True)
+
+
 def progress_printer(verbose: bool):
+    import sys
+
     hidden = set() if verbose else {"LOADED_INPUT", "STEP_OUTPUT", "HANDLED_OUTPUT"}
+    terminal = _terminal_stdout()
 
     def listener(event) -> None:
         if str(event.event_type) in hidden or (event.level == "DEBUG" and not verbose):
             return
-        click.echo(format_event(event))
+        if terminal is None:
+            click.echo(format_event(event))
+            return
+        sys.stdout.flush()  # keep order with what was printed to sys.stdout before
+        click.echo(format_event(event), file=terminal)
 
     return listener

@@ -51,11 +51,36 @@ def info(as_json):
 
 
 @instance.command("migrate")
-def migrate():
+@click.option("--from", "source_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also copy every run, event, schedule/sensor state, tick, lease and key-value row from "
+                   "the storage that this other instance file selects (e.g. the old SQLite one) into this "
+                   "instance's storage, which must be empty. How an instance moves between backends.")
+def migrate(source_file):
     """Upgrade the storage schema to the newest revision (creates it on an empty database)."""
     inst = open_instance()
-    before, after = inst.storage_unchecked().migrate()
+    target = inst.storage_unchecked()
+    before, after = target.migrate()
     if before == after:
         click.echo(f"Storage is at the newest schema revision ({after}); nothing to do.")
     else:
         click.echo(f"Migrated storage from revision {before or '(empty)'} to {after}.")
+    if source_file:
+        _copy_from(inst, target, source_file)
+
+
+def _copy_from(inst, target, source_file: str) -> None:
+    from ..instance.instance import Instance
+    from ..storage.sql.transfer import copy_storage
+
+    # The old file is read like an instance file of this home: a relative SQLite path means the same.
+    source = Instance.open(inst.home, instance_file=source_file).storage_unchecked()
+    try:
+        src_before, src_after = source.migrate()
+        if src_before != src_after:
+            click.echo(f"Migrated the source storage from revision {src_before or '(empty)'} to {src_after}.")
+        click.echo(f"Copying {source.display_url} -> {target.display_url}")
+        counts = copy_storage(source, target, progress=lambda table, n: click.echo(f"  {table:18} {n} rows"))
+    finally:
+        source.dispose()
+    click.echo(f"Copied {counts.get('runs', 0)} runs and {counts.get('events', 0)} events. Point every "
+               "process at the new storage before starting it; the old one was left as it was.")

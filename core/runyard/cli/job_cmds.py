@@ -47,6 +47,9 @@ def list_jobs(python_file, module, attribute, working_directory, as_json):
 
 
 def _run_options(fn):
+    fn = click.option("--ops", "ops", metavar="SELECTION",
+                      help="Run only these ops: comma-separated names or globs, with *NAME (and all "
+                           "upstream), NAME* (and all downstream), +NAME / NAME+ (one level per +).")(fn)
     fn = click.option("-v", "--verbose", is_flag=True, help="Show every event, DEBUG ones included.")(fn)
     fn = click.option("--tag", "tags", multiple=True, help="Run tag KEY=VALUE (repeatable).")(fn)
     fn = click.option("-c", "--config", "config_files", multiple=True, type=click.Path(dir_okay=False),
@@ -55,16 +58,26 @@ def _run_options(fn):
     return code_location_options(fn)
 
 
-def _prepare(python_file, module, attribute, working_directory, job_name, config_files, tags):
+def _prepare(python_file, module, attribute, working_directory, job_name, config_files, tags, ops=None,
+             launching=False):
+    from ..definitions.selection import parse_op_selection
     from ..execution.api import prepare_run
 
     pointer, defs = load_location(python_file, module, attribute, working_directory)
     job_def = defs.get_job(job_name)
     run_config = load_run_config(config_files)
+    step_keys = None if ops is None else parse_op_selection(job_def, ops)
     instance = open_instance()
+    if launching:  # a bad coordinator or launcher config must fail before a run is stored
+        _ = instance.run_coordinator, instance.run_launcher
     run = prepare_run(instance, job_def, code_pointer=pointer, run_config=run_config,
-                      tags=parse_tags(tags))
+                      tags=parse_tags(tags), step_keys_to_execute=step_keys)
     return instance, job_def, run
+
+
+def _steps_note(run) -> str:
+    keys = run.step_keys_to_execute
+    return "" if keys is None else f" [{len(keys)} selected step(s): {', '.join(keys)}]"
 
 
 def _summary(instance, run) -> None:
@@ -75,13 +88,13 @@ def _summary(instance, run) -> None:
 
 @job.command("execute")
 @_run_options
-def execute(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose):
+def execute(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose, ops):
     """Run a job in this process, showing live step progress."""
     from ..execution.run_worker import execute_run
 
     instance, job_def, run = _prepare(python_file, module, attribute, working_directory, job_name,
-                                      config_files, tags)
-    click.echo(f"Executing job '{job_name}' as run {run.run_id} (in this process).")
+                                      config_files, tags, ops)
+    click.echo(f"Executing job '{job_name}' as run {run.run_id} (in this process){_steps_note(run)}.")
     execute_run(instance, run.run_id, job=job_def, listeners=[progress_printer(verbose)])
     _summary(instance, run)
 
@@ -89,13 +102,14 @@ def execute(python_file, module, attribute, working_directory, job_name, config_
 @job.command("launch")
 @_run_options
 @click.option("--wait/--no-wait", default=False, help="Follow the run's events until it finishes.")
-def launch(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose, wait):
+def launch(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose, ops,
+           wait):
     """Submit a run through the run coordinator and launcher."""
     instance, _, run = _prepare(python_file, module, attribute, working_directory, job_name,
-                                config_files, tags)
+                                config_files, tags, ops, launching=True)
     run = instance.submit_run(run)
     click.echo(f"Launched run {run.run_id} of job '{job_name}' ({styled_status(str(run.status))}, "
-               f"launcher {instance.run_launcher.name}).")
+               f"launcher {instance.run_launcher.name}){_steps_note(run)}.")
     if not wait:
         return
     follow_run(instance, run.run_id, verbose=verbose)

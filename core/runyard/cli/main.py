@@ -42,13 +42,15 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register() -> None:
-    from . import instance_cmds, job_cmds, plugin_cmds, run_cmds
+    from . import codeserver_cmds, instance_cmds, job_cmds, plugin_cmds, run_cmds, workspace_cmds
 
     cli.add_command(job_cmds.job)
     cli.add_command(run_cmds.run)
     cli.add_command(run_cmds.execute_run)
     cli.add_command(instance_cmds.instance)
     cli.add_command(plugin_cmds.plugins)
+    cli.add_command(codeserver_cmds.code_server)
+    cli.add_command(workspace_cmds.workspace)
 
 
 _register()

@@ -94,13 +94,26 @@ def step_summary(instance, run_id: str) -> list[dict]:
 
 @run.command("logs")
 @click.argument("run_id")
+@click.option("--step", "step_key", metavar="KEY",
+              help="Print the captured stdout of this step (its compute log) instead of the event log.")
+@click.option("--stderr", is_flag=True, help="With --step: the step's stderr instead of its stdout.")
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON, one object per line.")
 @click.option("-v", "--verbose", is_flag=True, help="Include DEBUG events.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new events until the run finishes.")
-def logs(run_id, as_json, verbose, follow):
-    """Print a run's event log."""
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new events until the run finishes; with --step, new output until the "
+                   "step finishes.")
+def logs(run_id, step_key, stderr, as_json, verbose, follow):
+    """Print a run's event log, or with --step the captured output of one step."""
     instance = open_instance()
     instance.get_run(run_id)
+    if step_key is None:
+        if stderr:
+            raise click.UsageError("--stderr needs --step KEY")
+    else:
+        if as_json:
+            raise click.UsageError("--json is for the event log; it cannot be combined with --step")
+        _print_step_logs(instance, run_id, step_key, "stderr" if stderr else "stdout", follow)
+        return
     if follow and not as_json:
         from .job_cmds import follow_run
 
@@ -113,6 +126,57 @@ def logs(run_id, as_json, verbose, follow):
             click.echo(json.dumps(e.to_dict(), sort_keys=True, default=str))
         elif verbose or e.level != "DEBUG":
             click.echo(format_event(e))
+
+
+def _print_step_logs(instance, run_id: str, step_key: str, stream: str, follow: bool,
+                     poll: float = 0.1, health_every: float = 1.0) -> None:
+    """``run logs --step``: copy the step's compute log file to stdout, then (``--follow``) what is
+    appended to it until the step's last attempt ends or the run finishes."""
+    import time
+
+    from ..errors import RunyardError
+    from ..execution import compute_logs as cl
+    from ..storage.records import FINISHED_STATUSES
+
+    storage = instance.storage
+    captured = cl.captured_steps(storage, run_id)
+    if step_key not in captured:
+        if captured:
+            detail = "steps with captured logs: " + ", ".join(captured)
+        elif instance.compute_log_manager is None:
+            detail = "no step's output was captured; compute logs are turned off in this instance " \
+                     "(compute_logs: {enabled: false})"
+        else:
+            detail = "no step of this run has captured logs yet"
+        raise RunyardError(f"No compute logs for step '{step_key}' in run {run_id}; {detail}.")
+    out = click.get_binary_stream("stdout")
+    offset = 0
+
+    def copy() -> None:
+        nonlocal offset
+        while True:
+            chunk = cl.read_chunk(cl.step_log_files(captured[step_key]).path(stream), offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            out.write(chunk)
+        out.flush()
+
+    copy()
+    if not follow:
+        return
+    last_health = time.monotonic()
+    while True:
+        done = instance.get_run(run_id).status in FINISHED_STATUSES
+        captured = cl.captured_steps(storage, run_id)  # a retry may start a new attempt
+        done = done or cl.step_finished(storage, run_id, step_key, captured[step_key].id)
+        copy()
+        if done:
+            return
+        if time.monotonic() - last_health >= health_every:
+            last_health = time.monotonic()
+            instance.check_run_health(run_id)
+        time.sleep(poll)
 
 
 @run.command("terminate")
@@ -160,6 +224,43 @@ def health(run_ids, as_json):
             click.echo(f"{rid}  {verdict}")
         if not results:
             click.echo("No runs in progress.")
+
+
+@run.command("reexecute")
+@click.argument("run_id")
+@click.option("--from-failure", "from_failure", is_flag=True,
+              help="Only the steps that did not succeed in the run, and everything downstream of them.")
+@click.option("--all-steps", "all_steps", is_flag=True, help="Every step of the job (the default).")
+@click.option("--ops", "ops", metavar="SELECTION",
+              help="Only these ops (same grammar as `job execute --ops`); the others reuse stored outputs.")
+@click.option("--tag", "tags", multiple=True, help="Extra run tag KEY=VALUE (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="With --wait: show every event, DEBUG ones included.")
+@click.option("--wait/--no-wait", default=False, help="Follow the new run's events until it finishes.")
+def reexecute(run_id, from_failure, all_steps, ops, tags, verbose, wait):
+    """Re-execute a finished run as a new run of the same job, run config and code, linked to it.
+
+    Steps that are not executed again reuse the outputs stored by the run (or its own parents)."""
+    from ..execution.api import reexecute_run
+    from .common import parse_tags
+    from .job_cmds import _summary, follow_run
+
+    chosen = [name for name, on in (("--from-failure", from_failure), ("--all-steps", all_steps),
+                                    ("--ops", ops is not None)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} cannot be combined: choose what to re-execute "
+                               "with one of --all-steps, --from-failure or --ops")
+    instance = open_instance()
+    new = reexecute_run(instance, run_id, mode="from_failure" if from_failure else "all", ops=ops,
+                        tags=parse_tags(tags))
+    keys = new.step_keys_to_execute
+    what = "all steps" if keys is None else f"{len(keys)} step(s): {', '.join(keys)}"
+    click.echo(f"Launched run {new.run_id} of job '{new.job_name}' ({styled_status(str(new.status))}, "
+               f"launcher {instance.run_launcher.name}), re-executing {what} of run {run_id} "
+               f"(root {new.root_run_id}).")
+    if not wait:
+        return
+    follow_run(instance, new.run_id, verbose=verbose)
+    _summary(instance, new)
 
 
 @click.command("execute-run")

@@ -140,7 +140,7 @@ def validate_executor(resolved: ResolvedRunConfig) -> Any:
     from ..plugins import get_registry
 
     try:
-        cls = get_registry("executor").get(resolved.executor_name)
+        cls = get_registry("executor").get(resolved.executor_name, class_selection=False)
     except PluginError as exc:
         raise RunConfigError(str(exc).removeprefix(": "), source=RUN_CONFIG_SOURCE,
                              path=f"execution.{resolved.executor_name}") from None

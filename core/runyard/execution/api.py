@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..storage.records import CodePointer, Event, RunRecord, RunStatus
+from ..storage.records import FINISHED_STATUSES, CodePointer, Event, RunRecord, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.job import JobDefinition
@@ -20,38 +20,121 @@ def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePoi
 
     Raises :class:`runyard.errors.RunConfigError` before anything is written if the config is bad,
     and :class:`runyard.errors.DefinitionError` if an op needs a resource the job does not provide.
+    ``step_keys_to_execute`` limits the run to those steps; a run without a parent cannot then read
+    an input from a step outside them (a ``RunConfigError`` names the op, input and upstream op).
     """
     from ..definitions.config import resolve_run_config, validate_executor
+    from ..definitions.selection import check_fresh_selection
     from .plan import ExecutionPlan
 
     job._check_resources(final=True)  # a job run without Definitions never had its resources checked
     resolved = resolve_run_config(job, run_config)
     validate_executor(resolved)
     ExecutionPlan.build(job, step_keys_to_execute)
+    if step_keys_to_execute is not None and parent_run_id is None:
+        check_fresh_selection(job, step_keys_to_execute)
     all_tags = {**job.tags, **resolved.tags, **(tags or {})}
     return instance.create_run(job_name=job.name, run_config=run_config or {}, tags=all_tags,
                                code_pointer=code_pointer, step_keys_to_execute=step_keys_to_execute,
                                parent_run_id=parent_run_id, root_run_id=root_run_id)
 
 
+def _selected_steps(job: JobDefinition, ops: str | list[str] | None) -> list[str] | None:
+    from ..definitions.selection import parse_op_selection
+
+    return None if ops is None else parse_op_selection(job, ops)
+
+
 def execute_job(job: JobDefinition, *, instance: Instance | None = None,
                 run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
                 code_pointer: CodePointer | None = None,
-                listeners: list[Callable[[Event], None]] | None = None) -> RunRecord:
-    """Run ``job`` to completion in this process (like ``runyard job execute``); return the run."""
+                listeners: list[Callable[[Event], None]] | None = None,
+                ops: str | list[str] | None = None) -> RunRecord:
+    """Run ``job`` to completion in this process (like ``runyard job execute``); return the run.
+    ``ops`` is an op selection (``"*load"``, ``"extract,transform"``, see ``runyard.definitions.
+    selection``): only those steps run."""
     from ..instance.instance import Instance
     from .run_worker import execute_run
 
     instance = instance or Instance.open()
     run = prepare_run(instance, job, code_pointer=code_pointer or CodePointer(), run_config=run_config,
-                      tags=tags)
+                      tags=tags, step_keys_to_execute=_selected_steps(job, ops))
     return execute_run(instance, run.run_id, job=job, listeners=listeners)
 
 
 def launch_job(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
-               run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> RunRecord:
+               run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+               ops: str | list[str] | None = None) -> RunRecord:
     """Create a run and submit it through the run coordinator (and so the launcher)."""
-    run = prepare_run(instance, job, code_pointer=code_pointer, run_config=run_config, tags=tags)
+    _ = instance.run_coordinator, instance.run_launcher  # config errors before a run is stored
+    run = prepare_run(instance, job, code_pointer=code_pointer, run_config=run_config, tags=tags,
+                      step_keys_to_execute=_selected_steps(job, ops))
+    return instance.submit_run(run)
+
+
+REEXECUTION_MODES = ("all", "from_failure")
+
+
+def prepare_reexecution(instance: Instance, run_id: str, *, mode: str = "all",
+                        ops: str | list[str] | None = None,
+                        tags: dict[str, str] | None = None) -> RunRecord:
+    """Validate and store (NOT_STARTED, not submitted) a re-execution of run ``run_id``.
+
+    The new run has the parent's job, run config, code pointer and tags (``tags`` win), plus
+    ``parent_run_id``/``root_run_id`` and the tags ``runyard/parent_run_id``/``runyard/root_run_id``.
+    ``mode="all"`` runs every step; ``mode="from_failure"`` the steps of the parent that did not
+    succeed and everything downstream of them; ``ops`` (only with ``mode="all"``) an op selection.
+    Steps not executed reuse the outputs stored by the parent chain. Nothing is stored when the
+    run does not exist, is still in progress, has nothing to re-execute from failure, or when a
+    selected step needs an output that no run of the chain produced.
+    """
+    from ..errors import InvalidTransitionError, RunyardError
+    from ..workspace.loader import load_definitions
+    from .reexecution import (
+        PARENT_RUN_ID_TAG,
+        ROOT_RUN_ID_TAG,
+        resolve_external_outputs,
+        steps_to_retry,
+    )
+
+    if mode not in REEXECUTION_MODES:
+        raise RunyardError(f"unknown re-execution mode '{mode}'; use one of {', '.join(REEXECUTION_MODES)}")
+    if mode == "from_failure" and ops is not None:
+        raise RunyardError("a re-execution from failure cannot also take an op selection: from failure "
+                           "re-executes the steps that did not succeed; an op selection names the steps")
+    parent = instance.get_run(run_id)
+    if parent.status not in FINISHED_STATUSES:
+        raise InvalidTransitionError(
+            f"Run {run_id} is {parent.status}; only a finished run (SUCCESS, FAILURE or CANCELED) can be "
+            "re-executed. Wait for it to finish or terminate it first.")
+    if not (parent.code_pointer.python_file or parent.code_pointer.module):
+        raise RunyardError(f"Run {run_id} has no code pointer (it was run from Python without one), so "
+                           "its job cannot be loaded to re-execute it; pass code_pointer= when creating runs "
+                           "that you want to re-execute.")
+    job = load_definitions(parent.code_pointer).get_job(parent.job_name)
+    step_keys: list[str] | None = None
+    if ops is not None:
+        step_keys = _selected_steps(job, ops)
+    elif mode == "from_failure":
+        step_keys = steps_to_retry(instance, job, parent)
+        if not step_keys:
+            raise RunyardError(
+                f"Run {run_id} ({parent.status}) has no failed, skipped or unstarted step: there is nothing "
+                "to re-execute from failure. Re-execute all steps or an op selection instead.")
+    resolve_external_outputs(instance, job, step_keys, parent.run_id)  # every needed output exists
+    root_run_id = parent.root_run_id or parent.run_id
+    all_tags = {**parent.tags, **(tags or {}), PARENT_RUN_ID_TAG: parent.run_id,
+                ROOT_RUN_ID_TAG: root_run_id}
+    return prepare_run(instance, job, code_pointer=parent.code_pointer, run_config=parent.run_config,
+                       tags=all_tags, step_keys_to_execute=step_keys, parent_run_id=parent.run_id,
+                       root_run_id=root_run_id)
+
+
+def reexecute_run(instance: Instance, run_id: str, *, mode: str = "all", ops: str | list[str] | None = None,
+                  tags: dict[str, str] | None = None) -> RunRecord:
+    """Create a re-execution of run ``run_id`` (see :func:`prepare_reexecution`) and submit it
+    through the run coordinator, like :func:`launch_job`; return the new run."""
+    run = prepare_reexecution(instance, run_id, mode=mode, ops=ops, tags=tags)
     return instance.submit_run(run)
 
 

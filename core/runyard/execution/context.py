@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,15 @@ _py_logger = logging.getLogger("runyard.user")
 _py_logger.addHandler(logging.NullHandler())  # events carry the logs; no bare stderr lines by default
 
 
+def _jsonable(value: Any) -> Any:
+    """Log data is stored as JSON (and may cross a pipe): keep what JSON can hold, repr the rest."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 class StepLogger:
     """``context.log``: each call is a LOG event in the run's event log (and a Python log record)."""
 
@@ -24,7 +34,8 @@ class StepLogger:
     def _log(self, level: str, msg: Any, *args: Any, **data: Any) -> None:
         text = str(msg) % args if args else str(msg)
         if self._sink is not None:
-            self._sink.emit(EventType.LOG, text, step_key=self._step_key, level=level, data=data or None)
+            self._sink.emit(EventType.LOG, text, step_key=self._step_key, level=level,
+                            data={k: _jsonable(v) for k, v in data.items()} if data else None)
         _py_logger.log(logging.getLevelName(level), text)
 
     def debug(self, msg: Any, *args: Any, **data: Any) -> None:

@@ -105,6 +105,7 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
     from ..executors.base import ExecuteContext
     from ..workspace.loader import load_definitions
     from .plan import ExecutionPlan
+    from .reexecution import external_outputs_for_run
     from .step import StepRunner
 
     started = instance.transition(run, [RunStatus.NOT_STARTED, RunStatus.STARTING], RunStatus.STARTED,
@@ -123,14 +124,16 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
                 job = load_definitions(run.code_pointer).get_job(run.job_name)
             resolved = resolve_run_config(job, run.run_config)
             executor_cls, executor_config = validate_executor(resolved)
-            plan = ExecutionPlan.build(job, run.step_keys_to_execute)
+            plan = ExecutionPlan.build(job, run.step_keys_to_execute,
+                                       external_outputs=external_outputs_for_run(instance, run, job))
         except RunyardError as exc:
             _finish(instance, run, sink, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
                     {"error": str(exc), "traceback": getattr(exc, "user_traceback", None)})
             return instance.get_run(run.run_id)
         executor = executor_cls.from_config(executor_config, ComponentContext(
             home=instance.home, instance_file=instance.instance_file))
-        runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home)
+        runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home,
+                            compute_logs=instance.compute_log_manager)
         sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "
                   "executor.", data={"executor": executor.name, "steps": len(plan.order)})
         if not executor.runs_steps_out_of_process:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.config import ResolvedRunConfig
     from ..definitions.job import JobDefinition
     from ..storage.records import RunRecord
+    from .compute_logs import ComputeLogManager, StepLogFiles
     from .events import EventEmitter
     from .plan import ExecutionPlan
 
@@ -63,7 +66,8 @@ def user_traceback(exc: BaseException) -> str:
 
 class StepRunner:
     def __init__(self, *, run: RunRecord, job: JobDefinition, plan: ExecutionPlan,
-                 resolved: ResolvedRunConfig, sink: EventEmitter, home: str):
+                 resolved: ResolvedRunConfig, sink: EventEmitter, home: str,
+                 compute_logs: ComputeLogManager | None = None):
         self.run = run
         self.job = job
         self.plan = plan
@@ -72,17 +76,24 @@ class StepRunner:
         self.home = home
         self.resources: ResourceSet | None = None
         self.current_step: str | None = None  # the step whose op code runs right now, if any
+        #: captures each attempt's stdout/stderr (None: not captured)
+        self.compute_logs = compute_logs
+        self._capturing = False
 
     # ---- resources -------------------------------------------------------------------------------
-    def init_resources(self) -> None:
-        """Initialise every resource the plan's steps need (once per process)."""
+    def init_resources(self, step_keys: list[str] | None = None) -> None:
+        """Initialise the resources that ``step_keys`` (default: every step of the plan) need: their
+        ops' resources, the IO managers of their outputs and of the upstream outputs they load.
+        Once per process: the first call decides."""
         if self.resources is not None:
             return
         needed = {IO_MANAGER_KEY}
-        for step_key in self.plan.steps:
-            needed |= self.job.nodes[step_key].op.required_resource_keys
-        # IO managers of every output: an input may come from a step outside this plan.
-        needed |= {out.io_manager_key for node in self.job.nodes.values() for out in node.op.outs.values()}
+        for step_key in self.plan.steps if step_keys is None else step_keys:
+            node = self.job.nodes[step_key]
+            needed |= node.op.required_resource_keys
+            needed |= {out.io_manager_key for out in node.op.outs.values()}
+            for deps in node.inputs.values():
+                needed |= {self.job.nodes[up].op.outs[out].io_manager_key for up, out in deps}
         resources = ResourceSet()
         for key in sorted(needed):
             definition = self.job.resource_defs.get(key)
@@ -113,8 +124,44 @@ class StepRunner:
             raise _StepError(f"resource '{key}' is not an IOManager (got {type(manager).__name__})")
         return manager
 
+    # ---- compute logs ----------------------------------------------------------------------------
+    @contextmanager
+    def capture_logs(self, step_key: str, attempt: int = 0) -> Iterator[StepLogFiles | None]:
+        """Capture this process's stdout/stderr into the step's compute log files for the block and
+        announce them with a ``LOGS_CAPTURED`` event. :meth:`run_attempt` does this around each
+        attempt by itself; a step process calls it to capture its whole life (attempts run inside
+        the block are then not captured twice). Yields the files, or None when not capturing."""
+        manager = self.compute_logs
+        if manager is None or self._capturing:
+            yield None
+            return
+        with ExitStack() as stack:
+            try:
+                files = stack.enter_context(manager.capture(self.run.run_id, step_key, attempt))
+            except (OSError, ValueError) as exc:
+                files = None
+                self.sink.emit(EventType.ENGINE_EVENT, f"Could not capture the output of step '{step_key}' "
+                               f"({type(exc).__name__}: {exc}); it goes to the process's own stdout/stderr.",
+                               step_key=step_key, level="WARNING", data={"error": str(exc)})
+            if files is not None:
+                self.sink.emit(EventType.LOGS_CAPTURED, f"Capturing stdout and stderr of step '{step_key}' "
+                               f"(attempt {attempt + 1}) in {files.stdout} and {files.stderr}.",
+                               step_key=step_key, level="DEBUG",
+                               data={"stdout": files.stdout, "stderr": files.stderr, "attempt": attempt + 1,
+                                     "manager": manager.name, "pid": os.getpid()})
+            self._capturing = True
+            try:
+                yield files
+            finally:
+                self._capturing = False
+
     # ---- one attempt -----------------------------------------------------------------------------
     def run_attempt(self, step_key: str, attempt: int = 0) -> StepOutcome:
+        """Run one attempt of the step (its output captured, when compute logs are on)."""
+        with self.capture_logs(step_key, attempt):
+            return self._run_attempt(step_key, attempt)
+
+    def _run_attempt(self, step_key: str, attempt: int) -> StepOutcome:
         node = self.job.nodes[step_key]
         op = node.op
         emit = self.sink.emit
@@ -128,7 +175,7 @@ class StepRunner:
         log = StepLogger(self.sink, step_key)
         self.current_step = step_key
         try:
-            self.init_resources()
+            self.init_resources([step_key])  # a no-op where the run worker set up all of them
             kwargs = self._load_inputs(step_key, node, log)
             context = OpContext(run_id=self.run.run_id, step_key=step_key, op_name=op.name,
                                 op_config=self.resolved.op_configs.get(step_key), resources=self.resources,

@@ -31,6 +31,7 @@ from .yaml_source import YamlDocument, load_yaml_file, load_yaml_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..coordinators.base import RunCoordinator
+    from ..execution.compute_logs import ComputeLogManager
     from ..launchers.base import RunLauncher
     from ..storage.base import RunStorage
 
@@ -128,6 +129,13 @@ class Instance:
     @property
     def run_launcher(self) -> RunLauncher:
         return self._component("run_launcher")
+
+    @cached_property
+    def compute_log_manager(self) -> ComputeLogManager | None:
+        """What captures each step's stdout/stderr (``compute_logs:``); None when turned off."""
+        from ..execution.compute_logs import build_compute_log_manager
+
+        return build_compute_log_manager(self.settings.compute_logs, self.home)
 
     def dispose(self) -> None:
         if "storage" in self._components:

@@ -7,7 +7,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from .yaml_source import YamlDocument, format_path
@@ -28,11 +29,65 @@ class RetentionSettings(_Strict):
     runs_days: float | None = Field(None, gt=0)
 
 
+class LocalComputeLogsSettings(_Strict):
+    base_dir: str | None = Field(None, description="Directory of the captured files; relative paths are "
+                                 "resolved against the home. Default: <home>/logs/compute.")
+
+
+# Compute log manager kinds, by name: each is a key of ComputeLogsSettings with its config model.
+COMPUTE_LOG_KINDS = ("local",)
+
+
+class ComputeLogsSettings(_Strict):
+    """``compute_logs:``: which compute log manager captures step output, or ``enabled: false``.
+
+    Written like a component selection: ``{local: {base_dir: ...}}`` (or just ``local``). An empty
+    mapping means ``local`` with its defaults. ``{enabled: false}`` turns capture off.
+    """
+
+    enabled: bool = True
+    local: LocalComputeLogsSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _selection(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if isinstance(data, str):
+            data = {data: {}}
+        if not isinstance(data, dict):
+            return data
+        unknown = [str(k) for k in data if k != "enabled" and k not in COMPUTE_LOG_KINDS]
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_compute_log_manager",
+                "unknown compute log manager '{name}'. Available: {available}; or `enabled: false` to "
+                "turn capture off",
+                {"name": unknown[0], "available": ", ".join(COMPUTE_LOG_KINDS)})
+        chosen = [k for k in COMPUTE_LOG_KINDS if k in data]
+        if len(chosen) > 1:
+            raise PydanticCustomError("compute_log_choice", "choose exactly one compute log manager (got {got})",
+                                      {"got": ", ".join(chosen)})
+        return {k: ({} if k in COMPUTE_LOG_KINDS and v is None else v) for k, v in data.items()}
+
+    @model_validator(mode="after")
+    def _enabled_or_kind(self) -> ComputeLogsSettings:
+        if not self.enabled and self.local is not None:
+            raise PydanticCustomError("compute_log_disabled",
+                                      "`enabled: false` turns capture off; remove 'local' or the 'enabled' key")
+        return self
+
+    @property
+    def manager_name(self) -> str | None:
+        """The selected manager's name, or None when capture is off."""
+        return "local" if self.enabled else None
+
+
 class InstanceSettings(_Strict):
     storage: Any = Field(default_factory=lambda: {"sqlite": {}})
     run_coordinator: Any = Field(default_factory=lambda: {"default": {}})
     run_launcher: Any = Field(default_factory=lambda: {"process": {}})
-    compute_logs: dict[str, Any] = Field(default_factory=dict)
+    compute_logs: ComputeLogsSettings = Field(default_factory=ComputeLogsSettings)
     run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     webui: dict[str, Any] = Field(default_factory=dict)

@@ -13,24 +13,59 @@ Rules every implementation keeps (the conformance suite in :mod:`runyard.testing
 * events get a storage-assigned, strictly increasing ``id``; :meth:`get_events` with ``after_id``
   is a cursor that never skips or repeats;
 * ticks are unique per (instigator, tick_time); run keys are unique per instigator;
-* a lease is held by at most one holder at a time, and every acquisition bumps its fencing token.
+* a lease is held by at most one holder at a time, and every acquisition bumps its fencing token;
+* a queued run is claimed (:meth:`claim_queued_runs`) by exactly one caller.
+
+Waiting for changes (:meth:`wait_for_events`, :meth:`wait_for_runs`) polls by default; a backend
+with notifications (Postgres ``LISTEN/NOTIFY``) overrides them and sets ``supports_notifications``.
+Polling stays correct everywhere: a notification only makes a waiter look sooner.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from ..component import Component, ComponentContext
-from .records import STEP_STATUS_EVENTS, Event, Lease, RunFilter, RunRecord, RunStatus, StepStats, Tick
+from .records import (
+    FINISHED_STATUSES,
+    STEP_STATUS_EVENTS,
+    Event,
+    EventType,
+    Lease,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    StepStats,
+    Tick,
+)
 
 StorageContext = ComponentContext
+
+#: The run tag whose integer value orders the run queue: higher first, then oldest first.
+PRIORITY_TAG = "runyard/priority"
+UNFINISHED_STATUSES = tuple(s for s in RunStatus if s not in FINISHED_STATUSES)
+
+
+def run_priority(tags: dict[str, Any] | None) -> int:
+    """The queue priority a run's tags give it (``runyard/priority``; 0 when absent or not an int)."""
+    raw = (tags or {}).get(PRIORITY_TAG)
+    if raw is None:
+        return 0
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        return 0
+    return max(-(2**31), min(2**31 - 1, value))
 
 
 class RunStorage(Component, ABC):
     #: storage can wake waiters by notification rather than polling (Postgres LISTEN/NOTIFY)
     supports_notifications: ClassVar[bool] = False
+    #: seconds between looks when :meth:`wait_for_events` / :meth:`wait_for_runs` poll
+    poll_interval: float = 0.1
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def check_ready(self) -> None:  # noqa: B027 - optional hook
@@ -85,6 +120,74 @@ class RunStorage(Component, ABC):
     def update_run(self, run_id: str, *, launcher_info: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None) -> None:
         """Merge launcher info and tags into a run without touching its status."""
+
+    def claim_queued_runs(self, claimer: str, limit: int, *, run_ids: Sequence[str] | None = None,
+                          fence: Lease | None = None) -> list[RunRecord]:
+        """Claim up to ``limit`` QUEUED runs for ``claimer``: each moves QUEUED -> STARTING with its
+        ``RUN_STARTING`` event (``data={"claimed_by": claimer}``) in one transaction, so a run is
+        claimed by exactly one caller however many race. Highest ``runyard/priority`` tag first, then
+        oldest (``created_at``). ``run_ids`` restricts the claim to those runs (e.g. the ones a daemon
+        picked under tag concurrency limits). With ``fence``, nothing is claimed unless that lease is
+        still held by its holder with its token (a deposed daemon claims nothing).
+
+        Returns the claimed runs, now STARTING, in claim order; the caller launches them. This
+        default works on any storage through :meth:`transition_run`; SQL backends claim in one
+        transaction (Postgres: ``FOR UPDATE SKIP LOCKED``, so claimers never wait on each other).
+        """
+        if limit <= 0 or (fence is not None and not self._lease_is_held(fence)):
+            return []
+        wanted = set(run_ids) if run_ids is not None else None
+        queued = [r for r in self.get_runs(RunFilter(statuses=[RunStatus.QUEUED]))
+                  if wanted is None or r.run_id in wanted]
+        queued.sort(key=lambda r: (-run_priority(r.tags), r.created_at, r.run_id))
+        claimed: list[RunRecord] = []
+        for run in queued:
+            if len(claimed) >= limit:
+                break
+            event = claim_event(run.run_id, claimer)
+            if self.transition_run(run.run_id, [RunStatus.QUEUED], RunStatus.STARTING, [event]):
+                got = self.get_run(run.run_id)
+                if got is not None:
+                    claimed.append(got)
+        return claimed
+
+    # ---- waiting for changes ---------------------------------------------------------------------
+    def wait_for_events(self, run_id: str, after_id: int | None, timeout: float) -> bool:
+        """Block until ``run_id`` has an event with id > ``after_id`` (any event when None), or
+        ``timeout`` seconds pass. Returns whether there is one; True at once if there already is.
+        Safe to call from several threads. Polls every :attr:`poll_interval` by default."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.get_events(run_id, after_id=after_id, limit=1):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(self.poll_interval, left))
+
+    def wait_for_runs(self, timeout: float) -> bool:
+        """Block until a run is added, changes status or an unfinished run is deleted, or ``timeout``
+        seconds pass; return True on a change (possibly spurious: callers re-read), False on timeout.
+
+        Changes are seen from this storage object's first call on (call it once with ``timeout=0`` to
+        start watching): what the run queue and live run lists wait on. Polls a cheap summary of the
+        unfinished runs every :attr:`poll_interval` by default."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        previous = getattr(self, "_runs_seen", None)
+        while True:
+            current = self._runs_signature()
+            self._runs_seen = current
+            if previous is not None and current != previous:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(self.poll_interval, left))
+
+    def _runs_signature(self) -> Any:
+        """What :meth:`wait_for_runs` compares between polls; backends may compute it cheaper."""
+        runs = self.get_runs(RunFilter(statuses=list(UNFINISHED_STATUSES)))
+        return frozenset((r.run_id, str(r.status), r.updated_at) for r in runs)
 
     # ---- events ----------------------------------------------------------------------------------
     @abstractmethod
@@ -148,6 +251,22 @@ class RunStorage(Component, ABC):
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
         """Take or renew a lease. Renewing keeps the token; taking it over bumps it."""
 
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
+        """Extend ``lease`` only if it is still held by its holder with its token and has not expired
+        (a fenced renewal: it never takes a lease over). Returns the renewed lease or None when lost.
+        This default goes through :meth:`acquire_lease`; SQL backends do it in one guarded UPDATE."""
+        if not self._lease_is_held(lease):
+            return None
+        renewed = self.acquire_lease(lease.name, lease.holder, ttl_seconds)
+        if renewed is None or renewed.token != lease.token:
+            return None
+        return renewed
+
+    def _lease_is_held(self, lease: Lease) -> bool:
+        current = self.get_lease(lease.name)
+        return (current is not None and current.holder == lease.holder and current.token == lease.token
+                and current.expires_at >= time.time())
+
     @abstractmethod
     def release_lease(self, name: str, holder: str) -> bool: ...
 
@@ -160,6 +279,12 @@ class RunStorage(Component, ABC):
 
     @abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
+
+
+def claim_event(run_id: str, claimer: str) -> Event:
+    """The RUN_STARTING event a queue claim writes with each claimed run."""
+    return Event(run_id=run_id, event_type=EventType.RUN_STARTING,
+                 message=f"Run claimed from the queue by {claimer}.", data={"claimed_by": claimer})
 
 
 def apply_step_event(stats: dict[str, StepStats], step_key: str, event_type: str, timestamp: float,

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from ..storage.records import CodePointer, Event, EventType, RunFilter, RunRecord, RunStatus, Tick
+from ..storage.records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
 
 S = RunStatus
 
@@ -305,6 +305,17 @@ class StorageConformanceSuite:
         assert storage.release_lease("daemon", "a")
         assert storage.get_lease("daemon") is None
 
+    def test_tokens_never_go_backwards_across_releases(self, storage):
+        tokens = []
+        for holder in ("a", "b", "a", "c"):
+            lease = storage.acquire_lease("fenced-release", holder, ttl_seconds=30)
+            assert lease is not None and storage.get_lease("fenced-release").holder == holder
+            tokens.append(lease.token)
+            assert storage.release_lease("fenced-release", holder)
+            assert storage.get_lease("fenced-release") is None
+            assert not storage.release_lease("fenced-release", holder)
+        assert tokens == sorted(set(tokens)), tokens
+
     def test_expired_lease_is_taken_over_with_a_new_token(self, storage):
         first = storage.acquire_lease("daemon", "a", ttl_seconds=0.05)
         time.sleep(0.15)
@@ -328,6 +339,180 @@ class StorageConformanceSuite:
             t.join()
         assert len(holders) == 1
         assert storage.get_lease("race").holder == holders[0]
+
+    def test_renewal_is_fenced(self, storage):
+        first = storage.acquire_lease("fenced", "a", ttl_seconds=30)
+        renewed = storage.renew_lease(first, ttl_seconds=60)
+        assert renewed is not None and renewed.token == first.token
+        assert renewed.expires_at >= first.expires_at
+        assert storage.renew_lease(Lease("fenced", "b", first.token, 0.0), ttl_seconds=30) is None
+        assert storage.renew_lease(Lease("fenced", "a", first.token + 1, 0.0), ttl_seconds=30) is None
+        short = storage.acquire_lease("short", "a", ttl_seconds=0.05)
+        time.sleep(0.15)
+        assert storage.renew_lease(short, ttl_seconds=30) is None  # expired: lost, even if nobody took it
+        taken = storage.acquire_lease("short", "b", ttl_seconds=30)
+        assert taken is not None and taken.token > short.token
+        assert storage.renew_lease(short, ttl_seconds=30) is None
+        assert storage.get_lease("short").holder == "b"
+
+    # ---- the run queue ---------------------------------------------------------------------------
+    def _enqueue(self, storage, n: int, **kwargs) -> list[RunRecord]:
+        runs = []
+        for i in range(n):
+            r = make_run(status=S.QUEUED, **kwargs)
+            r.created_at = 1000.0 + i + len(kwargs.get("tags", {}))
+            storage.add_run(r)
+            runs.append(r)
+        return runs
+
+    def test_claim_takes_priority_then_oldest_and_writes_run_starting(self, storage):
+        low = self._enqueue(storage, 3)
+        high = make_run(status=S.QUEUED, tags={"runyard/priority": "5"})
+        high.created_at = 2000.0
+        storage.add_run(high)
+        negative = make_run(status=S.QUEUED, tags={"runyard/priority": "-1"})
+        negative.created_at = 1.0
+        storage.add_run(negative)
+        storage.add_run(make_run(status=S.NOT_STARTED))  # never claimed: not queued
+        claimed = storage.claim_queued_runs("daemon-1", limit=3)
+        assert [r.run_id for r in claimed] == [high.run_id, low[0].run_id, low[1].run_id]
+        assert all(r.status == S.STARTING for r in claimed)
+        assert claimed[0].tags == {"runyard/priority": "5"}
+        for r in claimed:
+            assert storage.get_run(r.run_id).status == S.STARTING
+            (event,) = storage.get_events(r.run_id)
+            assert event.event_type == EventType.RUN_STARTING and event.data == {"claimed_by": "daemon-1"}
+        rest = storage.claim_queued_runs("daemon-2", limit=10)
+        assert [r.run_id for r in rest] == [low[2].run_id, negative.run_id]
+        assert storage.claim_queued_runs("daemon-2", limit=10) == []
+        assert storage.get_events(negative.run_id)[0].data == {"claimed_by": "daemon-2"}
+
+    def test_claim_of_chosen_runs_and_limits(self, storage):
+        runs = self._enqueue(storage, 4)
+        assert storage.claim_queued_runs("d", limit=0) == []
+        assert storage.claim_queued_runs("d", limit=5, run_ids=[]) == []
+        got = storage.claim_queued_runs("d", limit=5, run_ids=[runs[3].run_id, runs[1].run_id, "missing"])
+        assert [r.run_id for r in got] == [runs[1].run_id, runs[3].run_id]
+        assert storage.claim_queued_runs("d", limit=5, run_ids=[runs[1].run_id]) == []
+        assert [r.run_id for r in storage.claim_queued_runs("d", limit=1)] == [runs[0].run_id]
+
+    def test_priority_tag_set_later_reorders_the_queue(self, storage):
+        runs = self._enqueue(storage, 3)
+        storage.update_run(runs[2].run_id, tags={"runyard/priority": "10"})
+        storage.update_run(runs[0].run_id, tags={"runyard/priority": "not a number"})
+        assert [r.run_id for r in storage.claim_queued_runs("d", limit=3)] == [
+            runs[2].run_id, runs[0].run_id, runs[1].run_id]
+
+    def test_claim_is_fenced_by_a_lease(self, storage):
+        self._enqueue(storage, 2)
+        lease = storage.acquire_lease("run-queue", "daemon-a", ttl_seconds=30)
+        assert len(storage.claim_queued_runs("daemon-a", limit=1, fence=lease)) == 1
+        storage.release_lease("run-queue", "daemon-a")
+        taken = storage.acquire_lease("run-queue", "daemon-b", ttl_seconds=30)
+        assert storage.claim_queued_runs("daemon-a", limit=1, fence=lease) == []  # deposed: claims nothing
+        assert len(storage.claim_queued_runs("daemon-b", limit=1, fence=taken)) == 1
+
+    def test_racing_claimers_claim_each_run_exactly_once(self, storage, storage_factory):
+        runs = self._enqueue(storage, 60)
+        claims: list[tuple[str, str]] = []
+        lock = threading.Lock()
+
+        def claimer(name: str) -> None:
+            s = storage_factory()
+            while True:
+                got = s.claim_queued_runs(name, limit=3)
+                if not got:
+                    return
+                with lock:
+                    claims.extend((name, r.run_id) for r in got)
+
+        threads = [threading.Thread(target=claimer, args=(f"c{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(rid for _, rid in claims) == sorted(r.run_id for r in runs)
+        for name, rid in claims:
+            (event,) = storage.get_events(rid)
+            assert event.data == {"claimed_by": name}
+
+    # ---- waiting for changes ---------------------------------------------------------------------
+    def test_wait_for_events_returns_at_once_times_out_and_wakes(self, storage, storage_factory):
+        run = make_run()
+        storage.add_run(run)
+        assert not storage.wait_for_events(run.run_id, None, timeout=0.2)
+        storage.store_event(ev(run.run_id, "first"))
+        first = storage.get_events(run.run_id)[0]
+        assert storage.wait_for_events(run.run_id, None, timeout=0)
+        start = time.monotonic()
+        assert not storage.wait_for_events(run.run_id, first.id, timeout=0.3)
+        assert time.monotonic() - start >= 0.25
+        other = storage_factory()
+        timer = threading.Timer(0.3, lambda: other.store_event(ev(run.run_id, "second")))
+        timer.start()
+        try:
+            start = time.monotonic()
+            assert storage.wait_for_events(run.run_id, first.id, timeout=10)
+            assert time.monotonic() - start < 5
+        finally:
+            timer.join()
+        assert [e.message for e in storage.get_events(run.run_id, after_id=first.id)] == ["second"]
+
+    def test_wait_for_runs_sees_new_and_moved_runs(self, storage, storage_factory):
+        storage.wait_for_runs(timeout=0)  # start watching
+        assert not storage.wait_for_runs(timeout=0.2)
+        other = storage_factory()
+        run = make_run()
+        for change in (lambda: other.add_run(run),
+                       lambda: other.transition_run(run.run_id, [S.NOT_STARTED], S.QUEUED),
+                       lambda: other.claim_queued_runs("d", limit=1),
+                       lambda: other.transition_run(run.run_id, [S.STARTING], S.FAILURE)):
+            timer = threading.Timer(0.2, change)
+            timer.start()
+            try:
+                start = time.monotonic()
+                assert storage.wait_for_runs(timeout=10)
+                assert time.monotonic() - start < 5
+            finally:
+                timer.join()
+            while storage.wait_for_runs(timeout=0.2):  # drain: a change may be seen once or twice
+                pass
+
+    def test_tailing_reader_misses_nothing_under_concurrent_writers(self, storage, storage_factory):
+        """A reader following one run by cursor (what `run logs --follow` and the web UI do) sees
+        every event exactly once, in id order, while several writers append to the run."""
+        run = make_run()
+        storage.add_run(run)
+        done = threading.Event()
+
+        def writer(n: int) -> None:
+            s = storage_factory()
+            for batch in range(15):
+                s.store_events([ev(run.run_id, f"w{n}-{batch}-{i}") for i in range(1 + (batch + n) % 4)])
+
+        seen: list[int] = []
+
+        def reader() -> None:
+            s = storage_factory()
+            cursor = None
+            while True:
+                finished = done.is_set()
+                for e in s.get_events(run.run_id, after_id=cursor):
+                    seen.append(e.id)
+                    cursor = e.id
+                if finished:
+                    return
+
+        tail = threading.Thread(target=reader)
+        tail.start()
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        tail.join()
+        assert seen == [e.id for e in storage.get_events(run.run_id)]
 
     # ---- key-value -------------------------------------------------------------------------------
     def test_kv(self, storage):

@@ -27,15 +27,19 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 def run_step_attempt(conn: Any, step_key: str, attempt: int, runner_args: dict[str, Any]) -> None:
-    """Run the attempt with a fresh StepRunner (resources are set up per step process)."""
+    """Run the attempt with a fresh StepRunner (resources are set up per step process).
+
+    The process's stdout and stderr go to the step's compute log files for its whole life
+    (resource setup and teardown included) when the instance captures compute logs."""
     signal.signal(signal.SIGTERM, _raise_terminated)
     emitter = PipeEmitter(conn, runner_args["run"].run_id)
     runner = StepRunner(sink=emitter, **runner_args)
-    try:
-        outcome = runner.run_attempt(step_key, attempt)
-    except RunTerminated:  # run_attempt already reported the interruption
-        outcome = StepOutcome(step_key, "FAILURE", attempt, error="interrupted by termination")
-    finally:
-        runner.teardown_resources()
+    with runner.capture_logs(step_key, attempt):
+        try:
+            outcome = runner.run_attempt(step_key, attempt)
+        except RunTerminated:  # run_attempt already reported the interruption
+            outcome = StepOutcome(step_key, "FAILURE", attempt, error="interrupted by termination")
+        finally:
+            runner.teardown_resources()
     conn.send(("outcome", outcome))
     conn.close()

@@ -67,9 +67,12 @@ class MultiprocessExecutor(Executor):
     def execute(self, context: ExecuteContext) -> ExecutionResult:
         runner = context.step_runner
         runner_args = {"run": context.run, "job": context.job, "plan": context.plan,
-                       "resolved": context.resolved, "home": context.instance.home}
+                       "resolved": context.resolved, "home": context.instance.home,
+                       "compute_logs": runner.compute_logs}
         server = ForkServer(lambda conn, key, attempt: run_step_attempt(conn, key, attempt, runner_args))
-        self._starting: dict[str, _StepProcess] = {}
+        # per step key, in fork order: forks whose pid the server has not told us yet. An attempt can
+        # finish (and be retried) before its "started" message is read, so one key may have several.
+        self._starting: dict[str, list[_StepProcess]] = {}
         with context.events.paused():  # fork while single-threaded
             server.start()
         del runner
@@ -164,7 +167,7 @@ class MultiprocessExecutor(Executor):
         finally:
             os.close(write_fd)  # the child holds the only write end: EOF means it is gone
         proc = _StepProcess(key, attempt, Connection(read_fd, writable=False), tags)
-        self._starting[key] = proc  # until the server tells us its pid
+        self._starting.setdefault(key, []).append(proc)  # until the server tells us its pid
         return proc
 
     def _pump(self, context: ExecuteContext, server: ForkServer, running: dict[str, _StepProcess],
@@ -183,7 +186,7 @@ class MultiprocessExecutor(Executor):
                 self._server_messages(server, self._starting, by_pid)
 
     @staticmethod
-    def _server_messages(server: ForkServer, starting: dict[str, _StepProcess],
+    def _server_messages(server: ForkServer, starting: dict[str, list[_StepProcess]],
                          by_pid: dict[int, _StepProcess]) -> None:
         assert server.sock is not None
         server.sock.setblocking(False)
@@ -198,7 +201,11 @@ class MultiprocessExecutor(Executor):
                 message, _ = received
                 if message[0] == "started":
                     _, key, pid = message
-                    proc = starting.pop(key)  # may have finished already: the pid still matters
+                    # the server answers in request order; the attempt may have finished already,
+                    # and the pid still matters
+                    proc = starting[key].pop(0)
+                    if not starting[key]:
+                        del starting[key]
                     proc.pid = pid
                     by_pid[pid] = proc
                 elif message[0] == "exited":
@@ -249,6 +256,8 @@ class MultiprocessExecutor(Executor):
         for proc in running.values():
             if not proc.eof:
                 proc.conn.close()
+            if proc.outcome is None:  # killed before it could report: say so in the event log
+                self._outcome(context, proc)
 
     @staticmethod
     def _signal(running: dict[str, _StepProcess], sig: int) -> None:

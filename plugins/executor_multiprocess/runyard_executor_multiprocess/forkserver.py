@@ -70,6 +70,10 @@ class ForkServer:
 
     def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Output still buffered in this process would be inherited, and written again by the
+        # server and by every step process when they flush: write it out once, now.
+        sys.stdout.flush()
+        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             ours.close()

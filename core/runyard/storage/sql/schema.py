@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -38,8 +38,12 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     Column("start_time", Float),
     Column("end_time", Float),
+    # 0002: the run's `runyard/priority` tag as an int (0 without one), so the queue is claimed in
+    # priority order straight from an index.
+    Column("priority", Integer, nullable=False, server_default="0"),
 )
 Index("idx_runs_status", runs.c.status, runs.c.created_at)
+Index("idx_runs_queue", runs.c.status, runs.c.priority.desc(), runs.c.created_at)
 Index("idx_runs_job", runs.c.job_name, runs.c.created_at)
 Index("idx_runs_created", runs.c.created_at)
 

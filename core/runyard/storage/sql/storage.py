@@ -1,20 +1,33 @@
-"""SqlRunStorage: one implementation of the storage interface for every SQL backend."""
+"""SqlRunStorage: one implementation of the storage interface for every SQL backend.
+
+Every write is one transaction run by :meth:`SqlRunStorage._transact` and every read goes through
+:meth:`SqlRunStorage._query`: a backend overrides those two to retry after a dropped connection (the
+Postgres plugin does), and the few ``_*_select`` / ``_insert_events`` / ``_runs_changed`` hooks to use
+its dialect's strengths (row locks, notifications).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ...errors import SchemaRevisionError, StorageError
-from ..base import RunStorage, apply_step_event
+from ..base import (
+    PRIORITY_TAG,
+    UNFINISHED_STATUSES,
+    RunStorage,
+    apply_step_event,
+    claim_event,
+    run_priority,
+)
 from ..records import (
     STEP_STATUS_EVENTS,
     CodePointer,
@@ -30,6 +43,8 @@ from ..records import (
 from . import schema as s
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+T = TypeVar("T")
+RELEASED = ""  # the holder of a released lease
 
 
 def _loads(value: str | None, default: Any = None) -> Any:
@@ -72,6 +87,19 @@ class SqlRunStorage(RunStorage):
         except OperationalError as exc:
             raise self._unreachable(exc) from exc
 
+    def _transact(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction and return its result once committed.
+
+        ``fn`` may run more than once when a backend retries (see the Postgres plugin), so it must
+        only touch the database through ``conn`` and compute its result from what it read there."""
+        with self._write() as conn:
+            return fn(conn)
+
+    def _query(self, fn: Callable[[Connection], T]) -> T:
+        """Run read-only ``fn`` on a connection; backends may retry it after a dropped connection."""
+        with self._read() as conn:
+            return fn(conn)
+
     def _unreachable(self, exc: DBAPIError) -> StorageError:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return StorageError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}")
@@ -84,10 +112,12 @@ class SqlRunStorage(RunStorage):
 
     # ---- schema ----------------------------------------------------------------------------------
     def schema_revision(self) -> str | None:
-        with self._read() as conn:
+        def op(conn: Connection) -> str | None:
             if not conn.dialect.has_table(conn, "alembic_version"):
                 return None
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+        return self._query(op)
 
     def check_ready(self, *, create: bool = True) -> None:
         revision = self.schema_revision()
@@ -111,14 +141,28 @@ class SqlRunStorage(RunStorage):
             "Upgrade runyard; refusing to use it.")
 
     def migrate(self) -> tuple[str | None, str]:
-        from .migrations import upgrade
+        from .migrations import known_revisions, upgrade
 
         before = self.schema_revision()
-        # One write transaction: concurrent first-time openers of an empty database serialize on it,
-        # and the later ones find the schema already at head.
-        with self._write() as conn:
+        if before is not None and before not in known_revisions():
+            self.check_ready(create=False)  # raises: written by a newer runyard, refuse to touch it
+
+        # One write transaction: concurrent first-time openers of an empty database serialize on it
+        # (SQLite: the write lock; others: :meth:`_migration_lock`), and the later ones find the
+        # schema already at head.
+        def op(conn: Connection) -> None:
+            self._migration_lock(conn)
             upgrade(conn)
+
+        self._transact(op)
         return before, self.schema_revision() or ""
+
+    def _migration_lock(self, conn: Connection) -> None:
+        """Serialize concurrent migrations (backends whose DDL does not take the write lock)."""
+
+    def _after_copy(self, conn: Connection) -> None:
+        """After rows were copied in with their ids (:mod:`.transfer`): move id generators past them.
+        SQLite's AUTOINCREMENT already has; sequence-based backends override this."""
 
     # ---- runs ------------------------------------------------------------------------------------
     @staticmethod
@@ -139,6 +183,7 @@ class SqlRunStorage(RunStorage):
             "updated_at": now,
             "start_time": run.start_time,
             "end_time": run.end_time,
+            "priority": run_priority(run.tags),
         }
 
     @staticmethod
@@ -161,13 +206,18 @@ class SqlRunStorage(RunStorage):
         )
 
     def add_run(self, run: RunRecord, events: Sequence[Event] = ()) -> RunRecord:
-        with self._write() as conn:
-            conn.execute(insert(s.runs), [self._run_row(run)])
+        row = self._run_row(run)
+
+        def op(conn: Connection) -> None:
+            conn.execute(insert(s.runs), [row])
             if run.tags:
                 conn.execute(insert(s.run_tags), [
                     {"run_id": run.run_id, "key": k, "value": str(v)} for k, v in run.tags.items()])
             if events:
                 self._insert_events(conn, events)
+            self._runs_changed(conn, [(run.run_id, run.status.value)])
+
+        self._transact(op)
         return run
 
     def _tags_for(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -180,11 +230,13 @@ class SqlRunStorage(RunStorage):
         return out
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        with self._read() as conn:
+        def op(conn: Connection) -> RunRecord | None:
             row = conn.execute(select(s.runs).where(s.runs.c.run_id == run_id)).first()
             if row is None:
                 return None
             return self._run_from_row(row, self._tags_for(conn, [run_id])[run_id])
+
+        return self._query(op)
 
     def _filter_clauses(self, filters: RunFilter | None) -> list[Any]:
         clauses: list[Any] = []
@@ -204,8 +256,8 @@ class SqlRunStorage(RunStorage):
 
     def get_runs(self, filters: RunFilter | None = None, limit: int | None = None,
                  cursor: str | None = None) -> list[RunRecord]:
-        clauses = self._filter_clauses(filters)
-        with self._read() as conn:
+        def op(conn: Connection) -> list[RunRecord]:
+            clauses = self._filter_clauses(filters)
             if cursor:
                 anchor = conn.execute(
                     select(s.runs.c.created_at).where(s.runs.c.run_id == cursor)).scalar()
@@ -220,17 +272,23 @@ class SqlRunStorage(RunStorage):
             tags = self._tags_for(conn, [r.run_id for r in rows])
             return [self._run_from_row(r, tags[r.run_id]) for r in rows]
 
+        return self._query(op)
+
     def count_runs(self, filters: RunFilter | None = None) -> int:
-        with self._read() as conn:
-            query = select(func.count()).select_from(s.runs).where(*self._filter_clauses(filters))
-            return int(conn.execute(query).scalar() or 0)
+        query = select(func.count()).select_from(s.runs).where(*self._filter_clauses(filters))
+        return self._query(lambda conn: int(conn.execute(query).scalar() or 0))
 
     def delete_run(self, run_id: str) -> bool:
-        with self._write() as conn:
+        def op(conn: Connection) -> bool:
+            status = conn.execute(select(s.runs.c.status).where(s.runs.c.run_id == run_id)).scalar()
             deleted = conn.execute(delete(s.runs).where(s.runs.c.run_id == run_id)).rowcount
             conn.execute(delete(s.run_tags).where(s.run_tags.c.run_id == run_id))
             conn.execute(delete(s.events).where(s.events.c.run_id == run_id))
-        return bool(deleted)
+            if deleted:
+                self._runs_changed(conn, [(run_id, f"DELETED:{status}")])
+            return bool(deleted)
+
+        return self._transact(op)
 
     def transition_run(self, run_id: str, expected: Iterable[RunStatus], new_status: RunStatus,
                        events: Sequence[Event] = (), **fields: Any) -> RunStatus | None:
@@ -243,7 +301,8 @@ class SqlRunStorage(RunStorage):
         if fields:
             raise TypeError(f"transition_run got unexpected fields: {sorted(fields)}")
         expected_values = [RunStatus(x).value for x in expected]
-        with self._write() as conn:
+
+        def op(conn: Connection) -> RunStatus | None:
             previous = conn.execute(self._status_select(run_id)).scalar()
             if previous not in expected_values:
                 return None
@@ -255,7 +314,10 @@ class SqlRunStorage(RunStorage):
                 return None
             if events:
                 self._insert_events(conn, events)
-        return RunStatus(previous)
+            self._runs_changed(conn, [(run_id, values["status"])])
+            return RunStatus(previous)
+
+        return self._transact(op)
 
     def _status_select(self, run_id: str) -> Any:
         """Backends that can lock the row (``FOR UPDATE``) override this."""
@@ -263,7 +325,7 @@ class SqlRunStorage(RunStorage):
 
     def update_run(self, run_id: str, *, launcher_info: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None) -> None:
-        with self._write() as conn:
+        def op(conn: Connection) -> None:
             if launcher_info:
                 current = conn.execute(
                     select(s.runs.c.launcher_info).where(s.runs.c.run_id == run_id)).scalar()
@@ -274,10 +336,75 @@ class SqlRunStorage(RunStorage):
                 conn.execute(delete(s.run_tags).where(s.run_tags.c.run_id == run_id,
                                                       s.run_tags.c.key == key))
                 conn.execute(insert(s.run_tags).values(run_id=run_id, key=key, value=str(value)))
+            if tags and PRIORITY_TAG in tags:
+                conn.execute(update(s.runs).where(s.runs.c.run_id == run_id)
+                             .values(priority=run_priority(tags), updated_at=time.time()))
+
+        self._transact(op)
+
+    # ---- the run queue ---------------------------------------------------------------------------
+    def claim_queued_runs(self, claimer: str, limit: int, *, run_ids: Sequence[str] | None = None,
+                          fence: Lease | None = None) -> list[RunRecord]:
+        """One transaction: pick QUEUED runs in queue order (:meth:`_claim_select`; Postgres locks
+        them ``FOR UPDATE SKIP LOCKED``, SQLite holds the write lock), compare-and-set each to
+        STARTING, write their RUN_STARTING events."""
+        wanted = list(run_ids) if run_ids is not None else None
+        if limit <= 0 or wanted == []:
+            return []
+        queued, starting = RunStatus.QUEUED.value, RunStatus.STARTING.value
+
+        def op(conn: Connection) -> list[RunRecord]:
+            if fence is not None:
+                row = conn.execute(self._lease_select(fence.name)).first()
+                if (row is None or row.holder != fence.holder or row.token != fence.token
+                        or row.expires_at < time.time()):
+                    return []
+            ids = [r.run_id for r in conn.execute(self._claim_select(limit, wanted))]
+            if not ids:
+                return []
+            values = {"status": starting, "updated_at": time.time()}
+            if conn.dialect.update_returning:
+                won = {r.run_id for r in conn.execute(
+                    update(s.runs).where(s.runs.c.run_id.in_(ids), s.runs.c.status == queued)
+                    .values(**values).returning(s.runs.c.run_id))}
+            else:  # pragma: no cover - every bundled dialect has UPDATE ... RETURNING
+                won = {rid for rid in ids if conn.execute(
+                    update(s.runs).where(s.runs.c.run_id == rid, s.runs.c.status == queued)
+                    .values(**values)).rowcount == 1}
+            claimed = [rid for rid in ids if rid in won]
+            if not claimed:
+                return []
+            self._insert_events(conn, [claim_event(rid, claimer) for rid in claimed])
+            self._runs_changed(conn, [(rid, starting) for rid in claimed])
+            rows = {r.run_id: r for r in conn.execute(select(s.runs).where(s.runs.c.run_id.in_(claimed)))}
+            tags = self._tags_for(conn, claimed)
+            return [self._run_from_row(rows[rid], tags[rid]) for rid in claimed]
+
+        return self._transact(op)
+
+    def _claim_select(self, limit: int, run_ids: list[str] | None) -> Any:
+        """The queued runs to claim, in queue order. Backends that can skip rows other transactions
+        have locked (``FOR UPDATE SKIP LOCKED``) override this."""
+        query = select(s.runs.c.run_id).where(s.runs.c.status == RunStatus.QUEUED.value)
+        if run_ids is not None:
+            query = query.where(s.runs.c.run_id.in_(run_ids))
+        return (query.order_by(s.runs.c.priority.desc(), s.runs.c.created_at, s.runs.c.run_id)
+                .limit(limit))
+
+    def _runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
+        """Called inside the write transaction that added, moved or deleted runs ((run_id, new
+        status) pairs). Backends with notifications announce them here; the default does nothing."""
+
+    def _runs_signature(self) -> Any:
+        unfinished = [st.value for st in UNFINISHED_STATUSES]
+        query = (select(func.count(), func.max(s.runs.c.updated_at)).select_from(s.runs)
+                 .where(s.runs.c.status.in_(unfinished)))
+        return self._query(lambda conn: tuple(conn.execute(query).one()))
 
     # ---- events ----------------------------------------------------------------------------------
-    @staticmethod
-    def _insert_events(conn: Connection, events: Sequence[Event]) -> None:
+    def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Insert events inside the caller's transaction. Backends override it to keep per-run
+        commit order equal to id order under concurrent writers, or to notify watchers."""
         conn.execute(insert(s.events), [
             {
                 "run_id": e.run_id,
@@ -294,8 +421,7 @@ class SqlRunStorage(RunStorage):
     def store_events(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        with self._write() as conn:
-            self._insert_events(conn, events)
+        self._transact(lambda conn: self._insert_events(conn, events))
 
     def get_events(self, run_id: str, after_id: int | None = None, limit: int | None = None,
                    event_types: Iterable[str] | None = None,
@@ -310,8 +436,7 @@ class SqlRunStorage(RunStorage):
         query = query.order_by(s.events.c.id)
         if limit:
             query = query.limit(limit)
-        with self._read() as conn:
-            rows = conn.execute(query).all()
+        rows = self._query(lambda conn: conn.execute(query).all())
         return [
             Event(id=r.id, run_id=r.run_id, event_type=_event_type(r.event_type), timestamp=r.timestamp,
                   step_key=r.step_key, level=r.level, message=r.message, data=_loads(r.data, {}))
@@ -327,18 +452,17 @@ class SqlRunStorage(RunStorage):
         if step_keys is not None:
             query = query.where(s.events.c.step_key.in_(list(step_keys)))
         stats: dict[str, StepStats] = {}
-        with self._read() as conn:
-            for row in conn.execute(query):
-                error = None
-                if row.event_type == "STEP_FAILURE" and row.data:
-                    error = _loads(row.data, {}).get("error")
-                apply_step_event(stats, row.step_key, row.event_type, row.timestamp, error)
+        for row in self._query(lambda conn: conn.execute(query).all()):
+            error = None
+            if row.event_type == "STEP_FAILURE" and row.data:
+                error = _loads(row.data, {}).get("error")
+            apply_step_event(stats, row.step_key, row.event_type, row.timestamp, error)
         return list(stats.values())
 
     # ---- schedules and sensors -------------------------------------------------------------------
     def get_instigator_state(self, name: str) -> dict[str, Any] | None:
-        with self._read() as conn:
-            row = conn.execute(select(s.instigators).where(s.instigators.c.name == name)).first()
+        query = select(s.instigators).where(s.instigators.c.name == name)
+        row = self._query(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return {"name": row.name, "kind": row.kind, "status": row.status,
@@ -346,10 +470,12 @@ class SqlRunStorage(RunStorage):
 
     def set_instigator_state(self, name: str, kind: str, status: str,
                              data: dict[str, Any] | None = None) -> None:
-        with self._write() as conn:
+        def op(conn: Connection) -> None:
             conn.execute(delete(s.instigators).where(s.instigators.c.name == name))
             conn.execute(insert(s.instigators).values(
                 name=name, kind=kind, status=status, data=_dumps(data or {}), updated_at=time.time()))
+
+        self._transact(op)
 
     @staticmethod
     def _tick_data(tick: Tick) -> str:
@@ -357,25 +483,26 @@ class SqlRunStorage(RunStorage):
                        "skip_reason": tick.skip_reason, "error": tick.error})
 
     def create_tick(self, tick: Tick) -> Tick | None:
+        def op(conn: Connection) -> int:
+            result = conn.execute(insert(s.ticks).values(
+                instigator=tick.instigator, tick_time=tick.tick_time, status=tick.status,
+                data=self._tick_data(tick), updated_at=time.time()))
+            return int(result.inserted_primary_key[0])
+
         try:
-            with self._write() as conn:
-                result = conn.execute(insert(s.ticks).values(
-                    instigator=tick.instigator, tick_time=tick.tick_time, status=tick.status,
-                    data=self._tick_data(tick), updated_at=time.time()))
-                tick.id = int(result.inserted_primary_key[0])
+            tick.id = self._transact(op)
         except IntegrityError:
             return None
         return tick
 
     def update_tick(self, tick: Tick) -> None:
-        with self._write() as conn:
-            conn.execute(update(s.ticks).where(s.ticks.c.id == tick.id).values(
-                status=tick.status, data=self._tick_data(tick), updated_at=time.time()))
+        self._transact(lambda conn: conn.execute(update(s.ticks).where(s.ticks.c.id == tick.id).values(
+            status=tick.status, data=self._tick_data(tick), updated_at=time.time())))
 
     def get_ticks(self, instigator: str, limit: int = 20) -> list[Tick]:
-        with self._read() as conn:
-            rows = conn.execute(select(s.ticks).where(s.ticks.c.instigator == instigator)
-                                .order_by(s.ticks.c.tick_time.desc()).limit(limit)).all()
+        query = (select(s.ticks).where(s.ticks.c.instigator == instigator)
+                 .order_by(s.ticks.c.tick_time.desc()).limit(limit))
+        rows = self._query(lambda conn: conn.execute(query).all())
         ticks = []
         for r in rows:
             d = _loads(r.data, {})
@@ -387,77 +514,97 @@ class SqlRunStorage(RunStorage):
 
     def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:
         try:
-            with self._write() as conn:
-                conn.execute(insert(s.run_keys).values(instigator=instigator, run_key=run_key,
-                                                       run_id=run_id))
+            self._transact(lambda conn: conn.execute(insert(s.run_keys).values(
+                instigator=instigator, run_key=run_key, run_id=run_id)))
         except IntegrityError:
             return False
         return True
 
     # ---- daemon ----------------------------------------------------------------------------------
     def heartbeat(self, daemon_id: str, loop: str, info: dict[str, Any] | None = None) -> None:
-        with self._write() as conn:
+        def op(conn: Connection) -> None:
             conn.execute(delete(s.daemon_heartbeats).where(
                 s.daemon_heartbeats.c.daemon_id == daemon_id, s.daemon_heartbeats.c.loop == loop))
             conn.execute(insert(s.daemon_heartbeats).values(
                 daemon_id=daemon_id, loop=loop, timestamp=time.time(), info=_dumps(info or {})))
 
+        self._transact(op)
+
     def get_heartbeats(self) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute(select(s.daemon_heartbeats)
-                                .order_by(s.daemon_heartbeats.c.daemon_id, s.daemon_heartbeats.c.loop))
-            return [{"daemon_id": r.daemon_id, "loop": r.loop, "timestamp": r.timestamp,
-                     "info": _loads(r.info, {})} for r in rows]
+        query = select(s.daemon_heartbeats).order_by(s.daemon_heartbeats.c.daemon_id,
+                                                     s.daemon_heartbeats.c.loop)
+        rows = self._query(lambda conn: conn.execute(query).all())
+        return [{"daemon_id": r.daemon_id, "loop": r.loop, "timestamp": r.timestamp,
+                 "info": _loads(r.info, {})} for r in rows]
 
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
-        now = time.time()
+        def op(conn: Connection) -> Lease | None:
+            now = time.time()
+            row = conn.execute(self._lease_select(name)).first()
+            if row is None:
+                conn.execute(insert(s.leases).values(name=name, holder=holder, token=1,
+                                                     expires_at=now + ttl_seconds))
+                return Lease(name, holder, 1, now + ttl_seconds)
+            if row.holder == holder and row.expires_at >= now:
+                token = row.token
+            elif row.expires_at < now:
+                token = row.token + 1
+            else:
+                return None
+            changed = conn.execute(
+                update(s.leases)
+                .where(s.leases.c.name == name, s.leases.c.token == row.token,
+                       s.leases.c.holder == row.holder)
+                .values(holder=holder, token=token, expires_at=now + ttl_seconds)).rowcount
+            if changed != 1:
+                return None
+            return Lease(name, holder, token, now + ttl_seconds)
+
         try:
-            with self._write() as conn:
-                row = conn.execute(self._lease_select(name)).first()
-                if row is None:
-                    conn.execute(insert(s.leases).values(name=name, holder=holder, token=1,
-                                                         expires_at=now + ttl_seconds))
-                    return Lease(name, holder, 1, now + ttl_seconds)
-                if row.holder == holder and row.expires_at >= now:
-                    token = row.token
-                elif row.expires_at < now:
-                    token = row.token + 1
-                else:
-                    return None
-                changed = conn.execute(
-                    update(s.leases)
-                    .where(s.leases.c.name == name, s.leases.c.token == row.token,
-                           s.leases.c.holder == row.holder)
-                    .values(holder=holder, token=token, expires_at=now + ttl_seconds)).rowcount
-                if changed != 1:
-                    return None
-                return Lease(name, holder, token, now + ttl_seconds)
+            return self._transact(op)
         except IntegrityError:
             return None
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
+        def op(conn: Connection) -> Lease | None:
+            now = time.time()
+            changed = conn.execute(
+                update(s.leases)
+                .where(s.leases.c.name == lease.name, s.leases.c.holder == lease.holder,
+                       s.leases.c.token == lease.token, s.leases.c.expires_at >= now)
+                .values(expires_at=now + ttl_seconds)).rowcount
+            return Lease(lease.name, lease.holder, lease.token, now + ttl_seconds) if changed == 1 else None
+
+        return self._transact(op)
 
     def _lease_select(self, name: str) -> Any:
         """Backends that can lock the row (``FOR UPDATE``) override this."""
         return select(s.leases).where(s.leases.c.name == name)
 
     def release_lease(self, name: str, holder: str) -> bool:
-        with self._write() as conn:
-            return bool(conn.execute(delete(s.leases).where(s.leases.c.name == name,
-                                                            s.leases.c.holder == holder)).rowcount)
+        # The row stays, expired and without a holder, so the next acquisition still bumps the
+        # fencing token: tokens never go backwards, whoever held the lease before.
+        return self._transact(lambda conn: bool(conn.execute(
+            update(s.leases).where(s.leases.c.name == name, s.leases.c.holder == holder,
+                                   s.leases.c.holder != RELEASED)
+            .values(holder=RELEASED, expires_at=0.0)).rowcount))
 
     def get_lease(self, name: str) -> Lease | None:
-        with self._read() as conn:
-            row = conn.execute(select(s.leases).where(s.leases.c.name == name)).first()
+        query = select(s.leases).where(s.leases.c.name == name, s.leases.c.holder != RELEASED)
+        row = self._query(lambda conn: conn.execute(query).first())
         return Lease(row.name, row.holder, row.token, row.expires_at) if row else None
 
     # ---- key-value -------------------------------------------------------------------------------
     def kv_get(self, key: str) -> str | None:
-        with self._read() as conn:
-            return conn.execute(select(s.kv.c.value).where(s.kv.c.key == key)).scalar()
+        query = select(s.kv.c.value).where(s.kv.c.key == key)
+        return self._query(lambda conn: conn.execute(query).scalar())
 
     def kv_set(self, key: str, value: str) -> None:
-        with self._write() as conn:
+        def op(conn: Connection) -> None:
             conn.execute(delete(s.kv).where(s.kv.c.key == key))
             conn.execute(insert(s.kv).values(key=key, value=value))
+
+        self._transact(op)
 
 
 def _event_type(value: str) -> EventType | str:

@@ -1,0 +1,156 @@
+"""Helpers shared by the executor and launcher conformance suites: a throwaway instance home,
+definitions files written on the fly, waiting, and local process checks through /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..instance.instance import INSTANCE_FILE_NAME, Instance
+from ..storage.records import Event, RunRecord
+
+#: what every definitions file written by a suite starts with
+PREAMBLE = """\
+import os
+import sys
+import time
+
+from runyard import Config, Definitions, Failure, RetryPolicy, RetryRequested, job, op
+
+OUT_DIR = {out_dir!r}
+
+
+def record(name, value):
+    \"\"\"Append one line to OUT_DIR/<name> (each step may run in its own process).\"\"\"
+    with open(os.path.join(OUT_DIR, name), "a") as f:
+        f.write(f"{{value}}\\n")
+
+
+def wait_for_file(path, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+"""
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].decode().split()
+
+
+def pid_gone(pid: int) -> bool:
+    """No such process runs any more (absent, or a zombie waiting to be reaped)."""
+    fields = _stat(pid)
+    return fields is None or fields[0] in ("Z", "X")
+
+
+def live_pids_in_group(pgid: int) -> list[int]:
+    """Every live (non-zombie) process whose process group is ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat(int(entry))
+        if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class SuiteHome:
+    """A fresh instance home with its instance file, opened in this process."""
+
+    def __init__(self, root: Path, settings: dict[str, Any] | None = None):
+        self.root = Path(root)
+        self.home = self.root / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.out_dir = self.root / "out"
+        self.out_dir.mkdir(exist_ok=True)
+        self.instance_file = self.home / INSTANCE_FILE_NAME
+        self.instance_file.write_text(yaml.safe_dump(settings or {}, sort_keys=False))
+        self.instance = Instance.open(home=str(self.home), instance_file=str(self.instance_file))
+        self._defs = 0
+
+    def write_defs(self, source: str, name: str | None = None) -> Path:
+        """A definitions file: :data:`PREAMBLE` (with ``OUT_DIR``, ``record``, ``wait_for_file``)
+        followed by ``source`` (dedented)."""
+        self._defs += 1
+        path = self.root / (name or f"suite_defs_{self._defs}.py")
+        path.write_text(PREAMBLE.format(out_dir=str(self.out_dir)) + textwrap.dedent(source).lstrip("\n"))
+        return path
+
+    def out_lines(self, name: str) -> list[str]:
+        path = self.out_dir / name
+        return path.read_text().splitlines() if path.exists() else []
+
+    def load_job(self, path: Path, job_name: str):
+        from ..workspace.loader import code_pointer_for, load_definitions
+
+        pointer = code_pointer_for(python_file=str(path))
+        return pointer, load_definitions(pointer).get_job(job_name)
+
+    def create_run(self, path: Path, job_name: str, run_config: dict[str, Any]) -> tuple[RunRecord, Any]:
+        """Validate and store a NOT_STARTED run of the job in ``path``; return it and the job."""
+        from ..execution.api import prepare_run
+
+        pointer, job = self.load_job(path, job_name)
+        return prepare_run(self.instance, job, code_pointer=pointer, run_config=run_config), job
+
+    def events(self, run_id: str, event_type: str | None = None, step_key: str | None = None) -> list[Event]:
+        return [e for e in self.instance.storage.get_events(run_id, step_key=step_key)
+                if event_type is None or str(e.event_type) == event_type]
+
+    def types(self, run_id: str, step_key: str | None = None) -> list[str]:
+        return [str(e.event_type) for e in self.events(run_id, step_key=step_key)]
+
+    def worker_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+        env.update(self.instance.worker_env())
+        return env
+
+    def wait_finished(self, run_id: str, timeout: float = 60.0) -> RunRecord:
+        from ..storage.records import FINISHED_STATUSES
+
+        def finished():
+            run = self.instance.get_run(run_id)
+            return run if run.status in FINISHED_STATUSES else None
+
+        return wait_until(finished, timeout=timeout, what=f"run {run_id} to finish")
+
+    def describe(self, run_id: str) -> str:
+        """The run's event log, for assertion messages."""
+        return "\n".join(f"  {e.event_type} {e.step_key or '-'}: {e.message}" for e in self.events(run_id))
+
+    def close(self) -> None:
+        self.instance.dispose()

@@ -1,0 +1,11 @@
+"""Entry point of the ``runyard-storage-postgres`` distribution. Importing it is cheap: the storage
+module (SQLAlchemy, psycopg2) loads only when an instance selects ``postgres``."""
+
+from runyard.plugins import hookimpl
+
+
+@hookimpl
+def runyard_register_storage(registry):
+    from .storage import PostgresRunStorage
+
+    registry.add("postgres", PostgresRunStorage)

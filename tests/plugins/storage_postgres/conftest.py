@@ -1,0 +1,71 @@
+"""Fixtures for the Postgres storage tests.
+
+Needs: a PostgreSQL server reachable at $RUNYARD_TEST_PG_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres, trust auth on the development machines) as a role that
+may CREATE DATABASE — each test session creates its own database there and drops it at the end; and
+the server binaries (initdb, pg_ctl) for private servers started on a free port (password auth, fault
+tests). If any of that is missing the tests FAIL with what to install or start; they never skip.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from runyard_storage_postgres.config import PostgresStorageConfig
+from runyard_storage_postgres.storage import PostgresRunStorage
+from runyard_storage_postgres.testing import (
+    PostgresUnavailable,
+    PrivateServer,
+    create_database,
+    drop_database,
+    require_server,
+)
+
+TABLES = ("runs", "run_tags", "events", "instigators", "ticks", "run_keys", "daemon_heartbeats", "leases", "kv")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    try:
+        return require_server()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_admin_url):
+    """A database of this test session, created now and dropped at the end."""
+    url = create_database(pg_admin_url)
+    yield url
+    drop_database(url, pg_admin_url)
+
+
+@pytest.fixture
+def fresh_db(pg_admin_url):
+    """A database of its own for one test (migrations, schema revisions)."""
+    url = create_database(pg_admin_url, prefix="runyard_t1")
+    yield url
+    drop_database(url, pg_admin_url)
+
+
+@pytest.fixture(scope="session")
+def private_server():
+    """A private PostgreSQL with scram-sha-256 password auth on a free port (started once)."""
+    try:
+        server = PrivateServer().init().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.destroy()
+
+
+def open_storage(url: str, **config) -> PostgresRunStorage:
+    s = PostgresRunStorage(PostgresStorageConfig(url=url, **config))
+    s.check_ready()
+    return s
+
+
+def truncate_all(storage: PostgresRunStorage) -> None:
+    with storage.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
