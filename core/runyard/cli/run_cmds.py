@@ -70,6 +70,10 @@ def show(run_id, as_json):
     click.echo(f"Ended      {fmt_time(r.end_time)}")
     click.echo(f"Duration   {fmt_duration(r.duration)}")
     click.echo(f"Code       {r.code_pointer.describe()}")
+    if r.parent_run_id:
+        click.echo(f"Parent     {r.parent_run_id} (root {r.root_run_id or r.parent_run_id})")
+    if r.step_keys_to_execute is not None:
+        click.echo(f"Selected   {', '.join(r.step_keys_to_execute)}")
     if r.tags:
         click.echo("Tags       " + ", ".join(f"{k}={v}" for k, v in sorted(r.tags.items())))
     if r.launcher_info:
