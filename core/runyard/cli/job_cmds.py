@@ -116,9 +116,10 @@ def launch(python_file, module, attribute, working_directory, job_name, config_f
     _summary(instance, run)
 
 
-def follow_run(instance, run_id: str, *, verbose: bool = False, poll: float = 0.1,
+def follow_run(instance, run_id: str, *, verbose: bool = False, poll: float = 0.5,
                health_every: float = 1.0) -> None:
-    """Print a run's events as they are stored until it finishes; check worker health meanwhile."""
+    """Print a run's events as they are stored until it finishes; check worker health meanwhile.
+    Between reads it waits on the storage (woken by a notification where the backend has them)."""
     from ..storage.records import FINISHED_STATUSES
 
     printer = progress_printer(verbose)
@@ -137,7 +138,7 @@ def follow_run(instance, run_id: str, *, verbose: bool = False, poll: float = 0.
         if time.monotonic() - last_health >= health_every:
             last_health = time.monotonic()
             instance.check_run_health(run_id)
-        time.sleep(poll)
+        instance.storage.wait_for_events(run_id, cursor, timeout=poll)
 
 
 __all__ = ["job", "follow_run", "format_event"]
