@@ -11,6 +11,7 @@ python, strictly sequentially (the bench machine has 2 cores: never in parallel)
   python bench/compare.py --skip-dagster  # runyard's figures only
   python bench/compare.py --only import,latency
   python bench/compare.py --only pg       # PostgreSQL storage: needs a server (see pg_event_throughput.py)
+  python bench/compare.py --only daemon   # issue 5: queue throughput, schedule lag, idle RSS (~3 minutes)
 
 The Dagster python is, in order: ``--dagster-python``, ``$DAGSTER_PY``, ``$DAGSTER_VENV/bin/python``,
 ``~/.cache/runyard-bench/dagster-venv/bin/python``, ``/opt/dagster-venv/bin/python``. Create one with
@@ -33,7 +34,7 @@ from datetime import UTC, datetime
 
 from rybench import BENCH_DIR, REPO_DIR, SHARED_BENCH, tmp_root
 
-BENCHMARKS = ("import", "latency", "fanout", "events", "pg", "mp")
+BENCHMARKS = ("import", "latency", "fanout", "events", "pg", "mp", "daemon")
 DAGSTER_VERSION = "1.13.27"
 
 
@@ -77,6 +78,12 @@ def plan(quick: bool) -> list[Step]:
               "--warmup", "1"]),
         Step("mp", "dagster", "fanout.py",
              ["--executors", "multiprocess-fs", "--max-concurrent", "2", "--repeats", "1", "--warmup", "0"]),
+        # issue 5: the daemon - run queue throughput, schedule lag, idle memory
+        Step("daemon", "runyard", "queue_throughput.py", ["--runs", "100", "--repeats", "1" if q else "3"]),
+        Step("daemon", "dagster", "queue_throughput.py", ["--runs", "12", "--repeats", "1"]),
+        Step("daemon", "runyard", "schedule_lag.py", ["--ticks", "1" if q else "2"]),
+        Step("daemon", "runyard", "memory.py", ["--idle", "10" if q else "30", "--repeats", "1"]),
+        Step("daemon", "dagster", "memory.py", ["--idle", "30", "--repeats", "1"]),
         Step("pg", "runyard", "pg_event_throughput.py",
              ["-k", "20000", "--repeats", "1" if q else "3", "--max-seconds", "60"]),
         Step("pg", "dagster", "event_throughput.py",
@@ -117,7 +124,7 @@ def run_step(step: Step, python: str, out_dir: str, env: dict[str, str]) -> list
     else:
         script, cwd = os.path.join(SHARED_BENCH, "dagster", step.script), os.path.join(SHARED_BENCH, "dagster")
     argv = [python, script, *step.args]
-    name = f"{step.side}-{step.benchmark}"
+    name = f"{step.side}-{step.benchmark}-{os.path.splitext(step.script)[0]}"  # one log per script
     print(f"== {time.strftime('%H:%M:%S')} {step.side:7s} {step.script} {' '.join(step.args)}", flush=True)
     start = time.perf_counter()
     with open(os.path.join(out_dir, name + ".err"), "w") as err:
@@ -165,7 +172,7 @@ class Row:
     figure: str
     runyard: float | None
     dagster: float | None
-    unit: str  # "s", "ms", "ev/s"
+    unit: str  # "s", "ms", "ev/s", "runs/s", "MiB", "conn"
     goal: str | None  # "<=0.2" (runyard/dagster, lower is better) or ">=40" (higher is better)
     note: str = ""
 
@@ -178,7 +185,7 @@ class Row:
         r = self.ratio()
         if r is None:
             ratio = "—"
-        elif self.unit == "ev/s":
+        elif self.unit in ("ev/s", "runs/s"):
             ratio = f"{r:,.1f}x"
         else:
             ratio = f"{r:.3f} (1/{1 / r:,.1f})" if r > 0 else "0"
@@ -205,6 +212,10 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.3f} ms"
     if unit == "conn":
         return f"{value:.0f}"
+    if unit == "runs/s":
+        return f"{value:,.1f} runs/s"
+    if unit == "MiB":
+        return f"{value:.0f} MiB"
     return f"{value:.4f} s" if value < 1 else f"{value:.3f} s"
 
 
@@ -226,6 +237,15 @@ def rows(records: list[dict]) -> list[Row]:
           for a in ("store_event", "sink", "store_events")}
     dpg = pick(records, d, "event_throughput", storage="postgres", api="store_event")
     claims, conns = pick(records, r, "queue_claims"), pick(records, r, "pg_connections")
+    qt, dqt = pick(records, r, "queue_throughput"), pick(records, d, "queue_throughput")
+    lag = pick(records, r, "schedule_lag")
+    mem, dmem = pick(records, r, "memory", service="daemon"), pick(records, d, "memory", service="daemon")
+    runyard_runs = qt["runs"] if qt else 100
+    dag_rate = median(dqt, "finished_per_s")
+    dag_scaled = runyard_runs / dag_rate if dag_rate else None
+    zygote_mib = None
+    if mem and mem.get("children"):
+        zygote_mib = sum(c["rss_kib"] for c in mem["children"] if "zygote" in c.get("cmd", "")) / 1024
     out = [
         Row("`import runyard` vs `import dagster`, whole process", median(imp, "wall_s"),
             median(dimp, "wall_s"), "s", "<=0.2"),
@@ -269,6 +289,30 @@ def rows(records: list[dict]) -> list[Row]:
         Row("Postgres: peak sessions of 4 run workers + the CLI (pg_stat_activity)",
             conns["peak_connections"] if conns else None, None, "conn", None,
             f"configured maximum {conns['configured_max']}; no web UI or daemon yet" if conns else ""),
+    ]
+    out += [
+        Row(f"{runyard_runs} queued trivial runs, max_concurrent_runs 4, enqueue -> all finished "
+            "(Dagster: its finished_per_s scaled to the same number of runs)",
+            median(qt, "all_finished_s"), dag_scaled, "s", "<=0.1",
+            "runyard's clock includes enqueueing; Dagster's starts after it"),
+        Row(f"  Dagster raw: {dqt['runs'] if dqt else 12} queued runs, daemon start -> all finished",
+            None, median(dqt, "all_finished_s"), "s", None),
+        Row("  queued runs: enqueue rate (prepare_run + submit_run)", median(qt, "enqueue_per_s"),
+            median(dqt, "enqueue_per_s"), "runs/s", None),
+        Row("  queued runs: finished per second", median(qt, "finished_per_s"), dag_rate, "runs/s", None),
+        Row("schedule `* * * * *`: run created_at - cron time (max of the ticks)",
+            lag["lag_max_s"] if lag else None, None, "s", None,
+            f"goal < 1 s absolute: {'met' if lag and lag['lag_max_s'] < 1 else 'NOT met'}; "
+            "Dagster's scheduler wakes at minute boundaries" if lag else ""),
+        Row("idle RSS, daemon + code server + launcher zygote (Dagster: dagster-daemon + gRPC code server)",
+            median(mem, "rss_total_mib"), median(dmem, "rss_total_mib"), "MiB", "<=0.5",
+            f"runyard after {mem['idle_s']:g} s idle, Dagster after {dmem['idle_s'] if dmem else 30:g} s"
+            if mem else ""),
+        Row("  idle RSS without the zygote (daemon + code server)",
+            median(mem, "rss_total_mib") - zygote_mib if zygote_mib is not None else None,
+            median(dmem, "rss_total_mib"), "MiB", None),
+        Row("  idle RSS, daemon process alone", median(mem, "rss_main_mib"), median(dmem, "rss_main_mib"),
+            "MiB", None),
     ]
     return [row for row in out if row.runyard is not None or row.dagster is not None]
 
@@ -365,7 +409,8 @@ def main() -> int:
     if why_not:
         footer.append(f"Dagster not measured: {why_not}.")
     footer.append("Times are medians; ratio = runyard / dagster (times: lower is better, goal ≤ 1/5; "
-                  "event writes: higher is better, goal ≥ 40x on SQLite, ≥ 50x on Postgres). "
+                  "event writes: higher is better, goal ≥ 40x on SQLite, ≥ 50x on Postgres; daemon: queue time ≤ 1/10, "
+                  "idle RSS ≤ 1/2, schedule lag < 1 s absolute). "
                   "Not a test: nothing fails on a figure.")
     if failed:
         footer.append("FAILED steps (no figures): " + ", ".join(failed))

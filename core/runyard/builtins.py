@@ -11,8 +11,10 @@ from .plugins import hookimpl
 @hookimpl
 def runyard_register_run_coordinator(registry):
     from .coordinators.default import DefaultRunCoordinator
+    from .coordinators.queued import QueuedRunCoordinator
 
     registry.add("default", DefaultRunCoordinator)
+    registry.add("queued", QueuedRunCoordinator)
 
 
 @hookimpl

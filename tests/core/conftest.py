@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from runyard import Instance
+from runyard.daemon import Daemon
+from runyard.daemon.daemon import open_workspace
+from runyard.testing._util import SuiteHome
 
 
 @pytest.fixture
@@ -119,3 +122,63 @@ def waiting_config(tmp_path: Path):
         return path
 
     return write
+
+
+# ---- the daemon tests: a suite home plus a started workspace on one definitions file ---------------
+
+DAEMON_IMPORTS = """
+from runyard import RunRequest, SkipReason, schedule, sensor
+
+
+class NCfg(Config):
+    n: int
+
+
+@op
+def show(config: NCfg) -> None:
+    record("ran", config.n)
+
+
+@job
+def shown():
+    show()
+"""
+
+
+class DaemonHarness:
+    """Made by the ``daemon_harness`` fixture; closed at the test's end."""
+
+    def __init__(self, tmp_path, source: str, settings: dict | None = None, evaluation_timeout: float | None = None):
+        self.suite = SuiteHome(tmp_path, {"run_launcher": {"process": {"warm": False}}, **(settings or {})})
+        self.instance = self.suite.instance
+        self.defs = self.suite.write_defs(DAEMON_IMPORTS + source, name="daemon_defs.py")
+        self.workspace = open_workspace([str(self.defs)], evaluation_timeout=evaluation_timeout).start()
+        self.location = self.workspace.locations()[0]
+        assert self.location.snapshot is not None, self.location.error
+        self.daemon = Daemon(self.instance, self.workspace)
+        assert self.daemon.lease.tick()  # the only daemon: it leads; loops are called directly
+
+    def runs(self, tag: str, name: str):
+        from runyard.storage.records import RunFilter
+
+        return self.instance.storage.get_runs(RunFilter(tags={tag: name}))
+
+    def close(self) -> None:
+        self.daemon.stop()
+        self.workspace.shutdown()
+        self.suite.close()
+
+
+@pytest.fixture
+def daemon_harness(tmp_path):
+    """``daemon_harness(source, settings=None, evaluation_timeout=None)``: a DaemonHarness whose
+    definitions file is :data:`DAEMON_IMPORTS` + ``source``."""
+    made: list[DaemonHarness] = []
+
+    def make(source: str, settings: dict | None = None, evaluation_timeout: float | None = None):
+        made.append(DaemonHarness(tmp_path, source, settings, evaluation_timeout))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()

@@ -21,7 +21,8 @@ def test_plugins_json_lists_builtins_and_the_sqlite_entry_point(cli):
     builtins = plugins["runyard.builtins"]
     assert builtins["distribution"] == "runyard"
     assert {(c["kind"], c["name"]) for c in builtins["components"]} == {
-        ("run_coordinator", "default"), ("run_launcher", "process"), ("executor", "in_process")}
+        ("run_coordinator", "default"), ("run_coordinator", "queued"), ("run_launcher", "process"),
+        ("executor", "in_process")}
     assert set(builtins["hooks"]) >= {"runyard_register_run_coordinator", "runyard_register_run_launcher",
                                       "runyard_register_executor"}
     sqlite = plugins["sqlite"]

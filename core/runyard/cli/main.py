@@ -42,7 +42,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register() -> None:
-    from . import codeserver_cmds, instance_cmds, job_cmds, plugin_cmds, run_cmds, workspace_cmds
+    from . import codeserver_cmds, daemon_cmds, instance_cmds, job_cmds, plugin_cmds, run_cmds, workspace_cmds
 
     cli.add_command(job_cmds.job)
     cli.add_command(run_cmds.run)
@@ -51,6 +51,10 @@ def _register() -> None:
     cli.add_command(plugin_cmds.plugins)
     cli.add_command(codeserver_cmds.code_server)
     cli.add_command(workspace_cmds.workspace)
+    cli.add_command(daemon_cmds.daemon)
+    cli.add_command(daemon_cmds.schedule)
+    cli.add_command(daemon_cmds.sensor)
+    cli.add_command(daemon_cmds.dev)
 
 
 _register()

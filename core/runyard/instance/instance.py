@@ -151,9 +151,10 @@ class Instance:
     def create_run(self, *, job_name: str, run_config: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None, code_pointer: CodePointer | None = None,
                    step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
-                   root_run_id: str | None = None, status: RunStatus = RunStatus.NOT_STARTED) -> RunRecord:
+                   root_run_id: str | None = None, status: RunStatus = RunStatus.NOT_STARTED,
+                   run_id: str | None = None) -> RunRecord:
         """Store a new run. Callers validate run config against the job first (see execution.api)."""
-        run = RunRecord(run_id=uuid.uuid4().hex, job_name=job_name, status=status,
+        run = RunRecord(run_id=run_id or uuid.uuid4().hex, job_name=job_name, status=status,
                         run_config=run_config or {}, tags=dict(tags or {}),
                         code_pointer=code_pointer or CodePointer(),
                         step_keys_to_execute=step_keys_to_execute, parent_run_id=parent_run_id,
@@ -208,16 +209,20 @@ class Instance:
 
     def launch_run(self, run: RunRecord) -> RunRecord:
         """Move a run to STARTING and have the launcher start its worker (coordinators call this)."""
-        from ..launchers.base import LaunchRunContext
-
         expected = [RunStatus.NOT_STARTED, RunStatus.QUEUED]
         if not self.transition(run, expected, RunStatus.STARTING,
                                f"Launching run with the {self.run_launcher.name} launcher."):
             current = self.get_run(run.run_id)
             raise InvalidTransitionError(f"Run {run.run_id} is {current.status}; only a NOT_STARTED or "
                                          "QUEUED run can be launched.")
+        return self._start_worker(self.get_run(run.run_id))
+
+    def _start_worker(self, run: RunRecord) -> RunRecord:
+        """Hand a STARTING run to the launcher; if it cannot start a worker, the run ends FAILURE."""
+        from ..launchers.base import LaunchRunContext
+
         try:
-            self.run_launcher.launch_run(LaunchRunContext(instance=self, run=self.get_run(run.run_id)))
+            self.run_launcher.launch_run(LaunchRunContext(instance=self, run=run))
         except Exception as exc:
             import traceback
 
@@ -226,6 +231,21 @@ class Instance:
                             data={"error": traceback.format_exc()})
             raise
         return self.get_run(run.run_id)
+
+    def launch_claimed_run(self, run: RunRecord) -> RunRecord:
+        """Start the worker of a run a queue claim already moved QUEUED -> STARTING (see
+        :meth:`RunStorage.claim_queued_runs`): no second compare-and-set, the claim was it. Fires the
+        status hook for the claim's change; a launcher failure finishes the run as FAILURE."""
+        if run.status != RunStatus.STARTING:
+            raise InvalidTransitionError(f"Run {run.run_id} is {run.status}; only a claimed (STARTING) "
+                                         "run can be launched this way.")
+        from ..plugins import has_status_hooks
+
+        if has_status_hooks():
+            claim = next(iter(self.storage.get_events(run.run_id, event_types=[EventType.RUN_STARTING])),
+                         None)
+            self._notify(replace(run, status=RunStatus.QUEUED), RunStatus.QUEUED, RunStatus.STARTING, claim)
+        return self._start_worker(run)
 
     def terminate_run(self, run_id: str) -> bool:
         """Ask a run to stop: QUEUED/NOT_STARTED runs are canceled at once, running ones through the

@@ -25,6 +25,20 @@ class RunMonitoringSettings(_Strict):
     poll_interval_seconds: float = Field(5, gt=0)
 
 
+class DaemonSettings(_Strict):
+    """``daemon:``: how ``runyard daemon`` works. Every key has a default (see docs/daemon.md)."""
+
+    lease_seconds: float = Field(15, gt=0, description="the leader lease's time to live; a standby takes "
+                                 "over at most this long after the leader died (renewed every third of it)")
+    max_catchup_ticks: int = Field(5, ge=1, description="after downtime, at most this many due ticks of "
+                                   "each schedule are run (the newest ones; older missed ticks are dropped)")
+    schedule_interval_seconds: float = Field(0.5, gt=0, description="how often schedules are checked for due ticks")
+    sensor_interval_seconds: float = Field(1, gt=0, description="how often sensors are checked (each still "
+                                           "waits its own minimum_interval_seconds)")
+    heartbeat_interval_seconds: float = Field(5, gt=0, description="how often each loop heartbeats")
+    dequeue_batch_size: int = Field(20, gt=0, description="most runs one queue claim takes")
+
+
 class RetentionSettings(_Strict):
     runs_days: float | None = Field(None, gt=0)
 
@@ -91,7 +105,7 @@ class InstanceSettings(_Strict):
     run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     webui: dict[str, Any] = Field(default_factory=dict)
-    daemon: dict[str, Any] = Field(default_factory=dict)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
 
 @dataclass

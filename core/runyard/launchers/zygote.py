@@ -66,6 +66,7 @@ _exit_files: dict[int, str] = {}
 def _child(request: dict) -> None:
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -91,6 +92,9 @@ def _child(request: dict) -> None:
 
 
 def main() -> None:
+    # Ctrl-C in a terminal signals the whole foreground group: the zygote leaves when its parent
+    # closes the pipe, not on SIGINT (and prints no traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload()
     signal.signal(signal.SIGCHLD, _reap)
     out = sys.stdout

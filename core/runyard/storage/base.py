@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..component import Component, ComponentContext
@@ -47,6 +48,77 @@ StorageContext = ComponentContext
 #: The run tag whose integer value orders the run queue: higher first, then oldest first.
 PRIORITY_TAG = "runyard/priority"
 UNFINISHED_STATUSES = tuple(s for s in RunStatus if s not in FINISHED_STATUSES)
+#: the statuses a queue's concurrency limits count: runs that hold a worker (or are about to)
+IN_PROGRESS_STATUSES = (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
+
+
+@dataclass(frozen=True)
+class TagLimit:
+    """At most ``limit`` in-progress runs carrying tag ``key``: with ``value`` set, only runs whose
+    tag has that value count; with ``per_unique_value``, each distinct value of the tag gets its own
+    ``limit``; with neither, every run carrying the key counts against one shared ``limit``."""
+
+    key: str
+    limit: int
+    value: str | None = None
+    per_unique_value: bool = False
+
+    def bucket(self, tags: Mapping[str, Any]) -> str | None:
+        """The counter a run with ``tags`` uses under this limit, or None when it is not limited."""
+        if self.key not in tags:
+            return None
+        actual = str(tags[self.key])
+        if self.per_unique_value:
+            return actual
+        if self.value is not None and actual != self.value:
+            return None
+        return ""
+
+
+@dataclass(frozen=True)
+class ClaimLimits:
+    """Concurrency limits a queue claim respects, counted inside the claiming transaction.
+
+    ``max_in_progress``: at most this many runs STARTING, STARTED or CANCELING at once (None or a
+    negative number: unlimited). ``tag_limits``: see :class:`TagLimit`. A queued run that would
+    break a limit is skipped, not waited for: runs behind it may still be claimed."""
+
+    max_in_progress: int | None = None
+    tag_limits: Sequence[TagLimit] = ()
+
+
+def select_within_limits(candidates: Sequence[tuple[str, Mapping[str, Any]]],
+                         in_progress: Sequence[Mapping[str, Any]], limits: ClaimLimits | None,
+                         n: int) -> list[str]:
+    """Pick up to ``n`` of ``candidates`` ((run_id, tags) in queue order) that fit ``limits`` given
+    the tags of the runs already in progress. Shared by every storage's claim, which calls it with
+    what it read inside its claiming transaction."""
+    if limits is None:
+        return [rid for rid, _ in candidates[:n]]
+    budget = n
+    if limits.max_in_progress is not None and limits.max_in_progress >= 0:
+        budget = min(budget, limits.max_in_progress - len(in_progress))
+    counts: list[dict[str, int]] = []
+    for tl in limits.tag_limits:
+        c: dict[str, int] = {}
+        for tags in in_progress:
+            b = tl.bucket(tags)
+            if b is not None:
+                c[b] = c.get(b, 0) + 1
+        counts.append(c)
+    picked: list[str] = []
+    for rid, tags in candidates:
+        if len(picked) >= budget:
+            break
+        buckets = [tl.bucket(tags) for tl in limits.tag_limits]
+        if any(b is not None and counts[i].get(b, 0) >= limits.tag_limits[i].limit
+               for i, b in enumerate(buckets)):
+            continue
+        for i, b in enumerate(buckets):
+            if b is not None:
+                counts[i][b] = counts[i].get(b, 0) + 1
+        picked.append(rid)
+    return picked
 
 
 def run_priority(tags: dict[str, Any] | None) -> int:
@@ -122,13 +194,17 @@ class RunStorage(Component, ABC):
         """Merge launcher info and tags into a run without touching its status."""
 
     def claim_queued_runs(self, claimer: str, limit: int, *, run_ids: Sequence[str] | None = None,
-                          fence: Lease | None = None) -> list[RunRecord]:
+                          fence: Lease | None = None, limits: ClaimLimits | None = None) -> list[RunRecord]:
         """Claim up to ``limit`` QUEUED runs for ``claimer``: each moves QUEUED -> STARTING with its
         ``RUN_STARTING`` event (``data={"claimed_by": claimer}``) in one transaction, so a run is
         claimed by exactly one caller however many race. Highest ``runyard/priority`` tag first, then
         oldest (``created_at``). ``run_ids`` restricts the claim to those runs (e.g. the ones a daemon
         picked under tag concurrency limits). With ``fence``, nothing is claimed unless that lease is
-        still held by its holder with its token (a deposed daemon claims nothing).
+        still held by its holder with its token (a deposed daemon claims nothing). With ``limits``
+        (:class:`ClaimLimits`), runs already in progress are counted and only runs that fit are
+        claimed; SQL backends count inside the claiming transaction and serialize limited claims,
+        so racing claimers never exceed a limit together. (This generic default counts outside any
+        transaction: a backend without transactions is only as safe as a single claimer.)
 
         Returns the claimed runs, now STARTING, in claim order; the caller launches them. This
         default works on any storage through :meth:`transition_run`; SQL backends claim in one
@@ -140,6 +216,10 @@ class RunStorage(Component, ABC):
         queued = [r for r in self.get_runs(RunFilter(statuses=[RunStatus.QUEUED]))
                   if wanted is None or r.run_id in wanted]
         queued.sort(key=lambda r: (-run_priority(r.tags), r.created_at, r.run_id))
+        if limits is not None:
+            running = [r.tags for r in self.get_runs(RunFilter(statuses=list(IN_PROGRESS_STATUSES)))]
+            keep = set(select_within_limits([(r.run_id, r.tags) for r in queued], running, limits, limit))
+            queued = [r for r in queued if r.run_id in keep]
         claimed: list[RunRecord] = []
         for run in queued:
             if len(claimed) >= limit:

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from ..storage.base import ClaimLimits, TagLimit
 from ..storage.records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
 
 S = RunStatus
@@ -435,6 +436,63 @@ class StorageConformanceSuite:
         for name, rid in claims:
             (event,) = storage.get_events(rid)
             assert event.data == {"claimed_by": name}
+
+    def test_claim_respects_max_in_progress_counting_running_runs(self, storage):
+        storage.add_run(make_run(status=S.STARTED))
+        storage.add_run(make_run(status=S.CANCELING))
+        storage.add_run(make_run(status=S.SUCCESS))  # finished: not counted
+        self._enqueue(storage, 5)
+        limits = ClaimLimits(max_in_progress=4)
+        assert len(storage.claim_queued_runs("d", limit=10, limits=limits)) == 2
+        assert storage.claim_queued_runs("d", limit=10, limits=limits) == []
+        unlimited = storage.claim_queued_runs("d", limit=2, limits=ClaimLimits(max_in_progress=-1))
+        assert len(unlimited) == 2
+
+    def test_claim_respects_tag_limits_and_skips_blocked_runs(self, storage):
+        storage.add_run(make_run(status=S.STARTED, tags={"db": "pg"}))
+        pg = self._enqueue(storage, 2, tags={"db": "pg"})
+        other = self._enqueue(storage, 1, tags={"db": "mysql"})
+        untagged = self._enqueue(storage, 1)
+        limits = ClaimLimits(tag_limits=[TagLimit(key="db", value="pg", limit=2)])
+        got = {r.run_id for r in storage.claim_queued_runs("d", limit=10, limits=limits)}
+        # one more pg run fits; the second is skipped and the runs behind it still go
+        assert got == {pg[0].run_id, other[0].run_id, untagged[0].run_id}
+        assert storage.get_run(pg[1].run_id).status == S.QUEUED
+        any_value = ClaimLimits(tag_limits=[TagLimit(key="db", limit=3)])
+        assert storage.claim_queued_runs("d", limit=10, limits=any_value) == []  # 3 "db" runs in progress
+
+    def test_claim_applies_tag_limit_per_unique_value(self, storage):
+        for value in ("a", "a", "b", "b", "c"):
+            self._enqueue(storage, 1, tags={"tenant": value})
+        limits = ClaimLimits(tag_limits=[TagLimit(key="tenant", limit=1, per_unique_value=True)])
+        got = storage.claim_queued_runs("d", limit=10, limits=limits)
+        assert sorted(r.tags["tenant"] for r in got) == ["a", "b", "c"]
+        assert storage.claim_queued_runs("d", limit=10, limits=limits) == []
+
+    def test_racing_limited_claimers_never_exceed_the_limits(self, storage, storage_factory):
+        self._enqueue(storage, 12, tags={"pool": "x"})
+        self._enqueue(storage, 12)
+        limits = ClaimLimits(max_in_progress=5, tag_limits=[TagLimit(key="pool", value="x", limit=2)])
+        claimed: list[RunRecord] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def claimer(name: str) -> None:
+            s = storage_factory()
+            barrier.wait()
+            for _ in range(5):
+                got = s.claim_queued_runs(name, limit=2, limits=limits)
+                with lock:
+                    claimed.extend(got)
+
+        threads = [threading.Thread(target=claimer, args=(f"c{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(claimed) == 5 == len({r.run_id for r in claimed})
+        assert sum(1 for r in claimed if r.tags.get("pool") == "x") == 2
+        assert storage.count_runs(RunFilter(statuses=[S.STARTING])) == 5
 
     # ---- waiting for changes ---------------------------------------------------------------------
     def test_wait_for_events_returns_at_once_times_out_and_wakes(self, storage, storage_factory):

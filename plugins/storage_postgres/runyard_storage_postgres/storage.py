@@ -58,6 +58,7 @@ T = TypeVar("T")
 
 LOCK_NAMESPACE = 0x7279  # first key of every advisory lock runyard takes ("ry")
 MIGRATION_LOCK_KEY = 0
+QUEUE_LOCK = (LOCK_NAMESPACE + 1, 0)  # limited queue claims; a namespace run locks never use
 RUNS_CHANNEL = "runyard_runs"
 BACKEND_KEY = "runyard_backend"  # (pid, backend_start, postmaster_start) in the pool record's info
 
@@ -359,8 +360,14 @@ class PostgresRunStorage(SqlRunStorage):
     def _lease_select(self, name: str) -> Any:
         return super()._lease_select(name).with_for_update()
 
-    def _claim_select(self, limit: int, run_ids: list[str] | None) -> Any:
+    def _claim_select(self, limit: int | None, run_ids: list[str] | None) -> Any:
         return super()._claim_select(limit, run_ids).with_for_update(skip_locked=True)
+
+    def _claim_lock(self, conn: Connection) -> None:
+        # Limited claims count the in-progress runs: they must see each other's commits, so they
+        # take turns (a transaction-scoped advisory lock; READ COMMITTED re-reads after it).
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(a)s, %(b)s)",
+                             {"a": QUEUE_LOCK[0], "b": QUEUE_LOCK[1]})
 
     def _migration_lock(self, conn: Connection) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(a)s, %(b)s)",

@@ -21,12 +21,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ...errors import SchemaRevisionError, StorageError
 from ..base import (
+    IN_PROGRESS_STATUSES,
     PRIORITY_TAG,
     UNFINISHED_STATUSES,
+    ClaimLimits,
     RunStorage,
     apply_step_event,
     claim_event,
     run_priority,
+    select_within_limits,
 )
 from ..records import (
     STEP_STATUS_EVENTS,
@@ -344,10 +347,11 @@ class SqlRunStorage(RunStorage):
 
     # ---- the run queue ---------------------------------------------------------------------------
     def claim_queued_runs(self, claimer: str, limit: int, *, run_ids: Sequence[str] | None = None,
-                          fence: Lease | None = None) -> list[RunRecord]:
+                          fence: Lease | None = None, limits: ClaimLimits | None = None) -> list[RunRecord]:
         """One transaction: pick QUEUED runs in queue order (:meth:`_claim_select`; Postgres locks
         them ``FOR UPDATE SKIP LOCKED``, SQLite holds the write lock), compare-and-set each to
-        STARTING, write their RUN_STARTING events."""
+        STARTING, write their RUN_STARTING events. With ``limits``, limited claims serialize on
+        :meth:`_claim_lock` and count the in-progress runs after taking it, in the same transaction."""
         wanted = list(run_ids) if run_ids is not None else None
         if limit <= 0 or wanted == []:
             return []
@@ -359,7 +363,19 @@ class SqlRunStorage(RunStorage):
                 if (row is None or row.holder != fence.holder or row.token != fence.token
                         or row.expires_at < time.time()):
                     return []
-            ids = [r.run_id for r in conn.execute(self._claim_select(limit, wanted))]
+            if limits is None:
+                ids = [r.run_id for r in conn.execute(self._claim_select(limit, wanted))]
+            else:
+                self._claim_lock(conn)
+                candidates = [r.run_id for r in conn.execute(self._claim_select(None, wanted))]
+                if not candidates:
+                    return []
+                running = [r.run_id for r in conn.execute(select(s.runs.c.run_id).where(
+                    s.runs.c.status.in_([st.value for st in IN_PROGRESS_STATUSES])))]
+                running_tags = self._tags_for(conn, running)
+                candidate_tags = self._tags_for(conn, candidates)
+                ids = select_within_limits([(rid, candidate_tags[rid]) for rid in candidates],
+                                           [running_tags[rid] for rid in running], limits, limit)
             if not ids:
                 return []
             values = {"status": starting, "updated_at": time.time()}
@@ -382,14 +398,18 @@ class SqlRunStorage(RunStorage):
 
         return self._transact(op)
 
-    def _claim_select(self, limit: int, run_ids: list[str] | None) -> Any:
-        """The queued runs to claim, in queue order. Backends that can skip rows other transactions
-        have locked (``FOR UPDATE SKIP LOCKED``) override this."""
+    def _claim_select(self, limit: int | None, run_ids: list[str] | None) -> Any:
+        """The queued runs to claim, in queue order (all of them when ``limit`` is None). Backends
+        that can skip rows other transactions have locked (``FOR UPDATE SKIP LOCKED``) override this."""
         query = select(s.runs.c.run_id).where(s.runs.c.status == RunStatus.QUEUED.value)
         if run_ids is not None:
             query = query.where(s.runs.c.run_id.in_(run_ids))
         return (query.order_by(s.runs.c.priority.desc(), s.runs.c.created_at, s.runs.c.run_id)
                 .limit(limit))
+
+    def _claim_lock(self, conn: Connection) -> None:
+        """Serialize claims under concurrency limits, so each counts what the previous committed.
+        SQLite's ``BEGIN IMMEDIATE`` write lock already does; Postgres takes an advisory lock."""
 
     def _runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
         """Called inside the write transaction that added, moved or deleted runs ((run_id, new
