@@ -82,9 +82,11 @@ class Instance:
         return cls(os.path.abspath(home), load_yaml_text(text, os.path.join(home, INSTANCE_FILE_NAME)))
 
     def worker_env(self) -> dict[str, str]:
-        """Environment that lets a run worker open this same instance (never resolved secrets)."""
+        """Environment that lets a run worker open this same instance (never resolved secrets).
+        Workers read the instance file from disk: an instance built by :meth:`from_yaml` whose text
+        is not in a file hands its workers only the home."""
         env = {HOME_ENV: self.home}
-        if self.doc.data is not None or os.path.exists(self.instance_file):
+        if os.path.exists(self.instance_file):
             env[INSTANCE_FILE_ENV] = os.path.abspath(self.instance_file)
         return env
 

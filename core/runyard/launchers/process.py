@@ -35,6 +35,9 @@ class ProcessLauncherConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     warm: bool = Field(True, description="Fork workers from a pre-imported zygote once prepare() ran.")
+    warm_idle_seconds: float = Field(120.0, gt=0, description="A zygote that launched nothing for this "
+                                     "long exits (an idle service holds no zygote); the next launch "
+                                     "starts a new one.")
     grace_period_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL delay on terminate.")
     python: str | None = Field(None, description="Interpreter for cold workers; default: this one.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for workers.")
@@ -49,6 +52,7 @@ class ProcessRunLauncher(RunLauncher):
         self._children: dict[int, subprocess.Popen] = {}
         self._zygote: subprocess.Popen | None = None
         self._zygote_lock = threading.Lock()
+        self._warm = False  # set by prepare(): this process lives long enough to profit from a zygote
 
     # ---- helpers ---------------------------------------------------------------------------------
     @staticmethod
@@ -59,14 +63,16 @@ class ProcessRunLauncher(RunLauncher):
         return {**self.config.env, **context.instance.worker_env()}
 
     def prepare(self, instance) -> None:
-        if self.config.warm:
-            self._ensure_zygote()
+        # The zygote itself starts with the first launch and leaves after warm_idle_seconds without
+        # one, so an idle daemon or web UI holds no extra process.
+        self._warm = self.config.warm
 
     def _ensure_zygote(self) -> subprocess.Popen:
         with self._zygote_lock:
             if self._zygote is not None and self._zygote.poll() is None:
                 return self._zygote
-            proc = subprocess.Popen([sys.executable, "-m", "runyard.launchers.zygote"],
+            proc = subprocess.Popen([sys.executable, "-m", "runyard.launchers.zygote",
+                                     str(self.config.warm_idle_seconds)],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
             ready = proc.stdout.readline()
             if not ready:
@@ -75,14 +81,21 @@ class ProcessRunLauncher(RunLauncher):
             return proc
 
     def _launch_warm(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
-        with self._zygote_lock:
-            proc = self._zygote
-            assert proc is not None and proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps({"run_id": run_id, "env": env, "cwd": os.getcwd(),
-                                         "log_path": log_path}) + "\n")
-            proc.stdin.flush()
-            reply = json.loads(proc.stdout.readline())
-        return reply["pid"], reply.get("start")
+        request = json.dumps({"run_id": run_id, "env": env, "cwd": os.getcwd(), "log_path": log_path})
+        for attempt in (1, 2):  # the zygote may have just left for idleness: start a new one once
+            proc = self._ensure_zygote()
+            with self._zygote_lock:
+                assert proc.stdin is not None and proc.stdout is not None
+                try:
+                    proc.stdin.write(request + "\n")
+                    proc.stdin.flush()
+                    reply = json.loads(proc.stdout.readline())
+                    return reply["pid"], reply.get("start")
+                except (OSError, ValueError, KeyError):
+                    proc.wait(timeout=5)
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
 
     def _launch_cold(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
         python = self.config.python or sys.executable
@@ -99,16 +112,15 @@ class ProcessRunLauncher(RunLauncher):
         log_path = self.log_path(context.instance.home, run_id)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         env = self._worker_env(context)
-        warm = self.config.warm and self._zygote is not None and self._zygote.poll() is None
+        warm = self.config.warm and self._warm
         try:
             pid, start = (self._launch_warm if warm else self._launch_cold)(run_id, env, log_path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, subprocess.TimeoutExpired):
             if not warm:
                 raise
-            # zygote died or answered garbage: fall back to a cold start
-            self._zygote = None
+            # the zygote cannot be started or answered garbage: fall back to a cold start
+            self._zygote, warm = None, False
             pid, start = self._launch_cold(run_id, env, log_path)
-            del exc
         context.record_worker(pid=pid, pid_start=start, host=os.uname().nodename, log_path=log_path,
                               mode="warm" if warm else "cold")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 
@@ -97,10 +98,17 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload()
     signal.signal(signal.SIGCHLD, _reap)
+    idle_seconds = float(sys.argv[1]) if len(sys.argv) > 1 else None
     out = sys.stdout
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     out.flush()
-    for line in sys.stdin:
+    while True:
+        # Leave after idle_seconds without a request (select retries after SIGCHLD by itself).
+        if idle_seconds and not select.select([sys.stdin], [], [], idle_seconds)[0]:
+            return
+        line = sys.stdin.readline()
+        if not line:
+            return  # the launcher closed the pipe
         if not line.strip():
             continue
         request = json.loads(line)
