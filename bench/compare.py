@@ -286,9 +286,11 @@ def rows(records: list[dict]) -> list[Row]:
         Row(f"Postgres: {claims['runs'] if claims else 100} queued runs claimed by "
             f"{claims['claimers'] if claims else 4} competing processes, total",
             median(claims, "total_s"), None, "s", None, "FOR UPDATE SKIP LOCKED; each claimed once"),
-        Row("Postgres: peak sessions of 4 run workers + the CLI (pg_stat_activity)",
+        Row("Postgres: peak sessions of a web UI + a daemon + 4 run workers (pg_stat_activity)",
             conns["peak_connections"] if conns else None, None, "conn", None,
-            f"configured maximum {conns['configured_max']}; no web UI or daemon yet" if conns else ""),
+            f"configured maximum {conns['configured_max']} (6 x (pool 2 + overflow 1 + listener)); "
+            f"by process: {conns['peak_by_application']}; {conns['graphql_requests']} GraphQL requests"
+            if conns else ""),
     ]
     out += [
         Row(f"{runyard_runs} queued trivial runs, max_concurrent_runs 4, enqueue -> all finished "

@@ -14,13 +14,14 @@ Benchmarks (``--benchmarks``):
                looping ``claim_queued_runs(name, limit=--claim-batch)`` until the queue is empty. The
                processes are started and connected first; the clock runs from the "go" signal until
                the last claim returns. Checks that every run was claimed exactly once.
-  connections  W run workers (default 4) launched at once through the ``process`` launcher by this
-               process (acting as the CLI, following the runs' events with ``wait_for_events``), each
-               running a job that logs for a few seconds. ``pg_stat_activity`` is sampled every 10 ms;
-               the peak number of sessions on the bench database is compared with the sum of the
-               configured per-process maximum (``pool_size + max_overflow + 1`` LISTEN connection) of
-               the processes involved. (A web UI and a daemon do not exist yet, so they are not part
-               of this figure.)
+  connections  A web UI (``runyard webui``), a daemon (``runyard daemon``) and W run workers (default 4)
+               on one database. W HTTP clients launch a run each through the web UI's GraphQL API
+               (queued coordinator) and follow its events by long poll while B more (``--browsers``,
+               default 8) reload the run list in a loop; the daemon dequeues the runs and starts the
+               workers, each running a job that logs for a few seconds. ``pg_stat_activity`` is
+               sampled every 10 ms; the peak number of sessions on the bench database is compared with
+               the sum of the configured per-process maximum (``pool_size + max_overflow + 1`` LISTEN
+               connection) of the 2 + W processes.
 
 Each run uses a fresh database ``runyard_bench_<pid>`` on ``--pg-url`` (default
 ``$RUNYARD_BENCH_PG_URL``, else ``postgresql://postgres@127.0.0.1:5432/postgres``: a role that may
@@ -28,7 +29,8 @@ CREATE DATABASE), dropped at the end. One ``RESULT {json}`` line per figure set 
 
   python bench/pg_event_throughput.py [--benchmarks events,claims,connections] [-k 20000]
       [--apis store_event,sink,store_events] [--repeats 3] [--max-seconds 60] [--batch 500]
-      [--runs 100] [--claimers 4] [--claim-batch 10] [--workers 4] [--pool-size 2] [--max-overflow 1]
+      [--runs 100] [--claimers 4] [--claim-batch 10] [--workers 4] [--browsers 8] [--webui-threads 8]
+      [--pool-size 2] [--max-overflow 1]
 """
 
 from __future__ import annotations
@@ -186,16 +188,48 @@ def bench_claims(url: str, args) -> None:
 # ------------------------------------------------------------------------------------------------ #
 # connections
 # ------------------------------------------------------------------------------------------------ #
-def bench_connections(url: str, args) -> None:
-    import psycopg2
+def _start_service(argv: list[str], home: str, app_name: str, ready: str, cwd: str):
+    """A runyard service subprocess whose storage connections carry ``app_name``; returns (proc, the
+    first stdout line holding ``ready``)."""
+    import subprocess
+    import sys
 
-    from runyard.instance.instance import Instance
-    from runyard.workspace.loader import code_pointer_for, load_definitions
+    env = {**os.environ, "RUNYARD_HOME": home, "RUNYARD_BENCH_APP": app_name, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "runyard", *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        if ready in line:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, line
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise SystemExit(f"connections: runyard {' '.join(argv)} did not start: {proc.stderr.read()}")
+
+
+def bench_connections(url: str, args) -> None:
+    """The deployment of issue 4's figure: a web UI, a daemon and W run workers on one database.
+
+    The web UI (``runyard webui``, ``--webui-threads`` request threads) is driven over HTTP as
+    browsers would: W clients launch a run each (the queued coordinator stores it), then follow its
+    events by long poll, while ``--browsers`` more clients reload the run list as fast as they can.
+    The daemon (``runyard daemon``) dequeues the runs and starts W run workers through the process
+    launcher. Every process has the same pool settings; the configured ceiling is processes x
+    (pool_size + max_overflow + 1 LISTEN connection)."""
+    import json
+    import signal
+    import urllib.request
+
+    import psycopg2
 
     app_env = "RUNYARD_BENCH_APP"
     yaml_text = storage_yaml(url, pool_size=args.pool_size, max_overflow=args.max_overflow,
-                             application_name=f"{{env: {app_env}, default: ry-run-worker}}")
-    home = make_home("pg_conns", yaml_text + "run_launcher:\n  process:\n    warm: false\n")
+                             application_name=f"{{env: {app_env}, default: ry-other}}")
+    yaml_text += ("run_coordinator:\n  queued:\n    max_concurrent_runs: 10\n"
+                  "run_launcher:\n  process:\n    env: {RUNYARD_BENCH_APP: ry-run-worker}\n"
+                  "daemon:\n  schedule_interval_seconds: 0.2\n")
+    home = make_home("pg_conns", yaml_text)
     defs = os.path.join(home, "chatty.py")
     with open(defs, "w") as f:
         f.write(CHATTY.format(n=args.chatter))
@@ -216,64 +250,103 @@ def bench_connections(url: str, args) -> None:
                 time.sleep(0.01)
         conn.close()
 
-    os.environ[app_env] = "ry-cli"  # this process's own connections (resolved when storage is built)
-    instance = Instance.open(home)
-    storage = instance.storage
-    del os.environ[app_env]  # the run workers inherit the environment: they get the default name
-    pointer = code_pointer_for(python_file=defs)
-    job = load_definitions(pointer).get_job("chatty_job")
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    from runyard.instance.instance import Instance
+
+    Instance.open(home).storage.dispose()  # create the schema before the services race to
+    procs = []
+    statuses: list[str] = []
+    errors: list[str] = []
+    requests = 0
     try:
-        from runyard.execution.api import prepare_run
+        webui, line = _start_service(["webui", "-f", defs, "--port", "0", "--threads", str(args.webui_threads)],
+                                     home, "ry-webui", "serving on", home)
+        procs.append(webui)
+        base = line.split("serving on ", 1)[1].split()[0]
+        daemon, _ = _start_service(["daemon"], home, "ry-daemon", "runyard daemon:", home)
+        procs.append(daemon)
 
-        runs = [prepare_run(instance, job, code_pointer=pointer) for _ in range(args.workers)]
-        t0 = time.perf_counter()
-        for run in runs:
-            instance.submit_run(run)
+        def gql(query: str, variables: dict | None = None) -> dict:
+            nonlocal requests
+            body = json.dumps({"query": query, "variables": variables}).encode()
+            req = urllib.request.Request(base + "/graphql", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                body = json.load(resp)
+            requests += 1
+            if body.get("errors"):
+                raise RuntimeError(body["errors"])
+            return body["data"]
 
-        def follow(run_id: str) -> None:  # like a UI following a run's live log
-            cursor = None
-            while True:
-                for e in storage.get_events(run_id, after_id=cursor):
-                    cursor = e.id
-                current = storage.get_run(run_id)
-                if current.status.is_finished:
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        done = threading.Event()
+
+        def follower() -> None:  # a browser on a run page: launch, then long-poll the live log
+            try:
+                run = gql("""mutation { launchRun(location: "chatty", jobName: "chatty_job") {
+                             ok message run { runId } } }""")["launchRun"]
+                if not run["ok"]:
+                    raise RuntimeError(run["message"])
+                run_id, cursor = run["run"]["runId"], None
+                while True:
+                    page = gql("""query($id: ID!, $a: Int) { runEvents(runId: $id, afterId: $a, waitSeconds: 10) {
+                                  cursor runStatus finished events { id } } }""", {"id": run_id, "a": cursor})
+                    page = page["runEvents"]
+                    cursor = page["cursor"]
+                    if page["finished"] and not page["events"]:
+                        statuses.append(page["runStatus"])
+                        return
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        def browser() -> None:  # a browser on the run list, refreshing as fast as it can
+            while not done.is_set():
+                try:
+                    gql("{ runs(limit: 50) { count runs { runId status steps { status } } } }")
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{type(exc).__name__}: {exc}")
                     return
-                storage.wait_for_events(run_id, cursor, timeout=1.0)
 
-        followers = [threading.Thread(target=follow, args=(r.run_id,)) for r in runs]
-        for t in followers:
+        t0 = time.perf_counter()
+        followers = [threading.Thread(target=follower) for _ in range(args.workers)]
+        browsers = [threading.Thread(target=browser) for _ in range(args.browsers)]
+        for t in followers + browsers:
             t.start()
         for t in followers:
             t.join(300)
+        done.set()
+        for t in browsers:
+            t.join(30)
         wall = time.perf_counter() - t0
-        statuses = [str(storage.get_run(r.run_id).status) for r in runs]
-        events = sum(len(storage.get_events(r.run_id)) for r in runs)
     finally:
         stop.set()
-        sampler.join(5)
-        instance.dispose()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except Exception:  # noqa: BLE001
+                p.kill()
         shutil.rmtree(home, ignore_errors=True)
-    if any(s != "SUCCESS" for s in statuses):
-        raise SystemExit(f"connections: runs ended {statuses}")
+    if errors or len(statuses) != args.workers or any(s != "SUCCESS" for s in statuses):
+        raise SystemExit(f"connections: runs ended {statuses}; errors: {errors[:3]}")
     totals = [sum(s.values()) for s in samples]
     peak = max(totals) if totals else 0
     peak_by_app: dict[str, int] = {}
     for s in samples:
         for app, n in s.items():
             peak_by_app[app] = max(peak_by_app.get(app, 0), n)
-    processes = 1 + args.workers
+    processes = 2 + args.workers
     configured = processes * per_process
-    log(f"connections: {args.workers} run workers + this process (the CLI, following {args.workers} runs' "
-        f"events): peak {peak} sessions in pg_stat_activity (by application: {peak_by_app}); configured "
+    log(f"connections: web UI ({args.webui_threads} threads, {args.workers} run pages long-polling + "
+        f"{args.browsers} run lists refreshing: {requests} GraphQL requests) + daemon + {args.workers} run "
+        f"workers: peak {peak} sessions in pg_stat_activity (by application: {peak_by_app}); configured "
         f"maximum {processes} processes x (pool_size {args.pool_size} + max_overflow {args.max_overflow} "
-        f"+ 1 listener) = {configured}; {events} events in {wall:.2f}s; {len(samples)} samples")
+        f"+ 1 listener) = {configured}; {wall:.2f}s; {len(samples)} samples")
     emit("pg_connections", orchestrator="runyard", storage="postgres", workers=args.workers,
          processes=processes, pool_size=args.pool_size, max_overflow=args.max_overflow,
-         configured_max=configured, peak_connections=peak, peak_by_application=peak_by_app,
-         within_bounds=peak <= configured, samples=len(samples), wall_s=round(wall, 3), events=events,
-         note="web UI and daemon not included: they do not exist yet")
+         webui_threads=args.webui_threads, graphql_requests=requests, configured_max=configured,
+         peak_connections=peak, peak_by_application=peak_by_app, within_bounds=peak <= configured,
+         samples=len(samples), wall_s=round(wall, 3))
     if peak > configured:
         raise SystemExit(f"connections: peak {peak} above the configured maximum {configured}")
 
@@ -293,6 +366,8 @@ def main() -> None:
     ap.add_argument("--claimers", type=int, default=4)
     ap.add_argument("--claim-batch", type=int, default=10)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--browsers", type=int, default=8, help="run-list clients hammering the web UI (connections)")
+    ap.add_argument("--webui-threads", type=int, default=8)
     ap.add_argument("--chatter", type=int, default=2000, help="log events per run (connections)")
     ap.add_argument("--pool-size", type=int, default=2)
     ap.add_argument("--max-overflow", type=int, default=1)

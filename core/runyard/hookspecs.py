@@ -120,6 +120,21 @@ def runyard_register_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec
+def runyard_register_web_routes(app: Any, web: Any) -> None:
+    """Add pages, API endpoints or blueprints to the web UI (distribution ``runyard-webui``).
+
+    ``app`` is the :class:`flask.Flask` application, with the built-in routes already registered;
+    call ``app.register_blueprint(...)`` or ``app.add_url_rule(...)``. ``web`` is the web UI's
+    context (:class:`runyard_webui.context.WebContext`): ``web.instance``, ``web.storage``,
+    ``web.workspace`` (may be None) and ``web.settings`` (the ``webui:`` block; honour
+    ``web.settings.read_only`` in anything that changes state). Called once per application, in
+    the web UI process (``runyard webui``, ``runyard dev`` or :func:`runyard_webui.create_app`).
+    The web UI's basic auth, when configured, guards the plugin's routes too. A route must not
+    import user code: read definitions from ``web.locations()`` snapshots.
+    """
+
+
 def documented_hooks() -> dict[str, Any]:
     """name -> spec function, for docs and tests."""
     return {name: fn for name, fn in globals().items()

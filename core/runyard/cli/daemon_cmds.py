@@ -23,7 +23,9 @@ def workspace_options(fn):
     return fn
 
 
-def _workspace(python_files: tuple[str, ...], workspace_file: str | None, *, required: bool):
+def open_cli_workspace(python_files: tuple[str, ...], workspace_file: str | None, *, required: bool):
+    """The workspace (not started) of ``-f``/``-w`` options, else ./workspace.yaml; None when there is
+    neither and ``required`` is false. Shared with plugin commands (``runyard webui``)."""
     from ..daemon.daemon import open_workspace
     from ..workspace.config import DEFAULT_WORKSPACE_FILE
 
@@ -37,8 +39,20 @@ def _workspace(python_files: tuple[str, ...], workspace_file: str | None, *, req
     return open_workspace(list(python_files), workspace_file)
 
 
-def _serve(python_files, workspace_file, *, banner: str) -> None:
-    """Run the daemon (and the workspace's code servers) until SIGINT/SIGTERM; then stop everything."""
+def _start_webui(instance, workspace, port: int | None):
+    """The web UI on a background thread when ``runyard-webui`` is installed, else None (with a note)."""
+    try:
+        from runyard_webui.server import start_webui
+        from runyard_webui.settings import load_webui_settings
+    except ImportError:
+        click.echo("  web UI: not installed (pip install runyard-webui); running without it", err=True)
+        return None
+    return start_webui(instance, workspace, load_webui_settings(instance, {"port": port}))
+
+
+def _serve(python_files, workspace_file, *, banner: str, webui: bool = False, webui_port: int | None = None) -> None:
+    """Run the daemon (and the workspace's code servers, and with ``webui`` the web UI) until
+    SIGINT/SIGTERM; then stop everything."""
     from ..daemon import Daemon
 
     stop = threading.Event()
@@ -48,13 +62,15 @@ def _serve(python_files, workspace_file, *, banner: str) -> None:
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     instance = open_instance()
-    workspace = _workspace(python_files, workspace_file, required=False)
-    daemon = None
+    workspace = open_cli_workspace(python_files, workspace_file, required=False)
+    daemon = web = None
     try:
         if workspace is not None:
             workspace.start()
         daemon = Daemon(instance, workspace)
         daemon.start()
+        if webui:
+            web = _start_webui(instance, workspace, webui_port)
         click.echo(f"{banner}: daemon {daemon.daemon_id} "
                    f"({'leader' if daemon.lease.is_leader else 'standby: waiting for the lease'})")
         click.echo(f"  instance home: {instance.home}")
@@ -66,11 +82,15 @@ def _serve(python_files, workspace_file, *, banner: str) -> None:
             click.echo(f"  code location {loc.name}: {loc.status} {where}")
         if workspace is None:
             click.echo("  no workspace: running the run queue and run monitoring only")
+        if web is not None:
+            click.echo(f"  web UI: {web.url}")
         click.echo("Press Ctrl-C to stop.", err=True)
         while not stop.wait(0.5):
             pass
         click.echo("Stopping...", err=True)
     finally:
+        if web is not None:
+            web.stop(timeout=2)
         if daemon is not None:
             daemon.stop()
         if workspace is not None:
@@ -142,7 +162,7 @@ def daemon_status(as_json):
 def _instigators(kind: str, python_files, workspace_file):
     """(instance, workspace started, {name: (location, definition)}) — caller shuts the workspace down."""
     instance = open_instance()
-    ws = _workspace(python_files, workspace_file, required=True).start()
+    ws = open_cli_workspace(python_files, workspace_file, required=True).start()
     found: dict[str, tuple[Any, dict[str, Any]]] = {}
     for loc in ws.locations():
         if loc.snapshot is None:
@@ -346,12 +366,17 @@ def sensor_preview(name, python_files, workspace_file, as_json):
 # ---- runyard dev ---------------------------------------------------------------------------------
 @click.command()
 @workspace_options
-def dev(python_files, workspace_file):
-    """Start the code servers and the daemon in one terminal on the instance (SQLite by default).
+@click.option("-p", "--port", type=int, default=None,
+              help="Web UI port [webui.port in the instance file, default 3000; 0 picks a free one].")
+@click.option("--webui/--no-webui", "with_webui", default=True, show_default=True,
+              help="Serve the web UI too (needs runyard-webui installed).")
+def dev(python_files, workspace_file, port, with_webui):
+    """Start the code servers, the daemon and the web UI in one terminal on the instance (SQLite by
+    default).
 
-    Ctrl-C stops everything: the daemon releases its lease, the code servers and the run worker
-    zygote exit. Runs still in progress keep their own workers.
+    Ctrl-C stops everything: the web UI, the daemon (which releases its lease), the code servers and
+    the run worker zygote. Runs still in progress keep their own workers.
     """
     if not python_files and not workspace_file and not os.path.exists("workspace.yaml"):
         raise click.UsageError("give definitions files with -f FILE or a workspace file with -w FILE")
-    _serve(python_files, workspace_file, banner="runyard dev")
+    _serve(python_files, workspace_file, banner="runyard dev", webui=with_webui, webui_port=port)

@@ -1,0 +1,69 @@
+"""Definitions the web UI tests launch: a configurable job, a slow one, a failing one, a schedule and
+a sensor. Loaded only by code servers and run workers, never by the web UI process."""
+
+import time
+
+import runyard as ry
+
+
+class GreetConfig(ry.Config):
+    name: str = "world"
+    times: int = 1
+
+
+@ry.op
+def greet(context, config: GreetConfig) -> str:
+    context.log.info(f"hello {config.name}")
+    return ", ".join([f"hello {config.name}"] * config.times)
+
+
+@ry.op
+def shout(context, text: str) -> str:
+    print("SHOUTING", text.upper())
+    return text.upper()
+
+
+@ry.job(description="Greets, then shouts the greeting.")
+def hello():
+    shout(greet())
+
+
+class NapConfig(ry.Config):
+    seconds: float = 60
+
+
+@ry.op
+def nap(context, config: NapConfig) -> None:
+    context.log.info("napping")
+    time.sleep(config.seconds)
+
+
+@ry.job
+def sleepy():
+    nap()
+
+
+@ry.op
+def explode(context) -> int:
+    raise ValueError("the op exploded on purpose")
+
+
+@ry.op
+def after(context, x: int) -> int:
+    return x
+
+
+@ry.job
+def broken():
+    after(explode())
+
+
+nightly = ry.ScheduleDefinition(name="nightly_hello", job=hello, cron_schedule="0 3 * * *")
+
+
+@ry.sensor(job=hello, minimum_interval_seconds=30)
+def file_sensor(context):
+    return ry.SkipReason("nothing new")
+
+
+defs = ry.Definitions(jobs=[hello, sleepy, broken], schedules=[nightly], sensors=[file_sensor])

@@ -1,0 +1,111 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright (``executable_path``, since
+``playwright install`` cannot download browsers here). Launching from the launchpad, watching a run
+live, terminating it, seeing config errors, toggling a schedule, and the run list refreshing itself."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+
+def chromium_path() -> str:
+    path = os.environ.get("RUNYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(path):
+        pytest.fail(f"Chromium not found at {path}: install Debian's chromium (scripts/test does) or set "
+                    "RUNYARD_TEST_CHROMIUM", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_launch_from_the_launchpad_and_watch_the_run_live(webui, page):
+    page.goto(webui.url + "/jobs")
+    page.get_by_role("link", name="hello").click()
+    expect(page.locator("h1")).to_contain_text("hello")
+    config = page.locator("#run-config")
+    expect(config).to_have_value(re.compile(r"name: world"))
+    config.fill("ops:\n  greet:\n    config:\n      name: browser\n      times: 1\n")
+    page.locator("#tags").fill("team=web")
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}$"), timeout=30_000)
+    expect(page.locator("#run h1 [data-status]")).to_have_text("SUCCESS", timeout=30_000)
+    expect(page.locator("#events")).to_contain_text("RUN_SUCCESS")
+    expect(page.locator("#events")).to_contain_text("hello browser")
+    expect(page.locator("#steps tr[data-step='shout'] [data-status]")).to_have_text("SUCCESS")
+    expect(page.locator("#terminate")).to_be_hidden()
+    run_id = page.url.rsplit("/", 1)[1]
+    tags = webui.gql("""query($id: ID!) { run(runId: $id) { tags { key value } } }""", {"id": run_id})["run"]["tags"]
+    assert {"key": "team", "value": "web"} in tags
+
+
+def test_invalid_config_shows_each_problem_and_stores_nothing(webui, page):
+    page.goto(webui.url + "/locations/defs_webui/jobs/hello")
+    page.locator("#run-config").fill("ops:\n  greet:\n    config:\n      times: lots\n")
+    page.get_by_role("button", name="Launch run").click()
+    errors = page.locator("#launch-errors")
+    expect(errors).to_be_visible()
+    expect(errors).to_contain_text("ops.greet.config.times")
+    page.locator("#run-config").fill("ops: [broken")
+    page.get_by_role("button", name="Launch run").click()
+    expect(errors).to_contain_text("not valid YAML")
+    assert "/runs/" not in page.url
+    assert webui.gql("{ runs { count } }")["runs"]["count"] == 0
+
+
+def test_terminate_button_cancels_a_running_run(webui, page):
+    run_id = webui.launch("sleepy")["run"]["runId"]
+    page.goto(f"{webui.url}/runs/{run_id}")
+    expect(page.locator("#events")).to_contain_text("napping", timeout=30_000)
+    page.get_by_role("button", name="Terminate").click()
+    expect(page.locator("#run h1 [data-status]")).to_have_text("CANCELED", timeout=30_000)
+    expect(page.locator("#terminate")).to_be_hidden()
+    expect(page.locator("#events")).to_contain_text("RUN_CANCELED")
+
+
+def test_failed_run_shows_its_error(webui, page):
+    run_id = webui.launch("broken")["run"]["runId"]
+    page.goto(f"{webui.url}/runs/{run_id}")
+    expect(page.locator("#run h1 [data-status]")).to_have_text("FAILURE", timeout=30_000)
+    expect(page.locator("#steps tr[data-step='explode']")).to_contain_text("the op exploded on purpose")
+    expect(page.locator("#events")).to_contain_text("raise ValueError")
+
+
+def test_toggle_a_schedule_and_it_stays_toggled(webui, page):
+    page.goto(webui.url + "/automation")
+    row = page.locator("tr[data-instigator='nightly_hello']")
+    expect(row.locator("[data-status]")).to_have_text("STOPPED")
+    row.get_by_role("button", name="Turn on").click()
+    expect(row.locator("[data-status]")).to_have_text("RUNNING")
+    page.reload()
+    expect(page.locator("tr[data-instigator='nightly_hello'] [data-status]")).to_have_text("RUNNING")
+    assert webui.gql("{ schedules { status } }")["schedules"] == [{"status": "RUNNING"}]
+
+
+def test_run_list_shows_new_runs_without_a_reload(webui, page):
+    page.goto(webui.url + "/runs")
+    expect(page.locator("#runs")).to_contain_text("No runs yet")
+    run_id = webui.launch("hello")["run"]["runId"]
+    expect(page.locator(f"#runs tr[data-run-id='{run_id}']")).to_be_visible(timeout=15_000)
+    expect(page.locator(f"#runs tr[data-run-id='{run_id}'] [data-status]")).to_have_text("SUCCESS",
+                                                                                          timeout=30_000)

@@ -1,0 +1,79 @@
+"""The Flask application: pages, the GraphQL endpoint, health, and optional basic auth."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, jsonify, request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runyard.instance.instance import Instance
+    from runyard.workspace.workspace import Workspace
+
+    from .settings import WebuiSettings
+
+
+def _graphql_view(schema, web):
+    from graphql_server.flask.views import GraphQLView
+
+    class RunyardGraphQLView(GraphQLView):
+        def get_context(self, request, response) -> dict[str, Any]:  # noqa: ANN001
+            return {"request": request, "response": response, "web": web}
+
+    return RunyardGraphQLView.as_view("graphql", schema=schema.graphql_schema, graphql_ide="graphiql")
+
+
+def _check_auth(settings: WebuiSettings) -> Response | None:
+    auth = settings.auth
+    if auth is None or request.path == "/healthz":
+        return None
+    given = request.authorization
+    if (given is not None and given.type == "basic"
+            and hmac.compare_digest((given.username or "").encode(), auth.username.encode())
+            and hmac.compare_digest((given.password or "").encode(), auth.password.encode())):
+        return None
+    return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="runyard"'})
+
+
+def _plugin_routes(app: Flask, web: Any) -> None:
+    from runyard.errors import PluginError
+    from runyard.plugins import get_plugin_manager
+
+    hook = get_plugin_manager().hook.runyard_register_web_routes
+    for impl in hook.get_hookimpls():  # one by one, so a failure names its plugin
+        try:
+            impl.function(app=app, web=web)
+        except Exception as exc:  # noqa: BLE001
+            raise PluginError(f"plugin '{impl.plugin_name}' failed to add web routes: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def create_app(instance: Instance, workspace: Workspace | None = None,
+               settings: WebuiSettings | None = None) -> Flask:
+    """The web UI over ``instance`` (and the code locations of ``workspace``, started by the caller)."""
+    from .context import WebContext
+    from .pages import pages
+    from .schema import build_schema
+    from .settings import WebuiSettings
+
+    settings = settings or WebuiSettings()
+    web = WebContext(instance, workspace, settings)
+    app = Flask(__name__)
+    app.config["RUNYARD_WEB"] = web
+    app.json.sort_keys = False
+    app.before_request(lambda: _check_auth(settings))
+    app.add_url_rule("/graphql", view_func=_graphql_view(build_schema(), web))
+    app.register_blueprint(pages)
+    _plugin_routes(app, web)
+
+    @app.get("/healthz")
+    def healthz():
+        """For load balancers: 200 when storage answers, 503 (with the reason) when it does not."""
+        try:
+            web.storage.count_runs()
+        except Exception as exc:  # noqa: BLE001
+            return jsonify(status="error", error=f"{type(exc).__name__}: {exc}"), 503
+        return jsonify(status="ok")
+
+    return app

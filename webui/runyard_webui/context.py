@@ -1,0 +1,222 @@
+"""What the pages and the GraphQL API do, in one place: read runs and events from storage, read
+definitions from code location snapshots, and launch, terminate or toggle through the instance.
+
+Nothing here imports user code: a launch is validated by the location's code server and stored with
+the code pointer that server reports, so the run worker (not the web UI) imports the job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runyard.instance.instance import Instance
+    from runyard.storage.records import Event, RunRecord
+    from runyard.workspace.workspace import CodeLocation, Workspace
+
+    from .settings import WebuiSettings
+
+
+class WebError(Exception):
+    """A request the web UI refuses; ``code`` is one of NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE."""
+
+    def __init__(self, message: str, code: str = "INVALID"):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+@dataclass
+class LaunchResult:
+    run: RunRecord | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)  # run config problems: message, path, reason
+    message: str | None = None
+
+
+@dataclass
+class EventPage:
+    events: list[Event]
+    cursor: int | None
+    run: RunRecord
+
+
+class WebContext:
+    """Shared by every request thread. ``workspace`` may be None: runs are still browsable."""
+
+    def __init__(self, instance: Instance, workspace: Workspace | None, settings: WebuiSettings):
+        self.instance = instance
+        self.workspace = workspace
+        self.settings = settings
+
+    @property
+    def storage(self):
+        return self.instance.storage
+
+    def _check_writable(self, what: str) -> None:
+        if self.settings.read_only:
+            raise WebError(f"this web UI is read-only (webui.read_only): cannot {what}", "READ_ONLY")
+
+    # ---- code locations --------------------------------------------------------------------------
+    def locations(self) -> list[CodeLocation]:
+        if self.workspace is None:
+            return []
+        for loc in self.workspace.locations():
+            if loc.snapshot is None and loc.status != "starting":
+                loc.refresh()
+        return self.workspace.locations()
+
+    def location(self, name: str) -> CodeLocation:
+        for loc in self.locations():
+            if loc.name == name:
+                return loc
+        known = ", ".join(loc.name for loc in self.locations()) or "none"
+        raise WebError(f"no code location named '{name}'; locations: {known}", "NOT_FOUND")
+
+    def job(self, location: str, job_name: str) -> tuple[CodeLocation, dict[str, Any]]:
+        loc = self.location(location)
+        if loc.snapshot is None:
+            detail = f": {loc.error.message}" if loc.error else ""
+            raise WebError(f"code location '{location}' is {loc.status}{detail}", "UNAVAILABLE")
+        if job_name not in loc.snapshot.jobs:
+            raise WebError(f"no job named '{job_name}' in code location '{location}'; jobs: "
+                           f"{', '.join(loc.snapshot.job_names) or 'none'}", "NOT_FOUND")
+        return loc, loc.snapshot.jobs[job_name]
+
+    def reload_location(self, name: str) -> dict[str, Any]:
+        if self.workspace is None:
+            raise WebError("the web UI was started without a workspace", "NOT_FOUND")
+        self.location(name)
+        return self.workspace.reload(name)[0]
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord:
+        run = self.storage.get_run(run_id)
+        if run is None:
+            raise WebError(f"no run with id '{run_id}'", "NOT_FOUND")
+        return run
+
+    def launch_run(self, location: str, job_name: str, run_config: Any = None,
+                   tags: dict[str, str] | None = None, ops: str | None = None) -> LaunchResult:
+        """Validate on the code server, store the run, hand it to the run coordinator. Invalid run
+        config comes back as ``errors`` with nothing stored."""
+        from runyard.codeserver.errors import CodeServerError
+        from runyard.storage.records import CodePointer
+
+        self._check_writable("launch runs")
+        if run_config is None:
+            run_config = {}
+        if not isinstance(run_config, dict):
+            return LaunchResult(errors=[{"message": "run config must be a mapping", "path": None,
+                                         "reason": "type"}])
+        loc, _ = self.job(location, job_name)
+        try:
+            validation = loc.client.validate(job_name, run_config, ops or None)
+        except CodeServerError as exc:
+            raise WebError(f"code location '{location}' could not validate the run: {exc}", "UNAVAILABLE") from exc
+        if not validation.ok:
+            return LaunchResult(errors=[e.to_json() for e in validation.errors])
+        health = loc.health
+        pointer = CodePointer.from_dict(health.code_pointer) if health is not None else CodePointer()
+        run = self.instance.create_run(job_name=job_name, run_config=run_config,
+                                       tags={**validation.tags, **(tags or {})}, code_pointer=pointer,
+                                       step_keys_to_execute=validation.step_keys_to_execute)
+        try:
+            run = self.instance.submit_run(run)
+        except Exception as exc:  # noqa: BLE001 - the coordinator/launcher marked the run FAILURE
+            return LaunchResult(run=self.storage.get_run(run.run_id), message=f"launch failed: {exc}")
+        return LaunchResult(run=run)
+
+    def terminate_run(self, run_id: str) -> tuple[bool, RunRecord]:
+        self._check_writable("terminate runs")
+        self.get_run(run_id)
+        ok = self.instance.terminate_run(run_id)
+        return ok, self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        from runyard.storage.records import FINISHED_STATUSES
+
+        self._check_writable("delete runs")
+        run = self.get_run(run_id)
+        if run.status not in FINISHED_STATUSES:
+            raise WebError(f"run {run_id} is {run.status}: terminate it before deleting it")
+        self.instance.delete_run(run_id)
+
+    def run_events(self, run_id: str, after_id: int | None = None, limit: int = 1000,
+                   wait_seconds: float = 0.0) -> EventPage:
+        """Events after ``after_id``; when there are none and the run is not finished, wait up to
+        ``wait_seconds`` for one (woken by a notification where the storage has them)."""
+        from runyard.storage.records import FINISHED_STATUSES
+
+        run = self.get_run(run_id)
+        limit = max(1, min(int(limit), 5000))
+        events = self.storage.get_events(run_id, after_id=after_id, limit=limit)
+        wait = min(max(wait_seconds, 0.0), self.settings.long_poll_seconds)
+        deadline = time.monotonic() + wait
+        while not events and run.status not in FINISHED_STATUSES and time.monotonic() < deadline:
+            self.storage.wait_for_events(run_id, after_id, timeout=min(1.0, deadline - time.monotonic()))
+            events = self.storage.get_events(run_id, after_id=after_id, limit=limit)
+            run = self.get_run(run_id)
+        cursor = events[-1].id if events else after_id
+        return EventPage(events=events, cursor=cursor, run=run if not events else self.get_run(run_id))
+
+    # ---- schedules and sensors -------------------------------------------------------------------
+    def instigators(self, kind: str) -> list[dict[str, Any]]:
+        """Every schedule (``kind="schedule"``) or sensor of every loaded location, with its status."""
+        from runyard.daemon.daemon import instigator_status, next_fire_times
+
+        rows = []
+        for loc in self.locations():
+            if loc.snapshot is None:
+                continue
+            table = loc.snapshot.schedules if kind == "schedule" else loc.snapshot.sensors
+            for name, d in sorted(table.items()):
+                row = {"name": name, "kind": kind, "location": loc.name, "definition": d,
+                       "status": instigator_status(self.instance, name, d.get("default_status"))}
+                if kind == "schedule":
+                    nxt = next_fire_times(d["cron_schedule"], d.get("execution_timezone") or "UTC", time.time(), 1)
+                    row["next_tick"] = nxt[0] if nxt else None
+                rows.append(row)
+        return rows
+
+    def instigator(self, kind: str, name: str) -> dict[str, Any]:
+        for row in self.instigators(kind):
+            if row["name"] == name:
+                return row
+        raise WebError(f"no {kind} named '{name}' in the workspace", "NOT_FOUND")
+
+    def set_instigator_status(self, kind: str, name: str, running: bool) -> dict[str, Any]:
+        self._check_writable(f"start or stop {kind}s")
+        self.instigator(kind, name)
+        state = self.storage.get_instigator_state(name)
+        data = dict(state.get("data") or {}) if state else {}
+        if running and kind == "schedule":
+            data["cursor_time"] = time.time()  # ticks from now on: turning on never replays old ticks
+        self.storage.set_instigator_state(name, kind, "RUNNING" if running else "STOPPED", data)
+        return self.instigator(kind, name)
+
+    def ticks(self, name: str, limit: int = 20):
+        return self.storage.get_ticks(name, limit=max(1, min(int(limit), 200)))
+
+
+def scaffold_run_config(job: dict[str, Any]) -> dict[str, Any]:
+    """A starting run config for the launchpad: every configurable op and resource of ``job`` (a
+    snapshot dict) with each field's default, ``None`` where a field is required, and the job's own
+    default run config on top — so the user edits values instead of recalling key names."""
+    from runyard.definitions.config import deep_merge
+
+    def fields(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        props = (schema or {}).get("properties")
+        if not props:
+            return None
+        return {name: prop.get("default") for name, prop in props.items()}
+
+    scaffold: dict[str, Any] = {}
+    ops = {op["name"]: {"config": cfg} for op in job.get("ops", []) if (cfg := fields(op.get("config_schema")))}
+    if ops:
+        scaffold["ops"] = ops
+    resources = {r["key"]: {"config": cfg} for r in job.get("resources", [])
+                 if (cfg := fields(r.get("config_schema")))}
+    if resources:
+        scaffold["resources"] = resources
+    return deep_merge(scaffold, job.get("default_run_config") or {})

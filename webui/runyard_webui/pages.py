@@ -1,0 +1,102 @@
+"""The HTML pages. Each is rendered on the server from storage and snapshots, then kept live by
+``static/app.js`` through the GraphQL API (run events by long poll, the run list by refresh)."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from .context import WebError, scaffold_run_config
+
+pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+                  static_url_path="/static")
+
+STATUS_CHOICES = ["QUEUED", "STARTING", "STARTED", "CANCELING", "SUCCESS", "FAILURE", "CANCELED"]
+
+
+def _web():
+    return current_app.config["RUNYARD_WEB"]
+
+
+@pages.app_template_filter("when")
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+@pages.app_template_filter("seconds")
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+@pages.app_template_filter("yaml")
+def _yaml(value) -> str:
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False) if value else ""
+
+
+@pages.app_context_processor
+def _globals():
+    web = _web()
+    return {"read_only": web.settings.read_only, "instance_home": web.instance.home}
+
+
+@pages.get("/")
+def index():
+    return redirect(url_for("pages.runs"))
+
+
+@pages.get("/runs")
+def runs():
+    from runyard.storage.records import RunFilter, RunStatus
+
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUS_CHOICES:
+        abort(400, f"unknown status {status!r}")
+    filters = RunFilter(statuses=[RunStatus(status)] if status else None)
+    storage = _web().storage
+    return render_template("runs.html", runs=storage.get_runs(filters, limit=50), status=status,
+                           count=storage.count_runs(filters), statuses=STATUS_CHOICES)
+
+
+@pages.get("/runs/<run_id>")
+def run(run_id: str):
+    web = _web()
+    record = web.storage.get_run(run_id)
+    if record is None:
+        abort(404, f"no run with id '{run_id}'")
+    events = web.storage.get_events(run_id)
+    return render_template("run.html", run=record, events=events, steps=web.storage.get_step_stats(run_id),
+                           cursor=events[-1].id if events else None)
+
+
+@pages.get("/jobs")
+def jobs():
+    return render_template("jobs.html", locations=_web().locations())
+
+
+@pages.get("/locations/<location>/jobs/<job_name>")
+def job(location: str, job_name: str):
+    try:
+        loc, snap = _web().job(location, job_name)
+    except WebError as exc:
+        abort(404 if exc.code == "NOT_FOUND" else 503, exc.message)
+    return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)))
+
+
+@pages.get("/automation")
+def automation():
+    web = _web()
+    rows = web.instigators("schedule") + web.instigators("sensor")
+    for row in rows:
+        row["ticks"] = web.ticks(row["name"], 5)
+    return render_template("automation.html", rows=rows)
+
+
+@pages.app_errorhandler(400)
+@pages.app_errorhandler(404)
+@pages.app_errorhandler(503)
+def _error(exc):
+    return render_template("error.html", code=exc.code, message=exc.description), exc.code

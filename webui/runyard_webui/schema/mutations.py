@@ -1,0 +1,167 @@
+"""The root ``Mutation`` type. Every mutation answers a payload with ``ok``, and on refusal a
+``message`` and a ``code`` (NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE) rather than a GraphQL error,
+so a client can show why without parsing error strings."""
+
+from __future__ import annotations
+
+import functools
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+from .types import LOCATION_TAG, ConfigProblem, Instigator, Run, TagInput, web
+
+
+def _payload_fields():
+    return {"ok": graphene.Boolean(required=True), "message": graphene.String(), "code": graphene.String()}
+
+
+def _refusals(payload_cls):
+    """Turn a WebError raised by the mutation into ``payload_cls(ok=False, message, code)``."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def mutate(root, info, **kwargs):
+            from runyard.errors import RunyardError
+
+            from ..context import WebError
+
+            extra = {"errors": []} if "errors" in payload_cls._meta.fields else {}
+            try:
+                return fn(root, info, **kwargs)
+            except WebError as exc:
+                return payload_cls(ok=False, message=exc.message, code=exc.code, **extra)
+            except RunyardError as exc:  # e.g. terminating a run that already finished
+                return payload_cls(ok=False, message=str(exc), code="INVALID", **extra)
+        return mutate
+    return wrap
+
+
+LaunchRunPayload = type("LaunchRunPayload", (graphene.ObjectType,), {
+    **_payload_fields(), "run": graphene.Field(Run),
+    "errors": graphene.List(graphene.NonNull(ConfigProblem), required=True,
+                            description="Run config problems (nothing was stored)."),
+})
+RunPayload = type("RunPayload", (graphene.ObjectType,), {**_payload_fields(), "run": graphene.Field(Run)})
+InstigatorPayload = type("InstigatorPayload", (graphene.ObjectType,),
+                         {**_payload_fields(), "instigator": graphene.Field(Instigator)})
+ReloadPayload = type("ReloadPayload", (graphene.ObjectType,),
+                     {**_payload_fields(), "status": graphene.String(), "snapshot_id": graphene.String()})
+
+
+def _parse_run_config(run_config, run_config_yaml):
+    """Run config from JSON (``runConfig``) or YAML text (``runConfigYaml``, what the launchpad sends)."""
+    import yaml
+
+    from ..context import WebError
+
+    if run_config is not None and run_config_yaml is not None:
+        raise WebError("give runConfig or runConfigYaml, not both")
+    if run_config_yaml is None:
+        return run_config
+    try:
+        return yaml.safe_load(run_config_yaml) if run_config_yaml.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise WebError(f"run config is not valid YAML{where}: {problem}") from exc
+
+
+class LaunchRun(graphene.Mutation):
+    """Validate run config on the job's code location, store the run and submit it to the run
+    coordinator (which launches or queues it)."""
+
+    class Arguments:
+        location = graphene.String(required=True)
+        job_name = graphene.String(required=True)
+        run_config = GenericScalar()
+        run_config_yaml = graphene.String()
+        tags = graphene.List(graphene.NonNull(TagInput))
+        ops = graphene.String(description="Op selection, as `runyard job launch --ops`.")
+
+    Output = LaunchRunPayload
+
+    @staticmethod
+    @_refusals(LaunchRunPayload)
+    def mutate(root, info, location, job_name, run_config=None, run_config_yaml=None, tags=None, ops=None):
+        config = _parse_run_config(run_config, run_config_yaml)
+        tag_map = {t.key: t.value for t in tags or []}
+        tag_map[LOCATION_TAG] = location
+        result = web(info).launch_run(location, job_name, config, tag_map, ops)
+        if result.errors:
+            return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid",
+                                    errors=result.errors)
+        return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+
+
+class TerminateRun(graphene.Mutation):
+    """Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped."""
+
+    class Arguments:
+        run_id = graphene.ID(required=True)
+
+    Output = RunPayload
+
+    @staticmethod
+    @_refusals(RunPayload)
+    def mutate(root, info, run_id):
+        ok, run = web(info).terminate_run(run_id)
+        return RunPayload(ok=ok, run=run, message=None if ok else f"run {run_id} is {run.status}: nothing to stop")
+
+
+class DeleteRun(graphene.Mutation):
+    """Delete a finished run and its events."""
+
+    class Arguments:
+        run_id = graphene.ID(required=True)
+
+    Output = RunPayload
+
+    @staticmethod
+    @_refusals(RunPayload)
+    def mutate(root, info, run_id):
+        web(info).delete_run(run_id)
+        return RunPayload(ok=True)
+
+
+def _toggle(kind: str, running: bool):
+    class Arguments:
+        name = graphene.String(required=True)
+
+    @_refusals(InstigatorPayload)
+    def mutate(root, info, name):
+        return InstigatorPayload(ok=True, instigator=web(info).set_instigator_status(kind, name, running))
+
+    verb = "Start" if running else "Stop"
+    return type(f"{verb}{kind.capitalize()}", (graphene.Mutation,), {
+        "Arguments": Arguments, "Output": InstigatorPayload, "mutate": staticmethod(mutate),
+        "__doc__": f"Turn a {kind} {'on' if running else 'off'} (stored; the daemon acts on it).",
+    })
+
+
+class ReloadLocation(graphene.Mutation):
+    """Ask a code location's server to re-import its definitions."""
+
+    class Arguments:
+        name = graphene.String(required=True)
+
+    Output = ReloadPayload
+
+    @staticmethod
+    @_refusals(ReloadPayload)
+    def mutate(root, info, name):
+        result = web(info).reload_location(name)
+        return ReloadPayload(ok=result["status"] == "ok", status=result["status"],
+                             snapshot_id=result.get("snapshot_id"), message=result.get("error"))
+
+
+class Mutation(graphene.ObjectType):
+    launch_run = LaunchRun.Field()
+    terminate_run = TerminateRun.Field()
+    delete_run = DeleteRun.Field()
+    start_schedule = _toggle("schedule", True).Field()
+    stop_schedule = _toggle("schedule", False).Field()
+    start_sensor = _toggle("sensor", True).Field()
+    stop_sensor = _toggle("sensor", False).Field()
+    reload_location = ReloadLocation.Field()

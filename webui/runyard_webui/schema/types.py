@@ -1,0 +1,257 @@
+"""GraphQL object types. Each wraps a storage record or a snapshot dict as its root value."""
+
+from __future__ import annotations
+
+import json
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+LOCATION_TAG = "runyard/location"
+
+
+def web(info):
+    return info.context["web"]
+
+
+class Tag(graphene.ObjectType):
+    key = graphene.String(required=True)
+    value = graphene.String(required=True)
+
+
+class TagInput(graphene.InputObjectType):
+    key = graphene.String(required=True)
+    value = graphene.String(required=True)
+
+
+def tag_list(tags: dict[str, str]) -> list[Tag]:
+    return [Tag(key=k, value=v) for k, v in sorted(tags.items())]
+
+
+class Event(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    run_id = graphene.String(required=True)
+    event_type = graphene.String(required=True)
+    timestamp = graphene.Float(required=True)
+    step_key = graphene.String()
+    level = graphene.String(required=True)
+    message = graphene.String(required=True)
+    data = GenericScalar(description="The event's payload (errors, outputs, log extras) as JSON.")
+
+    @staticmethod
+    def resolve_event_type(root, info):
+        return str(root.event_type)
+
+    @staticmethod
+    def resolve_data(root, info):
+        return json.loads(json.dumps(root.data or {}, default=repr))
+
+
+class StepStats(graphene.ObjectType):
+    step_key = graphene.String(required=True)
+    status = graphene.String()
+    attempts = graphene.Int()
+    start_time = graphene.Float()
+    end_time = graphene.Float()
+    error = graphene.String()
+
+    @staticmethod
+    def resolve_status(root, info):
+        return None if root.status is None else str(root.status)
+
+    @staticmethod
+    def resolve_error(root, info):
+        err = getattr(root, "error", None)
+        if err is None or isinstance(err, str):
+            return err
+        return err.get("message") if isinstance(err, dict) else str(err)
+
+
+class Run(graphene.ObjectType):
+    run_id = graphene.ID(required=True)
+    job_name = graphene.String(required=True)
+    status = graphene.String(required=True)
+    run_config = GenericScalar(required=True)
+    tags = graphene.List(graphene.NonNull(Tag), required=True)
+    location = graphene.String(description="The code location the run was launched from, when known.")
+    step_keys_to_execute = graphene.List(graphene.NonNull(graphene.String))
+    parent_run_id = graphene.String()
+    root_run_id = graphene.String()
+    created_at = graphene.Float(required=True)
+    start_time = graphene.Float()
+    end_time = graphene.Float()
+    duration = graphene.Float(description="Seconds from start to end (or to now while running).")
+    can_terminate = graphene.Boolean(required=True)
+    steps = graphene.List(graphene.NonNull(StepStats), required=True)
+    events = graphene.List(graphene.NonNull(Event), required=True, after_id=graphene.Int(),
+                           limit=graphene.Int(default_value=1000))
+
+    @staticmethod
+    def resolve_run_id(root, info):
+        return root.run_id
+
+    @staticmethod
+    def resolve_status(root, info):
+        return str(root.status)
+
+    @staticmethod
+    def resolve_tags(root, info):
+        return tag_list(root.tags)
+
+    @staticmethod
+    def resolve_location(root, info):
+        return root.tags.get(LOCATION_TAG)
+
+    @staticmethod
+    def resolve_duration(root, info):
+        return root.duration
+
+    @staticmethod
+    def resolve_can_terminate(root, info):
+        from runyard.storage.records import RunStatus
+
+        return root.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.NOT_STARTED)
+
+    @staticmethod
+    def resolve_steps(root, info):
+        return web(info).storage.get_step_stats(root.run_id)
+
+    @staticmethod
+    def resolve_events(root, info, after_id=None, limit=1000):
+        return web(info).storage.get_events(root.run_id, after_id=after_id, limit=max(1, min(limit, 5000)))
+
+
+class RunsPage(graphene.ObjectType):
+    runs = graphene.List(graphene.NonNull(Run), required=True)
+    count = graphene.Int(required=True, description="Runs matching the filter, all pages together.")
+    cursor = graphene.String(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class EventsPage(graphene.ObjectType):
+    events = graphene.List(graphene.NonNull(Event), required=True)
+    cursor = graphene.Int(description="The last event's id: pass as `afterId` to get only newer ones.")
+    run_status = graphene.String(required=True)
+    finished = graphene.Boolean(required=True)
+
+
+class OpInput(graphene.ObjectType):
+    name = graphene.String(required=True)
+    type = graphene.String()
+    upstream = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+    @staticmethod
+    def resolve_upstream(root, info):
+        return [f"{u['op']}.{u['output']}" for u in root.get("upstream", [])]
+
+
+class Op(graphene.ObjectType):
+    name = graphene.String(required=True)
+    op = graphene.String(required=True)
+    description = graphene.String()
+    upstream = graphene.List(graphene.NonNull(graphene.String), required=True)
+    inputs = graphene.List(graphene.NonNull(OpInput), required=True)
+    outputs = graphene.List(graphene.NonNull(graphene.String), required=True)
+    config_schema = GenericScalar()
+    required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
+    tags = graphene.List(graphene.NonNull(Tag), required=True)
+
+    @staticmethod
+    def resolve_outputs(root, info):
+        return [o["name"] for o in root.get("outputs", [])]
+
+    @staticmethod
+    def resolve_tags(root, info):
+        return tag_list(root.get("tags") or {})
+
+
+class Job(graphene.ObjectType):
+    name = graphene.String(required=True)
+    location = graphene.String(required=True)
+    description = graphene.String()
+    ops = graphene.List(graphene.NonNull(Op), required=True)
+    tags = graphene.List(graphene.NonNull(Tag), required=True)
+    executor = graphene.String()
+    default_run_config = GenericScalar()
+    required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+    @staticmethod
+    def resolve_tags(root, info):
+        return tag_list(root.get("tags") or {})
+
+    @staticmethod
+    def resolve_executor(root, info):
+        return (root.get("executor") or {}).get("name")
+
+
+class Tick(graphene.ObjectType):
+    id = graphene.Int()
+    tick_time = graphene.Float(required=True)
+    status = graphene.String(required=True)
+    run_ids = graphene.List(graphene.NonNull(graphene.String), required=True)
+    run_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
+    skip_reason = graphene.String()
+    error = graphene.String()
+    cursor = graphene.String()
+
+
+class Instigator(graphene.ObjectType):
+    """A schedule or a sensor, with its on/off state from storage."""
+
+    name = graphene.String(required=True)
+    kind = graphene.String(required=True, description="schedule or sensor")
+    location = graphene.String(required=True)
+    job_name = graphene.String()
+    status = graphene.String(required=True, description="RUNNING or STOPPED")
+    description = graphene.String()
+    cron_schedule = graphene.String()
+    execution_timezone = graphene.String()
+    next_tick = graphene.Float()
+    minimum_interval_seconds = graphene.Float()
+    ticks = graphene.List(graphene.NonNull(Tick), required=True, limit=graphene.Int(default_value=10))
+
+    resolve_job_name = staticmethod(lambda root, info: root["definition"].get("job_name"))
+    resolve_description = staticmethod(lambda root, info: root["definition"].get("description"))
+    resolve_cron_schedule = staticmethod(lambda root, info: root["definition"].get("cron_schedule"))
+    resolve_execution_timezone = staticmethod(lambda root, info: root["definition"].get("execution_timezone"))
+    resolve_minimum_interval_seconds = staticmethod(
+        lambda root, info: root["definition"].get("minimum_interval_seconds"))
+    resolve_next_tick = staticmethod(lambda root, info: root.get("next_tick"))
+
+    @staticmethod
+    def resolve_ticks(root, info, limit=10):
+        return web(info).ticks(root["name"], limit)
+
+
+class Location(graphene.ObjectType):
+    name = graphene.String(required=True)
+    status = graphene.String(required=True, description="ok, error, unavailable or starting")
+    error = graphene.String()
+    traceback = graphene.String()
+    origin = graphene.String(required=True)
+    snapshot_id = graphene.String()
+    jobs = graphene.List(graphene.NonNull(Job), required=True)
+
+    resolve_origin = staticmethod(lambda root, info: root.origin.describe())
+    resolve_error = staticmethod(lambda root, info: root.error.message if root.error else None)
+    resolve_traceback = staticmethod(lambda root, info: root.error.traceback if root.error else None)
+
+    @staticmethod
+    def resolve_jobs(root, info):
+        if root.snapshot is None:
+            return []
+        return [{**root.snapshot.jobs[n], "location": root.name} for n in root.snapshot.job_names]
+
+
+class ConfigProblem(graphene.ObjectType):
+    message = graphene.String(required=True)
+    path = graphene.String(description="Key path in the run config, e.g. ops.extract.config.days")
+    reason = graphene.String()
+
+
+class Instance(graphene.ObjectType):
+    home = graphene.String(required=True)
+    storage = graphene.String(required=True)
+    run_coordinator = graphene.String(required=True)
+    run_launcher = graphene.String(required=True)
+    read_only = graphene.Boolean(required=True)
+    version = graphene.String(required=True)

@@ -1,0 +1,78 @@
+"""Serving the app with waitress (a production WSGI server in pure Python: a fixed pool of request
+threads, so the storage pool can be sized against it)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from runyard.errors import RunyardError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+
+    from .settings import WebuiSettings
+
+log = logging.getLogger("runyard.webui")
+
+
+class WebServer:
+    """One listening socket and ``threads`` request threads. ``port`` 0 picks a free port; ``url``
+    tells which. :meth:`serve` blocks; :meth:`start` serves on a background thread."""
+
+    def __init__(self, app: Flask, host: str, port: int, threads: int):
+        from waitress import create_server
+
+        try:
+            self._server = create_server(app, host=host, port=port, threads=threads, ident="runyard",
+                                         clear_untrusted_proxy_headers=True)
+        except OSError as exc:
+            reason = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise RunyardError(f"the web UI cannot listen on {host}:{port}: {reason} "
+                               "(choose another with --port or webui.port in the instance file)") from exc
+        self.host = host
+        self.port = int(self._server.effective_port)
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve(self) -> None:
+        try:
+            self._server.run()
+        except (OSError, ValueError):  # the map was closed under the loop by stop()
+            if not self._stopped.is_set():
+                raise
+
+    def start(self) -> WebServer:
+        self._thread = threading.Thread(target=self.serve, name="runyard-webui", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let running requests finish (up to ``timeout``), close every socket."""
+        from waitress import wasyncore
+
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._server.task_dispatcher.shutdown(timeout=timeout)
+        wasyncore.close_all(self._server._map)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def start_webui(instance, workspace, settings: WebuiSettings | None = None) -> WebServer:
+    """Build the app over ``instance`` and ``workspace`` and serve it on a background thread
+    (what ``runyard dev`` does)."""
+    from .app import create_app
+    from .settings import load_webui_settings
+
+    settings = settings or load_webui_settings(instance)
+    app = create_app(instance, workspace, settings)
+    return WebServer(app, settings.host, settings.port, settings.threads).start()
