@@ -3,6 +3,7 @@ run workers: reading definitions, launching, following, terminating, toggling, a
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -219,3 +220,19 @@ def test_long_poll_waits_for_the_next_event_then_answers(webui):
     assert waited < 15, f"the long poll did not wake on the new event ({waited:.1f}s)"
     webui.wait_finished(run_id)
     assert os.path.isdir(webui.home)
+
+
+def test_cross_site_shapes_of_a_mutation_are_refused(webui):
+    """A page on another site can send a form post or a GET with the user's credentials, but not a
+    JSON POST (that needs a CORS preflight, which the web UI never grants): only JSON may mutate."""
+    from urllib.parse import quote, urlencode
+
+    mutation = 'mutation { startSchedule(name: "nightly_hello") { ok } }'
+    status, text = webui.request("/graphql", urlencode({"query": mutation}).encode(),
+                                 {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status >= 400, text
+    status, text = webui.request("/graphql", json.dumps({"query": mutation}).encode(), {"Content-Type": "text/plain"})
+    assert status >= 400, text
+    status, text = webui.request("/graphql?query=" + quote(mutation))
+    assert status >= 400 and "not allowed" in text
+    assert webui.gql("{ schedules { status } }")["schedules"] == [{"status": "STOPPED"}]

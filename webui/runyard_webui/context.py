@@ -44,10 +44,15 @@ class EventPage:
 class WebContext:
     """Shared by every request thread. ``workspace`` may be None: runs are still browsable."""
 
+    # A location without a snapshot is asked again at most this often: a code server that is down
+    # must not cost every page view a connection attempt.
+    RETRY_UNAVAILABLE_SECONDS = 5.0
+
     def __init__(self, instance: Instance, workspace: Workspace | None, settings: WebuiSettings):
         self.instance = instance
         self.workspace = workspace
         self.settings = settings
+        self._last_retry: dict[str, float] = {}
 
     @property
     def storage(self):
@@ -61,8 +66,11 @@ class WebContext:
     def locations(self) -> list[CodeLocation]:
         if self.workspace is None:
             return []
+        now = time.monotonic()
         for loc in self.workspace.locations():
-            if loc.snapshot is None and loc.status != "starting":
+            if (loc.snapshot is None and loc.status != "starting"
+                    and now - self._last_retry.get(loc.name, -1e9) >= self.RETRY_UNAVAILABLE_SECONDS):
+                self._last_retry[loc.name] = now
                 loc.refresh()
         return self.workspace.locations()
 

@@ -25,6 +25,14 @@ def _when(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+@pages.app_template_filter("clock")
+def _clock(ts: float | None) -> str:
+    """Time of day with milliseconds: an event log spans one run, its date is in the header."""
+    if ts is None:
+        return ""
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
 @pages.app_template_filter("seconds")
 def _seconds(value: float | None) -> str:
     if value is None:

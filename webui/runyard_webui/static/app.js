@@ -25,6 +25,10 @@ const runyard = (() => {
   }
 
   const when = ts => ts == null ? "" : new Date(ts * 1000).toLocaleString("sv-SE").replace("T", " ");
+  const clock = ts => {
+    const d = new Date(ts * 1000);
+    return d.toLocaleTimeString("en-GB", {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  };
   const seconds = s => s == null ? "" : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(2)} s` : `${(s / 60).toFixed(1)} min`;
   const statusBadge = s => el("span", {"class": `status status-${(s || "").toLowerCase()}`, "data-status": ""}, s || "");
 
@@ -63,7 +67,7 @@ const runyard = (() => {
       const page = data.runEvents;
       for (const e of page.events) {
         tbody.append(el("tr", {"class": `level-${e.level.toLowerCase()}`, "data-event-id": e.id},
-          el("td", {}, when(e.timestamp)), el("td", {}, e.eventType), el("td", {}, e.stepKey || ""),
+          el("td", {"class": "clock", title: when(e.timestamp)}, clock(e.timestamp)), el("td", {}, e.eventType), el("td", {}, e.stepKey || ""),
           el("td", {}, el("pre", {}, e.message + errorText(e.data)))));
       }
       cursor = page.cursor;
