@@ -388,7 +388,13 @@ def main() -> None:
         if "claims" in chosen:
             bench_claims(url, args)
         if "connections" in chosen:
-            bench_connections(url, args)
+            # a database of its own: the claims bench leaves 100 claimed runs that would count
+            # against the queue's max_concurrent_runs
+            conns_url = create_database(admin, prefix="runyard_bench_conns")
+            try:
+                bench_connections(conns_url, args)
+            finally:
+                drop_database(conns_url, admin)
     finally:
         drop_database(url, admin)
 

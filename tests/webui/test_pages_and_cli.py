@@ -160,3 +160,46 @@ def test_webui_help_lists_its_options():
     proc = subprocess.run([sys.executable, "-m", "runyard", "webui", "--help"], capture_output=True, text=True,
                           timeout=30)
     assert proc.returncode == 0 and "--read-only" in proc.stdout and "--threads" in proc.stdout
+
+
+def test_sigterm_under_load_stops_cleanly(start_webui):
+    """SIGTERM while every request thread is busy (long polls and a queue of run-list requests)
+    lets the web UI stop within its grace period and exit 0, with no request left hanging."""
+    import signal
+    import threading
+
+    ui = start_webui("--threads", "2")
+    run_id = ui.launch("sleepy", {"ops": {"nap": {"config": {"seconds": 30}}}})["run"]["runId"]
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def poll():
+        try:
+            while not stop.is_set():
+                ui.gql_raw("""query($id: ID!) { runEvents(runId: $id, afterId: 999999, waitSeconds: 5) { cursor } }""",
+                           {"id": run_id})
+                ui.gql_raw("{ runs { count runs { steps { status } } } }")
+        except Exception as exc:  # noqa: BLE001 - the server going away mid-request is expected
+            outcomes.append(type(exc).__name__)
+
+    clients = [threading.Thread(target=poll, daemon=True) for _ in range(8)]
+    for t in clients:
+        t.start()
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    ui.proc.send_signal(signal.SIGTERM)
+    ui.proc.wait(30)
+    assert ui.proc.returncode == 0, ui.proc.stderr.read()
+    assert time.monotonic() - t0 < 20
+    stop.set()
+    for t in clients:
+        t.join(15)
+    assert not any(t.is_alive() for t in clients), "a client request hung after the web UI stopped"
+    from runyard import Instance
+
+    inst = Instance.open(home=str(ui.home))  # the run outlives the web UI (its own worker): stop it
+    try:
+        inst.terminate_run(run_id)
+        wait_until(lambda: inst.get_run(run_id).status.is_finished, timeout=30, what="the run to stop")
+    finally:
+        inst.dispose()

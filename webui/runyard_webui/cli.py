@@ -7,6 +7,8 @@ import threading
 
 import click
 
+from runyard.errors import RunyardError
+
 
 @click.command("webui")
 @click.option("-f", "--python-file", "python_files", multiple=True, type=click.Path(dir_okay=False),
@@ -41,8 +43,9 @@ def webui(python_files, workspace_file, host, port, threads, read_only):
         if not settings.read_only:
             instance.run_launcher.prepare(instance)  # launches from the UI start warm
         server = WebServer(create_app(instance, workspace, settings), settings.host, settings.port, settings.threads)
-        old = {sig: signal.signal(sig, lambda *_: (stop.set(), server.stop(timeout=2)))
-               for sig in (signal.SIGINT, signal.SIGTERM)}
+        # The handler only sets a flag: it may interrupt the server's own code while that holds a lock,
+        # so stopping happens here in the main thread while the server runs on its own thread.
+        old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         click.echo(f"runyard webui: serving on {server.url} ({settings.threads} threads"
                    f"{', read-only' if settings.read_only else ''})")
         click.echo(f"  instance home: {instance.home}")
@@ -50,7 +53,10 @@ def webui(python_files, workspace_file, host, port, threads, read_only):
             click.echo(f"  code location {loc.name}: {loc.status}" + (f" ({loc.error.message})" if loc.error else ""))
         if workspace is None:
             click.echo("  no workspace: runs are browsable; give -f FILE or -w FILE to launch jobs")
-        server.serve()
+        server.start()
+        while not stop.wait(0.5):
+            if not server.running:
+                raise RunyardError("the web UI's server stopped unexpectedly")
         for sig, handler in old.items():
             signal.signal(sig, handler)
     finally:

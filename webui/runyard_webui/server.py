@@ -49,6 +49,10 @@ class WebServer:
             if not self._stopped.is_set():
                 raise
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> WebServer:
         self._thread = threading.Thread(target=self.serve, name="runyard-webui", daemon=True)
         self._thread.start()
