@@ -1,6 +1,7 @@
 """Definitions the web UI tests launch: a configurable job, a slow one, a failing one, a schedule and
 a sensor. Loaded only by code servers and run workers, never by the web UI process."""
 
+import os
 import time
 
 import runyard as ry
@@ -58,6 +59,28 @@ def broken():
     after(explode())
 
 
+class CheckConfig(ry.Config):
+    fail_marker: str = ""
+
+
+@ry.op
+def make(context) -> int:
+    return 41
+
+
+@ry.op
+def check(context, config: CheckConfig, n: int) -> int:
+    if config.fail_marker and os.path.exists(config.fail_marker):
+        raise RuntimeError(f"marker {config.fail_marker} is present")
+    context.log.info(f"checked {n + 1}")
+    return n + 1
+
+
+@ry.job(description="Fails while a marker file exists: for re-execution from failure.")
+def pipeline():
+    check(make())
+
+
 nightly = ry.ScheduleDefinition(name="nightly_hello", job=hello, cron_schedule="0 3 * * *")
 
 
@@ -66,4 +89,4 @@ def file_sensor(context):
     return ry.SkipReason("nothing new")
 
 
-defs = ry.Definitions(jobs=[hello, sleepy, broken], schedules=[nightly], sensors=[file_sensor])
+defs = ry.Definitions(jobs=[hello, sleepy, broken, pipeline], schedules=[nightly], sensors=[file_sensor])

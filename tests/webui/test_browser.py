@@ -109,3 +109,20 @@ def test_run_list_shows_new_runs_without_a_reload(webui, page):
     expect(page.locator(f"#runs tr[data-run-id='{run_id}']")).to_be_visible(timeout=15_000)
     expect(page.locator(f"#runs tr[data-run-id='{run_id}'] [data-status]")).to_have_text("SUCCESS",
                                                                                           timeout=30_000)
+
+
+def test_reexecute_from_failure_button(webui, page, tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("fail")
+    parent = webui.launch("pipeline", {"ops": {"check": {"config": {"fail_marker": str(marker)}}}})["run"]["runId"]
+    page.goto(f"{webui.url}/runs/{parent}")
+    expect(page.locator("#run h1 [data-status]")).to_have_text("FAILURE", timeout=30_000)
+    expect(page.get_by_role("button", name="Re-execute all")).to_be_visible()
+    marker.unlink()
+    page.get_by_role("button", name="Re-execute from failure").click()
+    page.wait_for_url(re.compile(r"/runs/(?!" + parent + r")[0-9a-f]{32}$"), timeout=30_000)
+    expect(page.locator("#run h1 [data-status]")).to_have_text("SUCCESS", timeout=30_000)
+    expect(page.locator("#run")).to_contain_text(parent[:8])  # links back to its parent
+    expect(page.locator("#steps tr[data-step='check'] [data-status]")).to_have_text("SUCCESS")
+    expect(page.locator("#steps tr[data-step='make']")).to_have_count(0)
+    expect(page.get_by_role("button", name="Re-execute from failure")).to_be_hidden()

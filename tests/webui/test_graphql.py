@@ -25,7 +25,7 @@ def test_locations_jobs_and_instance_come_from_the_code_server(webui):
     [loc] = data["locations"]
     assert (loc["name"], loc["status"], loc["error"]) == (LOCATION, "ok", None)
     jobs = {j["name"]: j for j in loc["jobs"]}
-    assert sorted(jobs) == ["broken", "hello", "sleepy"]
+    assert sorted(jobs) == ["broken", "hello", "pipeline", "sleepy"]
     hello = jobs["hello"]
     assert hello["description"] == "Greets, then shouts the greeting."
     assert [op["name"] for op in hello["ops"]] == ["greet", "shout"]
@@ -114,7 +114,7 @@ def test_invalid_run_config_is_refused_with_key_paths_and_nothing_stored(webui):
         runConfigYaml: "- a list") { ok errors { message } } }""")["launchRun"]
     assert not not_a_mapping["ok"] and "mapping" in not_a_mapping["errors"][0]["message"]
     unknown_job = webui.launch("nope")
-    assert unknown_job["code"] == "NOT_FOUND" and "jobs: broken, hello, sleepy" in unknown_job["message"]
+    assert unknown_job["code"] == "NOT_FOUND" and "jobs: broken, hello, pipeline, sleepy" in unknown_job["message"]
     bad_selection = webui.launch("hello", ops="nonexistent")
     assert not bad_selection["ok"] and bad_selection["run"] is None
     unknown_location = webui.gql("""mutation { launchRun(location: "elsewhere", jobName: "hello") {
@@ -236,3 +236,59 @@ def test_cross_site_shapes_of_a_mutation_are_refused(webui):
     status, text = webui.request("/graphql?query=" + quote(mutation))
     assert status >= 400 and "not allowed" in text
     assert webui.gql("{ schedules { status } }")["schedules"] == [{"status": "STOPPED"}]
+
+
+REEXECUTE = """mutation($id: ID!, $mode: String, $ops: String) { reexecuteRun(runId: $id, mode: $mode, ops: $ops) {
+    ok code message run { runId } errors { message } } }"""
+RUN_LINKS = """query($id: ID!) { run(runId: $id) { status parentRunId rootRunId stepKeysToExecute
+    tags { key value } steps { stepKey status } } }"""
+
+
+def test_reexecute_from_failure_runs_only_what_failed_and_reuses_outputs(webui, tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("fail")
+    config = {"ops": {"check": {"config": {"fail_marker": str(marker)}}}}
+    parent = webui.launch("pipeline", config)["run"]["runId"]
+    assert webui.wait_finished(parent)[0] == "FAILURE"
+    marker.unlink()
+    result = webui.gql(REEXECUTE, {"id": parent, "mode": "from_failure"})["reexecuteRun"]
+    assert result["ok"], result
+    child = result["run"]["runId"]
+    status, events = webui.wait_finished(child)
+    assert status == "SUCCESS"
+    assert any(e["message"] == "checked 42" for e in events)  # make's output, read from the parent
+    run = webui.gql(RUN_LINKS, {"id": child})["run"]
+    assert (run["parentRunId"], run["rootRunId"], run["stepKeysToExecute"]) == (parent, parent, ["check"])
+    assert [s["stepKey"] for s in run["steps"]] == ["check"]
+    assert {"key": "runyard/parent_run_id", "value": parent} in run["tags"]
+    # a re-execution of the re-execution keeps the root; an op selection reads outputs up the chain
+    again = webui.gql(REEXECUTE, {"id": child, "mode": "all", "ops": "check"})["reexecuteRun"]
+    assert again["ok"], again
+    grandchild = again["run"]["runId"]
+    assert webui.wait_finished(grandchild)[0] == "SUCCESS"
+    run = webui.gql(RUN_LINKS, {"id": grandchild})["run"]
+    assert (run["parentRunId"], run["rootRunId"]) == (child, parent)
+    everything = webui.gql(REEXECUTE, {"id": parent, "mode": "all"})["reexecuteRun"]
+    assert everything["ok"] and webui.wait_finished(everything["run"]["runId"])[0] == "SUCCESS"
+
+
+def test_reexecute_refusals_say_why_and_store_nothing(webui):
+    ok_run = webui.launch("hello")["run"]["runId"]
+    webui.wait_finished(ok_run)
+    busy = webui.launch("sleepy", {"ops": {"nap": {"config": {"seconds": 30}}}})["run"]["runId"]
+    before = webui.gql("{ runs { count } }")["runs"]["count"]
+    cases = [
+        ({"id": ok_run, "mode": "from_failure"}, "nothing to re-execute from failure"),
+        ({"id": ok_run, "mode": "sideways"}, "unknown re-execution mode"),
+        ({"id": ok_run, "mode": "from_failure", "ops": "shout"}, "cannot also take an op selection"),
+        ({"id": ok_run, "mode": "all", "ops": "nosuchop"}, "nosuchop"),
+        ({"id": busy, "mode": "all"}, "only a finished run"),
+    ]
+    for variables, expected in cases:
+        result = webui.gql(REEXECUTE, variables)["reexecuteRun"]
+        assert not result["ok"] and result["code"] == "INVALID" and expected in result["message"], (variables, result)
+    missing = webui.gql(REEXECUTE, {"id": "nope", "mode": "all"})["reexecuteRun"]
+    assert missing["code"] == "NOT_FOUND"
+    assert webui.gql("{ runs { count } }")["runs"]["count"] == before
+    webui.gql("""mutation($id: ID!) { terminateRun(runId: $id) { ok } }""", {"id": busy})
+    webui.wait_finished(busy)

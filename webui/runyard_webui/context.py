@@ -135,6 +135,58 @@ class WebContext:
             return LaunchResult(run=self.storage.get_run(run.run_id), message=f"launch failed: {exc}")
         return LaunchResult(run=run)
 
+    def location_of_run(self, run: RunRecord) -> tuple[CodeLocation, dict[str, Any]]:
+        """The code location (and job snapshot) a run came from: its ``runyard/location`` tag, else the
+        location whose server loads the same code, else the only one with a job of that name."""
+        from runyard.storage.records import CodePointer
+
+        tagged = run.tags.get("runyard/location")
+        if tagged:
+            return self.job(tagged, run.job_name)
+        candidates = [loc for loc in self.locations() if loc.snapshot and run.job_name in loc.snapshot.jobs]
+        same_code = [loc for loc in candidates if loc.health is not None
+                     and CodePointer.from_dict(loc.health.code_pointer) == run.code_pointer]
+        chosen = same_code or candidates
+        if len(chosen) != 1:
+            where = "no code location" if not chosen else f"{len(chosen)} code locations"
+            raise WebError(f"{where} of this workspace serve job '{run.job_name}' of run {run.run_id}",
+                           "UNAVAILABLE" if not chosen else "INVALID")
+        return chosen[0], chosen[0].snapshot.jobs[run.job_name]
+
+    def reexecute_run(self, run_id: str, mode: str = "all", ops: str | None = None,
+                      tags: dict[str, str] | None = None) -> LaunchResult:
+        """A new run of a finished run's job and config: every step (``all``), an op selection, or the
+        steps that did not succeed and what follows them (``from_failure``). Steps not executed read
+        the outputs stored by the parent chain. Planned from the location's snapshot: no user code
+        is imported here."""
+        from runyard.codeserver.errors import CodeServerError
+        from runyard.codeserver.snapshot import SnapshotGraph
+        from runyard.definitions.selection import parse_op_selection
+        from runyard.execution.api import check_reexecutable, plan_reexecution
+
+        self._check_writable("re-execute runs")
+        self.get_run(run_id)
+        parent = check_reexecutable(self.instance, run_id, mode, ops or None)
+        loc, job = self.location_of_run(parent)
+        graph = SnapshotGraph(job)
+        selected = parse_op_selection(graph, ops) if ops else None
+        step_keys, all_tags, root_run_id = plan_reexecution(self.instance, parent, graph, mode, selected, tags)
+        try:  # the run config, against the job as its location serves it now
+            validation = loc.client.validate(parent.job_name, parent.run_config)
+        except CodeServerError as exc:
+            raise WebError(f"code location '{loc.name}' could not validate the run: {exc}", "UNAVAILABLE") from exc
+        if not validation.ok:
+            return LaunchResult(errors=[e.to_json() for e in validation.errors])
+        run = self.instance.create_run(job_name=parent.job_name, run_config=parent.run_config,
+                                       tags={**validation.tags, **all_tags}, code_pointer=parent.code_pointer,
+                                       step_keys_to_execute=step_keys, parent_run_id=parent.run_id,
+                                       root_run_id=root_run_id)
+        try:
+            run = self.instance.submit_run(run)
+        except Exception as exc:  # noqa: BLE001 - the coordinator/launcher marked the run FAILURE
+            return LaunchResult(run=self.storage.get_run(run.run_id), message=f"launch failed: {exc}")
+        return LaunchResult(run=run)
+
     def terminate_run(self, run_id: str) -> tuple[bool, RunRecord]:
         self._check_writable("terminate runs")
         self.get_run(run_id)

@@ -105,6 +105,38 @@ def _job(job: JobDefinition) -> dict[str, Any]:
             "default_run_config": job.default_run_config}
 
 
+class SnapshotGraph:
+    """A job's graph rebuilt from its snapshot (``snapshot["jobs"][i]``): the parts that planning a
+    re-execution reads (``topological_order``, ``nodes[name].inputs/upstream``, whether an output
+    is ``Nothing``, ``downstream_of``), for processes that must not import user code."""
+
+    class _Out:
+        def __init__(self, is_nothing: bool):
+            self.is_nothing = is_nothing
+
+    class _Op:
+        def __init__(self, outs: dict[str, Any]):
+            self.outs = outs
+
+    class _Node:
+        def __init__(self, op: dict[str, Any]):
+            self.upstream = set(op.get("upstream", []))
+            self.inputs = {i["name"]: [(u["op"], u["output"]) for u in i.get("upstream", [])]
+                           for i in op.get("inputs", [])}
+            self.op = SnapshotGraph._Op({o["name"]: SnapshotGraph._Out(o.get("type") == "Nothing")
+                                         for o in op.get("outputs", [])})
+
+    def __init__(self, job: dict[str, Any]):
+        self.name = job["name"]
+        self.topological_order: list[str] = list(job["op_order"])
+        self.nodes = {op["name"]: self._Node(op) for op in job["ops"]}
+
+    def downstream_of(self, name: str) -> set[str]:
+        from ..definitions.job import GraphDefinition
+
+        return GraphDefinition.downstream_of(self, name)  # reads only self.nodes[*].upstream
+
+
 def build_snapshot(defs: Definitions) -> dict[str, Any]:
     """The snapshot of ``defs`` as JSON-native data, ``snapshot_id`` included."""
     jobs = [_job(defs.jobs[name]) for name in sorted(defs.jobs)]

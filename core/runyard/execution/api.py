@@ -1,4 +1,4 @@
-"""Creating and running runs from Python: what the CLI, tests and (later) the web UI call."""
+"""Creating and running runs from Python: what the CLI, tests and the web UI call."""
 
 from __future__ import annotations
 
@@ -75,27 +75,10 @@ def launch_job(instance: Instance, job: JobDefinition, *, code_pointer: CodePoin
 REEXECUTION_MODES = ("all", "from_failure")
 
 
-def prepare_reexecution(instance: Instance, run_id: str, *, mode: str = "all",
-                        ops: str | list[str] | None = None,
-                        tags: dict[str, str] | None = None) -> RunRecord:
-    """Validate and store (NOT_STARTED, not submitted) a re-execution of run ``run_id``.
-
-    The new run has the parent's job, run config, code pointer and tags (``tags`` win), plus
-    ``parent_run_id``/``root_run_id`` and the tags ``runyard/parent_run_id``/``runyard/root_run_id``.
-    ``mode="all"`` runs every step; ``mode="from_failure"`` the steps of the parent that did not
-    succeed and everything downstream of them; ``ops`` (only with ``mode="all"``) an op selection.
-    Steps not executed reuse the outputs stored by the parent chain. Nothing is stored when the
-    run does not exist, is still in progress, has nothing to re-execute from failure, or when a
-    selected step needs an output that no run of the chain produced.
-    """
+def check_reexecutable(instance: Instance, run_id: str, mode: str, ops: Any) -> RunRecord:
+    """The parent run of a re-execution, or an error: unknown mode, ``ops`` with ``from_failure``,
+    a run still in progress, or a run without a code pointer."""
     from ..errors import InvalidTransitionError, RunyardError
-    from ..workspace.loader import load_definitions
-    from .reexecution import (
-        PARENT_RUN_ID_TAG,
-        ROOT_RUN_ID_TAG,
-        resolve_external_outputs,
-        steps_to_retry,
-    )
 
     if mode not in REEXECUTION_MODES:
         raise RunyardError(f"unknown re-execution mode '{mode}'; use one of {', '.join(REEXECUTION_MODES)}")
@@ -111,20 +94,54 @@ def prepare_reexecution(instance: Instance, run_id: str, *, mode: str = "all",
         raise RunyardError(f"Run {run_id} has no code pointer (it was run from Python without one), so "
                            "its job cannot be loaded to re-execute it; pass code_pointer= when creating runs "
                            "that you want to re-execute.")
-    job = load_definitions(parent.code_pointer).get_job(parent.job_name)
-    step_keys: list[str] | None = None
-    if ops is not None:
-        step_keys = _selected_steps(job, ops)
-    elif mode == "from_failure":
-        step_keys = steps_to_retry(instance, job, parent)
+    return parent
+
+
+def plan_reexecution(instance: Instance, parent: RunRecord, graph: Any, mode: str,
+                     selected: list[str] | None, tags: dict[str, str] | None = None
+                     ) -> tuple[list[str] | None, dict[str, str], str]:
+    """``(step keys to execute, tags, root run id)`` of a re-execution of ``parent``.
+
+    ``graph`` is the job's graph: a :class:`~runyard.definitions.job.JobDefinition`, or (where user
+    code is not imported, as in the web UI) a :class:`~runyard.codeserver.snapshot.SnapshotGraph`.
+    ``selected`` is the op selection already resolved to step keys (None: no selection). Raises when
+    from-failure finds nothing to re-execute or when a step needs an output no run of the chain made.
+    """
+    from ..errors import RunyardError
+    from .reexecution import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, resolve_external_outputs, steps_to_retry
+
+    step_keys = selected
+    if mode == "from_failure":
+        step_keys = steps_to_retry(instance, graph, parent)
         if not step_keys:
             raise RunyardError(
-                f"Run {run_id} ({parent.status}) has no failed, skipped or unstarted step: there is nothing "
-                "to re-execute from failure. Re-execute all steps or an op selection instead.")
-    resolve_external_outputs(instance, job, step_keys, parent.run_id)  # every needed output exists
+                f"Run {parent.run_id} ({parent.status}) has no failed, skipped or unstarted step: there is "
+                "nothing to re-execute from failure. Re-execute all steps or an op selection instead.")
+    resolve_external_outputs(instance, graph, step_keys, parent.run_id)  # every needed output exists
     root_run_id = parent.root_run_id or parent.run_id
-    all_tags = {**parent.tags, **(tags or {}), PARENT_RUN_ID_TAG: parent.run_id,
-                ROOT_RUN_ID_TAG: root_run_id}
+    all_tags = {**parent.tags, **(tags or {}), PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: root_run_id}
+    return step_keys, all_tags, root_run_id
+
+
+def prepare_reexecution(instance: Instance, run_id: str, *, mode: str = "all",
+                        ops: str | list[str] | None = None,
+                        tags: dict[str, str] | None = None) -> RunRecord:
+    """Validate and store (NOT_STARTED, not submitted) a re-execution of run ``run_id``.
+
+    The new run has the parent's job, run config, code pointer and tags (``tags`` win), plus
+    ``parent_run_id``/``root_run_id`` and the tags ``runyard/parent_run_id``/``runyard/root_run_id``.
+    ``mode="all"`` runs every step; ``mode="from_failure"`` the steps of the parent that did not
+    succeed and everything downstream of them; ``ops`` (only with ``mode="all"``) an op selection.
+    Steps not executed reuse the outputs stored by the parent chain. Nothing is stored when the
+    run does not exist, is still in progress, has nothing to re-execute from failure, or when a
+    selected step needs an output that no run of the chain produced.
+    """
+    from ..workspace.loader import load_definitions
+
+    parent = check_reexecutable(instance, run_id, mode, ops)
+    job = load_definitions(parent.code_pointer).get_job(parent.job_name)
+    step_keys, all_tags, root_run_id = plan_reexecution(instance, parent, job, mode,
+                                                        _selected_steps(job, ops), tags)
     return prepare_run(instance, job, code_pointer=parent.code_pointer, run_config=parent.run_config,
                        tags=all_tags, step_keys_to_execute=step_keys, parent_run_id=parent.run_id,
                        root_run_id=root_run_id)

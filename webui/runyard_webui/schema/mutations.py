@@ -95,6 +95,29 @@ class LaunchRun(graphene.Mutation):
         return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
 
 
+class ReexecuteRun(graphene.Mutation):
+    """Re-execute a finished run: ``mode: "all"`` (optionally with an op selection in ``ops``) or
+    ``mode: "from_failure"`` (the steps that did not succeed and everything downstream). Steps not
+    executed reuse the outputs stored by the parent chain."""
+
+    class Arguments:
+        run_id = graphene.ID(required=True)
+        mode = graphene.String(default_value="all", description="all or from_failure")
+        ops = graphene.String(description="Op selection (mode all only).")
+        tags = graphene.List(graphene.NonNull(TagInput))
+
+    Output = LaunchRunPayload
+
+    @staticmethod
+    @_refusals(LaunchRunPayload)
+    def mutate(root, info, run_id, mode="all", ops=None, tags=None):
+        result = web(info).reexecute_run(run_id, mode, ops, {t.key: t.value for t in tags or []})
+        if result.errors:
+            return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid",
+                                    errors=result.errors)
+        return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+
+
 class TerminateRun(graphene.Mutation):
     """Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped."""
 
@@ -158,6 +181,7 @@ class ReloadLocation(graphene.Mutation):
 
 class Mutation(graphene.ObjectType):
     launch_run = LaunchRun.Field()
+    reexecute_run = ReexecuteRun.Field()
     terminate_run = TerminateRun.Field()
     delete_run = DeleteRun.Field()
     start_schedule = _toggle("schedule", True).Field()

@@ -56,6 +56,20 @@ const runyard = (() => {
         if (!p.ok) { message.textContent = p.message; message.hidden = false; }
       } catch (e) { message.textContent = e.message; message.hidden = false; }
     });
+    root.querySelectorAll("[data-reexecute]").forEach(button => button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const data = await gql(`mutation($id: ID!, $mode: String) {
+          reexecuteRun(runId: $id, mode: $mode) { ok message run { runId } errors { message } } }`,
+          {id: runId, mode: button.dataset.reexecute});
+        const p = data.reexecuteRun;
+        if (p.run) { window.location.href = `/runs/${p.run.runId}`; return; }
+        message.textContent = p.errors.length ? p.errors.map(e => e.message).join("; ") : p.message;
+        message.hidden = false;
+      } catch (e) { message.textContent = e.message; message.hidden = false; }
+      button.disabled = false;
+    }));
+    const reexecute = root.querySelector("#reexecute");
     const query = `query($id: ID!, $after: Int) {
       runEvents(runId: $id, afterId: $after, waitSeconds: 15) {
         cursor runStatus finished events { id eventType timestamp stepKey level message data } }
@@ -73,6 +87,10 @@ const runyard = (() => {
       cursor = page.cursor;
       setStatus(root, page.runStatus);
       if (terminate) terminate.hidden = !TERMINABLE.has(page.runStatus);
+      if (reexecute) {
+        reexecute.hidden = !FINISHED.has(page.runStatus);
+        reexecute.querySelector("[data-reexecute='from_failure']").hidden = page.runStatus === "SUCCESS";
+      }
       if (data.run) renderSteps(root, data.run);
       if (page.finished && page.events.length === 0) return;
     }
