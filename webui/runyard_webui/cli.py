@@ -23,7 +23,7 @@ from runyard.errors import RunyardError
 def webui(python_files, workspace_file, host, port, threads, read_only):
     """Serve the web UI: run and job pages, the launchpad, schedules and sensors, and GraphQL at
     /graphql. Stateless: start as many replicas as you like behind a load balancer."""
-    from runyard.cli.common import open_instance
+    from runyard.cli.common import close_service, open_instance
     from runyard.cli.daemon_cmds import open_cli_workspace
 
     from .app import create_app
@@ -62,9 +62,4 @@ def webui(python_files, workspace_file, host, port, threads, read_only):
     finally:
         if server is not None:
             server.stop(timeout=2)
-        if workspace is not None:
-            workspace.shutdown()
-        dispose = getattr(instance.run_launcher, "dispose", None)
-        if callable(dispose):
-            dispose()
-        instance.dispose()
+        close_service(instance, workspace)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from .common import echo_json, fmt_time, open_instance
+from .common import close_service, echo_json, fmt_time, open_instance
 
 
 def workspace_options(fn):
@@ -93,12 +93,7 @@ def _serve(python_files, workspace_file, *, banner: str, webui: bool = False, we
             web.stop(timeout=2)
         if daemon is not None:
             daemon.stop()
-        if workspace is not None:
-            workspace.shutdown()
-        dispose = getattr(instance.run_launcher, "dispose", None)
-        if callable(dispose):
-            dispose()
-        instance.dispose()
+        close_service(instance, workspace)
         for sig, handler in old.items():
             signal.signal(sig, handler)
 

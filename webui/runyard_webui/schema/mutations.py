@@ -68,6 +68,12 @@ def _parse_run_config(run_config, run_config_yaml):
         raise WebError(f"run config is not valid YAML{where}: {problem}") from exc
 
 
+def _launch_payload(result) -> LaunchRunPayload:
+    if result.errors:
+        return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid", errors=result.errors)
+    return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+
+
 class LaunchRun(graphene.Mutation):
     """Validate run config on the job's code location, store the run and submit it to the run
     coordinator (which launches or queues it)."""
@@ -89,10 +95,7 @@ class LaunchRun(graphene.Mutation):
         tag_map = {t.key: t.value for t in tags or []}
         tag_map[LOCATION_TAG] = location
         result = web(info).launch_run(location, job_name, config, tag_map, ops)
-        if result.errors:
-            return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid",
-                                    errors=result.errors)
-        return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+        return _launch_payload(result)
 
 
 class ReexecuteRun(graphene.Mutation):
@@ -112,10 +115,7 @@ class ReexecuteRun(graphene.Mutation):
     @_refusals(LaunchRunPayload)
     def mutate(root, info, run_id, mode="all", ops=None, tags=None):
         result = web(info).reexecute_run(run_id, mode, ops, {t.key: t.value for t in tags or []})
-        if result.errors:
-            return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid",
-                                    errors=result.errors)
-        return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+        return _launch_payload(result)
 
 
 class TerminateRun(graphene.Mutation):
