@@ -203,3 +203,46 @@ def test_sigterm_under_load_stops_cleanly(start_webui):
         wait_until(lambda: inst.get_run(run_id).status.is_finished, timeout=30, what="the run to stop")
     finally:
         inst.dispose()
+
+
+def test_runs_page_pages_through_older_runs(webui):
+    import re
+
+    from runyard import Instance
+
+    inst = Instance.open(home=str(webui.home))
+    try:
+        ids = [inst.create_run(job_name="hello").run_id for _ in range(55)]  # oldest first
+    finally:
+        inst.dispose()
+    status, first = webui.get("/runs")
+    assert status == 200 and ids[-1][:8] in first and ids[5][:8] in first and ids[4][:8] not in first
+    older = re.search(r'id="older" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    status, second = webui.get(older)
+    assert status == 200 and ids[4][:8] in second and ids[0][:8] in second and ids[5][:8] not in second
+    assert 'id="older"' not in second and 'id="newest"' in second and "data-live-runs" not in second
+    status, html = webui.get("/runs?cursor=nosuchrun")
+    assert status == 400 and "unknown cursor" in html
+
+
+def test_status_page_shows_the_daemon_and_locations(webui, cli):
+    status, html = webui.get("/status")
+    assert status == 200 and "no leader" in html and "defs_webui" in html and "No daemon has ever reported" in html
+    daemon = cli.popen("daemon")
+    try:
+        def leader():
+            data = webui.gql("""{ daemonStatus { lease { holder expiresInSeconds }
+                                                 daemons { daemonId leader loops { name } } } }""")["daemonStatus"]
+            loops = {loop["name"] for d in data["daemons"] for loop in d["loops"]}
+            return data if data["lease"] and {"schedules", "monitoring"} <= loops else None
+
+        found = wait_until(leader, timeout=60, what="the daemon to take the lease")
+        [d] = found["daemons"]
+        assert d["leader"] and d["daemonId"] == found["lease"]["holder"]
+        assert {"schedules", "sensors", "monitoring"} <= {loop["name"] for loop in d["loops"]}
+        status, html = webui.get("/status")
+        assert status == 200 and "holds the lease" in html and d["daemonId"] in html and 'data-loop="schedules"' in html
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    assert daemon.returncode == 0

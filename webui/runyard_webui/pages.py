@@ -13,6 +13,7 @@ from .context import WebError, scaffold_run_config
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                   static_url_path="/static")
 
+PAGE_SIZE = 50
 STATUS_CHOICES = ["QUEUED", "STARTING", "STARTED", "CANCELING", "SUCCESS", "FAILURE", "CANCELED"]
 
 
@@ -63,10 +64,15 @@ def runs():
     status = request.args.get("status") or None
     if status is not None and status not in STATUS_CHOICES:
         abort(400, f"unknown status {status!r}")
+    cursor = request.args.get("cursor") or None
     filters = RunFilter(statuses=[RunStatus(status)] if status else None)
     storage = _web().storage
-    return render_template("runs.html", runs=storage.get_runs(filters, limit=50), status=status,
-                           count=storage.count_runs(filters), statuses=STATUS_CHOICES)
+    if cursor is not None and storage.get_run(cursor) is None:
+        abort(400, f"unknown cursor {cursor!r}: start again from the newest runs")
+    page = storage.get_runs(filters, limit=PAGE_SIZE + 1, cursor=cursor)
+    older = page[PAGE_SIZE - 1].run_id if len(page) > PAGE_SIZE else None
+    return render_template("runs.html", runs=page[:PAGE_SIZE], status=status, count=storage.count_runs(filters),
+                           statuses=STATUS_CHOICES, cursor=cursor, older=older)
 
 
 @pages.get("/runs/<run_id>")
@@ -92,6 +98,16 @@ def job(location: str, job_name: str):
     except WebError as exc:
         abort(404 if exc.code == "NOT_FOUND" else 503, exc.message)
     return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)))
+
+
+@pages.get("/status")
+def status():
+    from runyard.daemon.status import daemon_status
+
+    web = _web()
+    return render_template("status.html", daemon=daemon_status(web.storage), locations=web.locations(),
+                           storage=web.storage.describe().get("url") or web.storage.name,
+                           coordinator=web.instance.run_coordinator.name, launcher=web.instance.run_launcher.name)
 
 
 @pages.get("/automation")

@@ -117,30 +117,19 @@ def daemon(ctx, python_files, workspace_file):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def daemon_status(as_json):
     """Each daemon's loops: last heartbeat, leadership, last error; and who holds the lease."""
-    from ..daemon.lease import LEASE_NAME
+    from ..daemon.status import daemon_status as collect
 
-    storage = open_instance().storage
-    lease = storage.get_lease(LEASE_NAME)
     now = time.time()
-    beats = storage.get_heartbeats()
-    daemons: dict[str, dict[str, Any]] = {}
-    for b in beats:
-        d = daemons.setdefault(b["daemon_id"], {"daemon_id": b["daemon_id"], "loops": {}})
-        d["loops"][b["loop"]] = {"last_heartbeat": b["timestamp"], "age_seconds": round(now - b["timestamp"], 1),
-                                 "last_error": b["info"].get("last_error"),
-                                 "error_time": b["info"].get("error_time")}
-        d["leader"] = bool(lease and lease.holder == b["daemon_id"] and lease.expires_at >= now)
-        d["stopped"] = bool(b["info"].get("stopping")) if b["loop"] == "lease" else d.get("stopped", False)
-    data = {"lease": None if lease is None else {"holder": lease.holder, "token": lease.token,
-                                                  "expires_in_seconds": round(lease.expires_at - now, 1)},
-            "daemons": list(daemons.values())}
+    data = collect(open_instance().storage, now)
+    lease, daemons = data["lease"], {d["daemon_id"]: d for d in data["daemons"]}
     if as_json:
         echo_json(data)
         return
-    if lease is None or lease.expires_at < now:
+    if lease is None or lease["expires_in_seconds"] < 0:
         click.echo("Lease: nobody holds it (no daemon is working)")
     else:
-        click.echo(f"Lease: held by {lease.holder} (token {lease.token}, expires in {lease.expires_at - now:.1f}s)")
+        click.echo(f"Lease: held by {lease['holder']} (token {lease['token']}, "
+                   f"expires in {lease['expires_in_seconds']:.1f}s)")
     if not daemons:
         click.echo("No daemon heartbeats.")
     for d in daemons.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphene
 
 from .. import __version__
-from .types import EventsPage, Instance, Instigator, Job, Location, Run, RunsPage, TagInput, web
+from .types import DaemonStatus, EventsPage, Instance, Instigator, Job, Location, Run, RunsPage, TagInput, web
 
 
 class Query(graphene.ObjectType):
@@ -22,6 +22,7 @@ class Query(graphene.ObjectType):
                     "for a new event when there is none yet and the run is not finished: a long poll.")
     locations = graphene.List(graphene.NonNull(Location), required=True)
     job = graphene.Field(Job, location=graphene.String(required=True), name=graphene.String(required=True))
+    daemon_status = graphene.Field(DaemonStatus, required=True)
     schedules = graphene.List(graphene.NonNull(Instigator), required=True)
     sensors = graphene.List(graphene.NonNull(Instigator), required=True)
 
@@ -80,6 +81,12 @@ class Query(graphene.ObjectType):
                 return None
             raise
         return {**job, "location": loc.name}
+
+    @staticmethod
+    def resolve_daemon_status(root, info):
+        from runyard.daemon.status import daemon_status
+
+        return daemon_status(web(info).storage)
 
     @staticmethod
     def resolve_schedules(root, info):

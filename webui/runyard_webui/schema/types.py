@@ -242,6 +242,45 @@ class Location(graphene.ObjectType):
         return [{**root.snapshot.jobs[n], "location": root.name} for n in root.snapshot.job_names]
 
 
+class DaemonLease(graphene.ObjectType):
+    holder = graphene.String(required=True)
+    token = graphene.Int(required=True)
+    expires_in_seconds = graphene.Float(required=True, description="Negative when it has expired.")
+
+
+class DaemonLoop(graphene.ObjectType):
+    name = graphene.String(required=True)
+    last_heartbeat = graphene.Float(required=True)
+    age_seconds = graphene.Float(required=True)
+    last_error = graphene.String()
+    error_time = graphene.Float()
+
+
+class Daemon(graphene.ObjectType):
+    daemon_id = graphene.String(required=True)
+    leader = graphene.Boolean(required=True)
+    stopped = graphene.Boolean(required=True)
+    loops = graphene.List(graphene.NonNull(DaemonLoop), required=True)
+
+    @staticmethod
+    def resolve_loops(root, info):
+        return [DaemonLoop(name=name, **loop) for name, loop in sorted(root["loops"].items())]
+
+    resolve_daemon_id = staticmethod(lambda root, info: root["daemon_id"])
+    resolve_leader = staticmethod(lambda root, info: bool(root.get("leader")))
+    resolve_stopped = staticmethod(lambda root, info: bool(root.get("stopped")))
+
+
+class DaemonStatus(graphene.ObjectType):
+    """Who holds the daemon lease and each daemon's loops, as ``runyard daemon status`` shows them."""
+
+    lease = graphene.Field(DaemonLease)
+    daemons = graphene.List(graphene.NonNull(Daemon), required=True)
+
+    resolve_lease = staticmethod(lambda root, info: DaemonLease(**root["lease"]) if root["lease"] else None)
+    resolve_daemons = staticmethod(lambda root, info: root["daemons"])
+
+
 class ConfigProblem(graphene.ObjectType):
     message = graphene.String(required=True)
     path = graphene.String(description="Key path in the run config, e.g. ops.extract.config.days")
