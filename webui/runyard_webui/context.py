@@ -200,7 +200,7 @@ class WebContext:
         run = self.get_run(run_id)
         if run.status not in FINISHED_STATUSES:
             raise WebError(f"run {run_id} is {run.status}: terminate it before deleting it")
-        self.instance.delete_run(run_id)
+        self.instance.delete_run(run_id, files=True)
 
     def run_events(self, run_id: str, after_id: int | None = None, limit: int = 1000,
                    wait_seconds: float = 0.0) -> EventPage:

@@ -200,13 +200,15 @@ def terminate(run_id):
 @run.command("delete")
 @click.argument("run_id")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(run_id, yes):
-    """Delete a finished run and its events."""
+@click.option("--keep-files", is_flag=True, help="Keep the run's worker log, captured step output and "
+              "stored outputs under the home.")
+def delete(run_id, yes, keep_files):
+    """Delete a finished run, its events and the files runyard wrote for it."""
     instance = open_instance()
     instance.get_run(run_id)
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete run {run_id} and all its events?", abort=True)
-    instance.delete_run(run_id)
+    instance.delete_run(run_id, files=not keep_files)
     click.echo(f"Deleted run {run_id}.")
 
 

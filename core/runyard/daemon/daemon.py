@@ -45,7 +45,7 @@ SENSOR_TAG = "runyard/sensor"
 TICK_TAG = "runyard/tick"
 RUN_KEY_TAG = "runyard/run_key"
 MAX_RUNTIME_TAG = "runyard/max_runtime"
-LOOPS = ("queue", "schedules", "sensors", "monitoring")
+LOOPS = ("queue", "schedules", "sensors", "monitoring", "retention")
 
 RUNNING, STOPPED = "RUNNING", "STOPPED"
 SUCCESS, SKIPPED, FAILURE = "SUCCESS", "SKIPPED", "FAILURE"
@@ -125,6 +125,10 @@ class Daemon:
         if monitoring.enabled:
             sched.add_job(lambda: self._loop("monitoring", self.run_monitoring), "interval",
                           seconds=monitoring.poll_interval_seconds, id="monitoring")
+        retention = self.instance.settings.retention
+        if retention.runs_days is not None:  # first pass at start, then every interval
+            sched.add_job(lambda: self._loop("retention", self.prune_runs), "interval",
+                          seconds=retention.interval_seconds, id="retention", next_run_time=datetime.now(UTC))
         sched.start()
         self._scheduler = sched
         if getattr(self.instance.run_coordinator, "queues_runs", False):
@@ -197,6 +201,35 @@ class Daemon:
             self._errors[name] = (time.time(), f"{type(exc).__name__}: {exc}")
             changed = True
         self._beat(name, force=changed)
+
+    # ---- retention -------------------------------------------------------------------------------
+    def prune_runs(self, now: float | None = None) -> list[str]:
+        """Delete finished runs created more than ``retention.runs_days`` ago, with their events and
+        the local files runyard wrote for them; oldest first, ``batch_size`` at a time. Runs in
+        progress or queued are never touched. Returns the deleted run ids."""
+        from ..storage.records import FINISHED_STATUSES
+
+        settings = self.instance.settings.retention
+        if settings.runs_days is None:
+            return []
+        cutoff = (time.time() if now is None else now) - settings.runs_days * 86400.0
+        wanted = RunFilter(statuses=sorted(FINISHED_STATUSES), created_before=cutoff)
+        deleted: list[str] = []
+        while not self._stop.is_set() and self.lease.is_leader:
+            batch = self.storage.get_runs(wanted, limit=settings.batch_size)
+            for run in reversed(batch):  # oldest first: an interrupted pass leaves the newest
+                try:
+                    self.instance.delete_run(run.run_id, files=True)
+                except Exception as exc:  # noqa: BLE001 - e.g. someone re-executed it meanwhile
+                    log.warning("retention: could not delete run %s: %s", run.run_id, exc)
+                    return deleted
+                deleted.append(run.run_id)
+            if len(batch) < settings.batch_size:
+                break
+        if deleted:
+            log.info("retention: deleted %d run(s) created before %s", len(deleted),
+                     datetime.fromtimestamp(cutoff, UTC).isoformat(timespec="seconds"))
+        return deleted
 
     # ---- the run queue ---------------------------------------------------------------------------
     def _queue_main(self) -> None:

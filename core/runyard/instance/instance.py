@@ -286,12 +286,30 @@ class Instance:
                         data={"reason": result.message})
         return "dead"
 
-    def delete_run(self, run_id: str) -> None:
+    def delete_run(self, run_id: str, *, files: bool = False) -> None:
+        """Delete a run that is not in progress, with its events. With ``files``, also the local files
+        runyard itself wrote for it under the home: the run worker's log, the captured step output
+        and the default IO manager's outputs (``<home>/storage/<run_id>``). Data that ops or other IO
+        managers wrote elsewhere is left alone."""
+        import shutil
+
         run = self.get_run(run_id)
         if run.status in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING):
             raise InvalidTransitionError(
                 f"Run {run_id} is {run.status}; terminate it before deleting it.")
         self.storage.delete_run(run_id)
+        if not files or not run_id or os.sep in run_id or run_id in (".", ".."):
+            return
+        compute = self.compute_log_manager
+        dirs = [os.path.join(self.home, "storage", run_id)]
+        if compute is not None and getattr(compute, "base_dir", None):
+            dirs.append(os.path.join(compute.base_dir, run_id))
+        for path in dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.unlink(os.path.join(self.home, "logs", "runs", f"{run_id}.log"))
+        except OSError:
+            pass
 
 
 def _default_message(status: RunStatus) -> str:

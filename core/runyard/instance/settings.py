@@ -40,7 +40,12 @@ class DaemonSettings(_Strict):
 
 
 class RetentionSettings(_Strict):
-    runs_days: float | None = Field(None, gt=0)
+    """``retention:``: the daemon deletes finished runs older than ``runs_days`` (docs/daemon.md)."""
+
+    runs_days: float | None = Field(None, gt=0, description="delete finished runs created more than this "
+                                    "many days ago, with their events and local files; null keeps them")
+    interval_seconds: float = Field(3600, gt=0, description="how often the daemon prunes")
+    batch_size: int = Field(100, ge=1, description="runs read per batch while pruning")
 
 
 class LocalComputeLogsSettings(_Strict):

@@ -190,6 +190,7 @@ class RunFilter:
     job_name: str | None = None
     tags: dict[str, str] | None = None
     run_ids: list[str] | None = None
+    created_before: float | None = None  # epoch seconds, exclusive (retention)
 
 
 @dataclass

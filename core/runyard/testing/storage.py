@@ -95,6 +95,9 @@ class StorageConformanceSuite:
         assert storage.count_runs() == 6
         assert storage.count_runs(RunFilter(job_name="b")) == 3
         assert {r.run_id for r in storage.get_runs(RunFilter(run_ids=ids[:2]))} == set(ids[:2])
+        old = storage.get_runs(RunFilter(created_before=1002.0))  # exclusive: 1000 and 1001
+        assert [r.run_id for r in old] == [runs[1].run_id, runs[0].run_id]
+        assert storage.count_runs(RunFilter(created_before=1002.0, job_name="a")) == 1
 
     def test_filter_by_status(self, storage):
         a, b = make_run(), make_run()

@@ -251,6 +251,8 @@ class SqlRunStorage(RunStorage):
             clauses.append(s.runs.c.job_name == filters.job_name)
         if filters.run_ids:
             clauses.append(s.runs.c.run_id.in_(filters.run_ids))
+        if filters.created_before is not None:
+            clauses.append(s.runs.c.created_at < filters.created_before)
         for key, value in (filters.tags or {}).items():
             clauses.append(exists().where(and_(
                 s.run_tags.c.run_id == s.runs.c.run_id,
