@@ -36,7 +36,12 @@ class NapConfig(ry.Config):
 @ry.op
 def nap(context, config: NapConfig) -> None:
     context.log.info("napping")
-    time.sleep(config.seconds)
+    deadline = time.monotonic() + config.seconds
+    tick = 0
+    while time.monotonic() < deadline:
+        tick += 1
+        print(f"tick {tick}", flush=True)
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
 @ry.job

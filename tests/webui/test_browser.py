@@ -126,3 +126,26 @@ def test_reexecute_from_failure_button(webui, page, tmp_path):
     expect(page.locator("#steps tr[data-step='check'] [data-status]")).to_have_text("SUCCESS")
     expect(page.locator("#steps tr[data-step='make']")).to_have_count(0)
     expect(page.get_by_role("button", name="Re-execute from failure")).to_be_hidden()
+
+
+def test_a_steps_captured_output_from_the_run_page(webui, page):
+    run_id = webui.launch("hello", {"ops": {"greet": {"config": {"name": "chromium"}}}})["run"]["runId"]
+    webui.wait_finished(run_id)
+    page.goto(f"{webui.url}/runs/{run_id}")
+    page.locator("#steps tr[data-step='shout']").get_by_role("link", name="stdout").click()
+    expect(page.locator("#log")).to_contain_text("SHOUTING HELLO CHROMIUM")
+    expect(page.locator("#log-state")).to_have_text("finished")
+    page.get_by_role("link", name="stderr").click()
+    expect(page.locator("#log")).not_to_contain_text("SHOUTING")
+
+
+def test_a_running_steps_output_is_followed_live(webui, page):
+    run_id = webui.launch("sleepy", {"ops": {"nap": {"config": {"seconds": 4}}}})["run"]["runId"]
+    page.goto(f"{webui.url}/runs/{run_id}")
+    expect(page.locator("#events")).to_contain_text("napping", timeout=30_000)
+    page.goto(f"{webui.url}/runs/{run_id}/steps/nap/logs")
+    expect(page.locator("#log-state")).to_have_text("following…")
+    served = page.locator("#log").inner_text()
+    expect(page.locator("#log")).to_contain_text("tick 14", timeout=30_000)  # printed after the page loaded
+    assert "tick 14" not in served
+    expect(page.locator("#log-state")).to_have_text("finished", timeout=30_000)

@@ -292,3 +292,35 @@ def test_reexecute_refusals_say_why_and_store_nothing(webui):
     assert webui.gql("{ runs { count } }")["runs"]["count"] == before
     webui.gql("""mutation($id: ID!) { terminateRun(runId: $id) { ok } }""", {"id": busy})
     webui.wait_finished(busy)
+
+
+STEP_LOGS = """query($id: ID!, $step: String!, $stream: String, $offset: Int, $max: Int) {
+    stepLogs(runId: $id, stepKey: $step, stream: $stream, offset: $offset, maxBytes: $max) {
+      available data nextOffset finished message } }"""
+
+
+def test_step_logs_read_captured_output_in_chunks(webui):
+    run_id = webui.launch("hello", {"ops": {"greet": {"config": {"name": "logs"}}}})["run"]["runId"]
+    webui.wait_finished(run_id)
+    out = webui.gql(STEP_LOGS, {"id": run_id, "step": "shout", "stream": "stdout"})["stepLogs"]
+    assert out["available"] and out["finished"] and "SHOUTING HELLO LOGS" in out["data"]
+    assert out["nextOffset"] == len(out["data"].encode())
+    err = webui.gql(STEP_LOGS, {"id": run_id, "step": "shout", "stream": "stderr"})["stepLogs"]
+    assert err["available"] and "SHOUTING" not in err["data"]
+    # read in 7-byte chunks from the start: the pieces add up to the whole
+    pieces, offset = [], 0
+    while True:
+        chunk = webui.gql(STEP_LOGS, {"id": run_id, "step": "shout", "offset": offset, "max": 7})["stepLogs"]
+        pieces.append(chunk["data"])
+        offset = chunk["nextOffset"]
+        if chunk["finished"] or not chunk["data"]:
+            break
+    assert "".join(pieces) == out["data"]
+    missing = webui.gql(STEP_LOGS, {"id": run_id, "step": "nosuchstep"})["stepLogs"]
+    assert not missing["available"] and "no output was captured for step 'nosuchstep'" in missing["message"]
+    bad = webui.gql_raw("""{ stepLogs(runId: "x", stepKey: "s", stream: "stdin") { data } }""")
+    assert "unknown stream" in bad["errors"][0]["message"] or "no run" in bad["errors"][0]["message"]
+    status, html = webui.get(f"/runs/{run_id}/steps/shout/logs")
+    assert status == 200 and "SHOUTING HELLO LOGS" in html and 'data-finished="true"' in html
+    status, html = webui.get(f"/runs/{run_id}/steps/shout/logs?stream=stdin")
+    assert status == 400 and "unknown stream" in html

@@ -220,6 +220,37 @@ class WebContext:
         cursor = events[-1].id if events else after_id
         return EventPage(events=events, cursor=cursor, run=run if not events else self.get_run(run_id))
 
+    # ---- captured step output ----------------------------------------------------------------------
+    def step_logs(self, run_id: str, step_key: str, stream: str = "stdout", offset: int = 0,
+                  max_bytes: int = 256 * 1024) -> dict[str, Any]:
+        """A chunk of a step's captured stdout or stderr (its latest attempt) from ``offset``:
+        ``{available, data, next_offset, finished, message}``. Read only from this instance's compute
+        log directory, so a stored event cannot point the web UI at any other file."""
+        import os
+
+        from runyard.execution.compute_logs import captured_steps, read_chunk, step_finished, step_log_files
+
+        if stream not in ("stdout", "stderr"):
+            raise WebError(f"unknown stream '{stream}': stdout or stderr")
+        run = self.get_run(run_id)
+        event = captured_steps(self.storage, run_id).get(step_key)
+        manager = self.instance.compute_log_manager
+        if event is None or manager is None:
+            why = ("compute log capture is off for this instance (compute_logs.enabled: false)" if manager is None
+                   else f"no output was captured for step '{step_key}' (yet)")
+            return {"available": False, "data": "", "next_offset": 0, "finished": run.status.is_finished,
+                    "message": why}
+        path = os.path.realpath(step_log_files(event).path(stream))
+        base = os.path.realpath(getattr(manager, "base_dir", "") or "/nonexistent")
+        if os.path.commonpath([path, base]) != base:
+            return {"available": False, "data": "", "next_offset": 0, "finished": True,
+                    "message": f"the output was captured outside this instance's compute log directory ({path})"}
+        chunk = read_chunk(path, max(0, int(offset)), max(1, min(int(max_bytes), 4 << 20)))
+        text, used = _decode_whole_chars(chunk)
+        finished = run.status.is_finished or step_finished(self.storage, run_id, step_key, event.id)
+        return {"available": True, "data": text, "next_offset": max(0, int(offset)) + used,
+                "finished": finished and used == len(chunk) and len(chunk) < max_bytes, "message": None}
+
     # ---- schedules and sensors -------------------------------------------------------------------
     def instigators(self, kind: str) -> list[dict[str, Any]]:
         """Every schedule (``kind="schedule"``) or sensor of every loaded location, with its status."""
@@ -257,6 +288,18 @@ class WebContext:
 
     def ticks(self, name: str, limit: int = 20):
         return self.storage.get_ticks(name, limit=max(1, min(int(limit), 200)))
+
+
+def _decode_whole_chars(chunk: bytes) -> tuple[str, int]:
+    """``chunk`` as text without a UTF-8 character cut at its end (left for the next read); returns
+    (text, bytes used). Bytes that are not UTF-8 at all become U+FFFD."""
+    for cut in range(0, min(4, len(chunk)) + 1):
+        try:
+            return chunk[:len(chunk) - cut].decode("utf-8"), len(chunk) - cut
+        except UnicodeDecodeError as exc:
+            if exc.start < len(chunk) - 4:  # broken in the middle: not a cut character
+                break
+    return chunk.decode("utf-8", errors="replace"), len(chunk)
 
 
 def scaffold_run_config(job: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,16 @@ def run(run_id: str):
                            cursor=events[-1].id if events else None)
 
 
+@pages.get("/runs/<run_id>/steps/<step_key>/logs")
+def step_logs(run_id: str, step_key: str):
+    stream = request.args.get("stream", "stdout")
+    try:
+        chunk = _web().step_logs(run_id, step_key, stream, 0, 4 << 20)
+    except WebError as exc:
+        abort(404 if exc.code == "NOT_FOUND" else 400, exc.message)
+    return render_template("step_logs.html", run_id=run_id, step_key=step_key, stream=stream, chunk=chunk)
+
+
 @pages.get("/jobs")
 def jobs():
     return render_template("jobs.html", locations=_web().locations())

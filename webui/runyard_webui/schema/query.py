@@ -5,7 +5,19 @@ from __future__ import annotations
 import graphene
 
 from .. import __version__
-from .types import DaemonStatus, EventsPage, Instance, Instigator, Job, Location, Run, RunsPage, TagInput, web
+from .types import (
+    DaemonStatus,
+    EventsPage,
+    Instance,
+    Instigator,
+    Job,
+    Location,
+    Run,
+    RunsPage,
+    StepLogs,
+    TagInput,
+    web,
+)
 
 
 class Query(graphene.ObjectType):
@@ -20,6 +32,11 @@ class Query(graphene.ObjectType):
         limit=graphene.Int(default_value=1000), wait_seconds=graphene.Float(default_value=0),
         description="A run's events after `afterId`. With `waitSeconds`, waits (up to webui.long_poll_seconds) "
                     "for a new event when there is none yet and the run is not finished: a long poll.")
+    step_logs = graphene.Field(
+        StepLogs, required=True, run_id=graphene.ID(required=True), step_key=graphene.String(required=True),
+        stream=graphene.String(default_value="stdout"), offset=graphene.Int(default_value=0),
+        max_bytes=graphene.Int(default_value=256 * 1024),
+        description="A step's captured stdout or stderr (its latest attempt), from `offset`.")
     locations = graphene.List(graphene.NonNull(Location), required=True)
     job = graphene.Field(Job, location=graphene.String(required=True), name=graphene.String(required=True))
     daemon_status = graphene.Field(DaemonStatus, required=True)
@@ -65,6 +82,10 @@ class Query(graphene.ObjectType):
         page = web(info).run_events(run_id, after_id, limit, wait_seconds)
         return EventsPage(events=page.events, cursor=page.cursor, run_status=str(page.run.status),
                           finished=page.run.status.is_finished)
+
+    @staticmethod
+    def resolve_step_logs(root, info, run_id, step_key, stream="stdout", offset=0, max_bytes=256 * 1024):
+        return StepLogs(**web(info).step_logs(run_id, step_key, stream, offset, max_bytes))
 
     @staticmethod
     def resolve_locations(root, info):

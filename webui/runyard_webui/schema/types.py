@@ -281,6 +281,16 @@ class DaemonStatus(graphene.ObjectType):
     resolve_daemons = staticmethod(lambda root, info: root["daemons"])
 
 
+class StepLogs(graphene.ObjectType):
+    """A chunk of a step's captured output. Ask again with ``offset: nextOffset`` until ``finished``."""
+
+    available = graphene.Boolean(required=True)
+    data = graphene.String(required=True)
+    next_offset = graphene.Int(required=True)
+    finished = graphene.Boolean(required=True, description="The step ended and everything was read.")
+    message = graphene.String(description="Why nothing is available, when it is not.")
+
+
 class ConfigProblem(graphene.ObjectType):
     message = graphene.String(required=True)
     path = graphene.String(description="Key path in the run config, e.g. ops.extract.config.days")

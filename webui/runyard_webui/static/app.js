@@ -100,9 +100,11 @@ const runyard = (() => {
     root.querySelector("[data-start]").textContent = when(run.startTime);
     root.querySelector("[data-end]").textContent = when(run.endTime);
     const tbody = root.querySelector("#steps tbody");
+    const logs = (step, stream) => el("a", {href: `/runs/${root.dataset.runId}/steps/${encodeURIComponent(step)}/logs?stream=${stream}`}, stream);
     tbody.replaceChildren(...run.steps.map(s => el("tr", {"data-step": s.stepKey},
       el("td", {}, s.stepKey), el("td", {}, statusBadge(s.status)), el("td", {}, String(s.attempts)),
       el("td", {}, s.endTime && s.startTime ? seconds(s.endTime - s.startTime) : ""),
+      el("td", {}, logs(s.stepKey, "stdout"), " · ", logs(s.stepKey, "stderr")),
       el("td", {"class": "error"}, s.error || ""))));
   }
 
@@ -192,5 +194,25 @@ const runyard = (() => {
     liveRuns(document.querySelector("[data-live-runs]"));
     reloads(document);
   });
-  return {gql, followRun, launchpad, toggles};
+  // ---- a step's captured output, followed while the step runs ----------------------------------
+  async function followLogs(pre) {
+    if (!pre) return;
+    let offset = Number(pre.dataset.offset);
+    if (pre.dataset.finished === "true") return;
+    const query = `query($id: ID!, $step: String!, $stream: String, $offset: Int) {
+      stepLogs(runId: $id, stepKey: $step, stream: $stream, offset: $offset) { available data nextOffset finished message } }`;
+    for (;;) {
+      await new Promise(resolve => setTimeout(resolve, 1000));
+      let chunk;
+      try {
+        chunk = (await gql(query, {id: pre.dataset.runId, step: pre.dataset.step, stream: pre.dataset.stream, offset}))
+          .stepLogs;
+      } catch (e) { continue; }
+      if (chunk.data) pre.append(chunk.data);
+      offset = chunk.nextOffset;
+      if (chunk.finished) { document.getElementById("log-state").textContent = "finished"; return; }
+    }
+  }
+
+  return {gql, followRun, launchpad, toggles, followLogs};
 })();
