@@ -15,7 +15,7 @@ import urllib.request
 
 from test_quickstart import DEFS, JOB, RUN_CONFIG, warehouse_rows
 
-from runyard.testing._util import wait_until
+from runyard.testing._util import read_value_after, wait_until
 
 
 def _gql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -29,17 +29,9 @@ def _gql(url: str, query: str, variables: dict | None = None) -> dict:
 
 def test_quickstart_from_the_web_ui_of_runyard_dev(cli, home):
     proc = cli.popen("dev", "-f", DEFS, "--port", "0")
-    lines: list[str] = []
     try:
-        def web_url():
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "web UI: " in line:
-                return line.split("web UI: ", 1)[1].strip()
-            return proc.poll() is not None and "exited"
-
-        url = wait_until(web_url, timeout=60, interval=0, what="runyard dev to print the web UI address")
-        assert url.startswith("http://"), "".join(lines) + proc.stderr.read()
+        url = read_value_after(proc, "web UI: ")
+        assert url.startswith("http://")
         launched = _gql(url, """mutation($cfg: String) { launchRun(location: "defs", jobName: "daily_sales_etl",
             runConfigYaml: $cfg) { ok message run { runId } errors { path message } } }""",
                         {"cfg": RUN_CONFIG.read_text()})["launchRun"]

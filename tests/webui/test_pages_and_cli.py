@@ -134,17 +134,12 @@ def test_unknown_storage_plugin_and_unreachable_database(cli, home):
 
 
 def test_dev_serves_the_web_ui_with_the_daemon(cli, tmp_path):
+    from runyard.testing._util import read_value_after
+
     proc = cli.popen("dev", "-f", str(Path(__file__).with_name("defs_webui.py")), "--port", "0")
-    lines: list[str] = []
     try:
-        def url():
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "web UI: " in line:
-                return line.split("web UI: ", 1)[1].strip()
-            return proc.poll() is not None and "exited"
-        found = wait_until(url, timeout=60, interval=0, what="runyard dev to print the web UI address")
-        assert found.startswith("http://"), "".join(lines) + proc.stderr.read()
+        found = read_value_after(proc, "web UI: ")
+        assert found.startswith("http://")
         import urllib.request
 
         with urllib.request.urlopen(found + "/automation", timeout=30) as resp:

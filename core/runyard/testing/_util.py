@@ -88,6 +88,25 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def read_value_after(proc, marker: str, timeout: float = 60.0) -> str:
+    """Read ``proc``'s stdout (text mode) line by line until one holds ``marker``; return the rest of
+    that line, stripped. Fails with everything it read (and stderr) if ``proc`` exits first."""
+    lines: list[str] = []
+
+    def next_line():
+        line = proc.stdout.readline()
+        lines.append(line)
+        if marker in line:
+            return line.split(marker, 1)[1].strip()
+        return proc.poll() is not None and "\0exited"
+
+    found = wait_until(next_line, timeout=timeout, interval=0, what=f"{marker!r} on stdout")
+    if found == "\0exited":
+        raise AssertionError(f"exited {proc.returncode} before printing {marker!r}:\n{''.join(lines)}"
+                             f"{proc.stderr.read() if proc.stderr else ''}")
+    return found
+
+
 class SuiteHome:
     """A fresh instance home with its instance file, opened in this process."""
 
