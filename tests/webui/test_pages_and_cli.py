@@ -24,6 +24,11 @@ def test_pages_render_runs_jobs_and_automation(webui):
     assert status == 200 and "/locations/defs_webui/jobs/hello" in html and "Greets, then shouts" in html
     status, html = webui.get("/locations/defs_webui/jobs/hello")
     assert status == 200 and 'id="launchpad"' in html and "name: world" in html  # default config prefilled
+    assert f'data-run-id="{run_id}"' in html  # the job's recent runs
+    status, html = webui.get("/runs?job=hello")
+    assert status == 200 and run_id[:8] in html and "Runs of hello" in html
+    status, html = webui.get("/runs?job=broken")
+    assert status == 200 and run_id[:8] not in html
     status, html = webui.get("/automation")
     assert status == 200 and "nightly_hello" in html and "0 3 * * *" in html and "file_sensor" in html
     status, html = webui.get("/runs?status=FAILURE")

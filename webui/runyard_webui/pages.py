@@ -65,14 +65,15 @@ def runs():
     if status is not None and status not in STATUS_CHOICES:
         abort(400, f"unknown status {status!r}")
     cursor = request.args.get("cursor") or None
-    filters = RunFilter(statuses=[RunStatus(status)] if status else None)
+    job = request.args.get("job") or None
+    filters = RunFilter(statuses=[RunStatus(status)] if status else None, job_name=job)
     storage = _web().storage
     if cursor is not None and storage.get_run(cursor) is None:
         abort(400, f"unknown cursor {cursor!r}: start again from the newest runs")
     page = storage.get_runs(filters, limit=PAGE_SIZE + 1, cursor=cursor)
     older = page[PAGE_SIZE - 1].run_id if len(page) > PAGE_SIZE else None
     return render_template("runs.html", runs=page[:PAGE_SIZE], status=status, count=storage.count_runs(filters),
-                           statuses=STATUS_CHOICES, cursor=cursor, older=older)
+                           statuses=STATUS_CHOICES, cursor=cursor, older=older, job=job)
 
 
 @pages.get("/runs/<run_id>")
@@ -107,7 +108,11 @@ def job(location: str, job_name: str):
         loc, snap = _web().job(location, job_name)
     except WebError as exc:
         abort(404 if exc.code == "NOT_FOUND" else 503, exc.message)
-    return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)))
+    from runyard.storage.records import RunFilter
+
+    recent = _web().storage.get_runs(RunFilter(job_name=job_name), limit=10)
+    return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)),
+                           recent=recent)
 
 
 @pages.get("/status")

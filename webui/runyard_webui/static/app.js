@@ -174,15 +174,18 @@ const runyard = (() => {
   function liveRuns(table) {
     if (!table) return;
     const status = table.dataset.statusFilter;
-    const query = `query($s: [String!]) { runs(statuses: $s, limit: 50) { count runs { runId jobName status createdAt duration tags { key value } } } }`;
+    const job = table.dataset.jobFilter || null;
+    const query = `query($s: [String!], $job: String) { runs(statuses: $s, jobName: $job, limit: 50) {
+      count runs { runId jobName status createdAt duration tags { key value } } } }`;
     const tick = async () => {
       try {
-        const data = await gql(query, {s: status ? [status] : null});
+        const data = await gql(query, {s: status ? [status] : null, job});
         document.getElementById("run-count").textContent = data.runs.count;
         if (!data.runs.runs.length) return;
         table.querySelector("tbody").replaceChildren(...data.runs.runs.map(r => el("tr", {"data-run-id": r.runId},
           el("td", {}, el("a", {href: `/runs/${r.runId}`}, el("code", {}, r.runId.slice(0, 8)))),
-          el("td", {}, r.jobName), el("td", {}, statusBadge(r.status)), el("td", {}, when(r.createdAt)),
+          el("td", {}, el("a", {href: `/runs?job=${encodeURIComponent(r.jobName)}`}, r.jobName)),
+          el("td", {}, statusBadge(r.status)), el("td", {}, when(r.createdAt)),
           el("td", {}, seconds(r.duration)),
           el("td", {}, ...r.tags.filter(t => !t.key.startsWith("runyard/")).map(t => el("span", {"class": "tag"}, `${t.key}=${t.value}`))))));
       } catch (e) { /* keep the last rendering; retry on the next tick */ }
