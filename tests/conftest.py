@@ -6,17 +6,19 @@ Everything here drives the real thing: the CLI runs as ``python -m runyard`` in 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from runyard.testing._util import wait_until
 
 CLI_TIMEOUT = 60
 
@@ -99,22 +101,10 @@ def write_defs(write_file: Callable[[str, str], Path]) -> Callable[..., Path]:
     return write
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
-               what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
     """``wait_for(predicate, timeout=15, what="...")``: poll until truthy, return the value."""
-    return wait_until
+    return functools.partial(wait_until, timeout=15.0)
 
 
 @pytest.fixture
