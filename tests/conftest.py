@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runyard.testing._util import wait_until
+from runyard.testing import wait_until
 
 CLI_TIMEOUT = 60
 

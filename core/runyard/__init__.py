@@ -46,6 +46,8 @@ _LAZY = {
     "execute_job": "runyard.execution.api",
     "RunStatus": "runyard.storage.records",
     "RunyardError": "runyard.errors",
+    # writing plugins: the marker lives beside the specs it implements
+    "hookimpl": "runyard.hookspecs",
 }
 
 __all__ = sorted(_LAZY)

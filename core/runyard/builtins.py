@@ -5,7 +5,7 @@ Only class references live here; each class's module is imported when its regist
 
 from __future__ import annotations
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 
 
 @hookimpl

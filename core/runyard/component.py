@@ -21,10 +21,15 @@ class ComponentContext:
 
     home: str
     instance_file: str | None = None
+    #: the name the component was selected by: its registered name, or ``module.Class``
+    name: str = ""
 
 
 class Component:
-    name: ClassVar[str] = ""
+    #: The name this component was selected by (see :attr:`ComponentContext.name`). Set on the built
+    #: instance by :func:`build_component`, never on the class: one class may be registered under
+    #: several names.
+    name: str = ""
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
 
     @classmethod
@@ -34,3 +39,10 @@ class Component:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_model()
+
+
+def build_component(cls: type[Component], config: Any, context: ComponentContext) -> Component:
+    """``cls.from_config(config, context)``, named ``context.name``: how runyard builds every component."""
+    component = cls.from_config(config, context)
+    component.name = context.name or f"{cls.__module__}.{cls.__qualname__}"
+    return component

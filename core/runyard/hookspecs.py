@@ -1,7 +1,8 @@
 """The hook specifications: the whole contract between runyard and its plugins.
 
 A plugin is a module (or object) with functions named like the specs below, each marked with
-``@runyard.plugins.hookimpl``, published under the entry-point group ``runyard``::
+``@runyard.hookimpl`` (defined here, beside :data:`hookspec`), published under the entry-point group
+``runyard``::
 
     # pyproject.toml of your distribution
     [project.entry-points.runyard]
@@ -26,15 +27,23 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
+    from .instance.sections import SectionRegistry
+    from .operations.serve import DevContext, Service
     from .registry import ComponentRegistry
     from .storage.records import Event, RunRecord, RunStatus
 
 hookspec = pluggy.HookspecMarker("runyard")
+#: Marks a plugin's hook implementations. Exported as ``runyard.hookimpl`` (and, for plugins written
+#: before it moved here, ``runyard.plugins.hookimpl``). A marked function whose name is not a spec
+#: below, or whose arguments are not the spec's, stops plugin loading with an error naming both.
+hookimpl = pluggy.HookimplMarker("runyard")
 
 
 # --------------------------------------------------------------------------------------------------
 # Components: one hook per kind. Each receives a registry and calls ``registry.add(name, cls)``.
-# ``cls`` subclasses the kind's ABC and sets ``config_model`` to a pydantic model of its config.
+# ``cls`` subclasses the kind's ABC (checked) and sets ``config_model`` to a pydantic model of its
+# config. A hook that raises leaves its plugin broken for that kind only: listed by ``runyard
+# plugins``, reported when a lookup needs it, never failing the lookups other plugins answer.
 # --------------------------------------------------------------------------------------------------
 
 @hookspec
@@ -132,6 +141,66 @@ def runyard_register_web_routes(app: Any, web: Any) -> None:
     the web UI process (``runyard webui``, ``runyard dev`` or :func:`runyard_webui.create_app`).
     The web UI's basic auth, when configured, guards the plugin's routes too. A route must not
     import user code: read definitions from ``web.locations()`` snapshots.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# The instance file: top-level sections owned by plugins
+# --------------------------------------------------------------------------------------------------
+
+@hookspec
+def runyard_register_instance_sections(registry: SectionRegistry) -> None:
+    """Own top-level sections of the instance file (``webui:`` belongs to ``runyard-webui``).
+
+    Call ``registry.add("name", Model)`` (:class:`runyard.instance.sections.SectionRegistry`).
+    ``Model`` is a pydantic model of the block that accepts an empty mapping (every key has a
+    default; an absent block is the defaults) and types secrets as ``pydantic.SecretStr``. A name
+    runyard itself uses, or one another plugin registered, is an error naming both.
+
+    Called once per process, the first time an instance file with a top-level key runyard does not
+    own is opened (so in any process that opens the instance: CLI, daemon, web UI, run workers).
+    Core then resolves ``{env: ...}`` in the block, validates it (errors name file, line and key
+    path) and refuses a key no installed plugin owns. Read the validated block with
+    ``instance.section("name")``; ``runyard instance info`` lists it with secrets masked. Import
+    nothing heavy: only the model's module.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# runyard dev: services plugins run beside the code servers and the daemon
+# --------------------------------------------------------------------------------------------------
+
+@hookspec
+def runyard_dev_options() -> list[click.Parameter]:
+    """Add options to ``runyard dev`` for the services this plugin contributes.
+
+    Return a list of :class:`click.Option` (or None). Their values reach
+    :func:`runyard_dev_services` in ``context.options`` under each option's parameter name, so
+    choose names that say whose they are (``runyard-webui`` adds ``-p/--port`` and
+    ``--webui/--no-webui``). An option name or flag another plugin (or ``runyard dev`` itself)
+    already uses is an error naming both plugins. Called once, in the CLI process, when
+    ``runyard dev`` (or its ``--help``) is invoked, before its arguments are parsed; no other
+    command loads it.
+    """
+
+
+@hookspec
+def runyard_dev_services(context: DevContext) -> list[Service] | None:
+    """Contribute services that ``runyard dev`` runs beside the code servers and the daemon.
+
+    ``context`` is a :class:`runyard.operations.serve.DevContext`: ``instance``, ``workspace``
+    (started; None without one) and ``options`` (every ``runyard dev`` option by parameter name,
+    yours from :func:`runyard_dev_options` included). Return a list of
+    :class:`runyard.operations.serve.Service` objects, not yet started (or None / an empty list,
+    e.g. when your ``--no-...`` option turned the service off). Raise a
+    :class:`runyard.errors.RunyardError` for a problem meant for the user (bad settings, port in
+    use): ``runyard dev`` then stops what it started and exits non-zero.
+
+    Called once, in the ``runyard dev`` process, after the code servers and the daemon started.
+    ``runyard dev`` starts each service (in pluggy's call order), prints ``name: address``, and on
+    SIGINT/SIGTERM stops them in reverse order before the daemon and the code servers, then exits 0.
+    ``start()`` must not block (serve on your own thread) and ``stop()`` must leave no thread,
+    socket or child process behind.
     """
 
 

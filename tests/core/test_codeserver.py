@@ -173,12 +173,19 @@ VALUE = helper()
 # ---- helpers ---------------------------------------------------------------------------------------
 
 class CodeServer:
-    """A ``python -m runyard code-server`` subprocess on a free port."""
+    """A ``python -m runyard code-server`` subprocess on a free port, learnt from its readiness
+    handshake (``--ready-fd``), as a workspace learns it."""
 
     def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", "runyard", "code-server", "--port", "0", *args],
+        from runyard.codeserver.serving import ServerReady
+
+        ready_read, ready_write = os.pipe()
+        self.proc = subprocess.Popen([sys.executable, "-m", "runyard", "code-server", "--port", "0",
+                                      "--ready-fd", str(ready_write), *args],
                                      cwd=cwd, env=env or runyard_env(cwd / "home"), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     pass_fds=(ready_write,))
+        os.close(ready_write)
         self.lines: list[str] = []
         found = threading.Event()
         self.port: int | None = None
@@ -187,13 +194,17 @@ class CodeServer:
             assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.lines.append(line)
-                if self.port is None and " listening on http://" in line:
-                    self.port = int(line.strip().rsplit(":", 1)[1])
-                    found.set()
+
+        def read_ready() -> None:
+            with os.fdopen(ready_read, "rb") as pipe:
+                line = pipe.readline()
+            if line:
+                self.port = ServerReady.from_line(line).port
             found.set()
 
         self.reader = threading.Thread(target=read, daemon=True)
         self.reader.start()
+        threading.Thread(target=read_ready, daemon=True).start()
         found.wait(timeout)
         if self.port is None:
             self.stop()
@@ -203,6 +214,12 @@ class CodeServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_for_banner(self, timeout: float = 10.0) -> None:
+        """The human start line follows the handshake on stdout (read by another thread)."""
+        deadline = time.monotonic() + timeout
+        while not self.lines and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -279,6 +296,7 @@ def user_module(location_dir: Path):
 # ---- health and snapshot ---------------------------------------------------------------------------
 
 def test_start_line_and_health(server: CodeServer, location_dir: Path):
+    server.wait_for_banner()
     assert server.lines[0].strip() == f"code server for location main listening on http://127.0.0.1:{server.port}"
     health = server.client.health()
     assert health.ok and health.status == "ok" and health.error is None
@@ -293,7 +311,12 @@ def test_start_line_and_health(server: CodeServer, location_dir: Path):
 def test_snapshot_content(server: CodeServer, user_module):
     snap = server.client.snapshot()
     assert snap.job_names == ["etl", "tiny"]
-    etl = snap.jobs["etl"]
+    # the wire format, field for field (test_snapshot_models_type_what_was_dicts reads the models)
+    wire = snap.to_json()
+    jobs, schedules, sensors, resources = ({item["name" if kind != "resources" else "key"]: item
+                                            for item in wire[kind]}
+                                           for kind in ("jobs", "schedules", "sensors", "resources"))
+    etl = jobs["etl"]
     assert etl["description"] == "Extract, transform, load."
     assert etl["tags"] == {"team": "data"}
     assert [o["name"] for o in etl["ops"]] == ["extract", "transform", "load"] == etl["op_order"]
@@ -327,23 +350,23 @@ def test_snapshot_content(server: CodeServer, user_module):
 
     # resources: keys and config schema, at the location and per job
     db_model = user_module.resources["database"].config_model
-    assert snap.resources["database"]["config_schema"] == db_model.model_json_schema()
-    assert snap.resources["database"]["description"] == "The warehouse."
-    assert snap.resources["plain"] == {"key": "plain", "kind": "object", "type": "builtins.dict",
+    assert resources["database"]["config_schema"] == db_model.model_json_schema()
+    assert resources["database"]["description"] == "The warehouse."
+    assert resources["plain"] == {"key": "plain", "kind": "object", "type": "builtins.dict",
                                        "description": None, "config_schema": None}
     assert [r["key"] for r in etl["resources"]] == ["database", "plain"]
 
-    assert snap.schedules["daily"] == {
+    assert schedules["daily"] == {
         "name": "daily", "job_name": "etl", "cron_schedule": "0 6 * * *", "execution_timezone": "Europe/Paris",
         "default_status": "RUNNING", "description": None, "tags": {"origin": "schedule"},
         "has_evaluation_fn": True, "run_config": None}
-    assert snap.schedules["static"]["run_config"] == {"tags": {"static": "yes"}}
-    assert snap.schedules["static"]["execution_timezone"] == "UTC"
-    assert snap.schedules["static"]["default_status"] == "STOPPED"
-    assert snap.sensors["new_files"] == {"name": "new_files", "job_name": "etl", "minimum_interval_seconds": 15,
+    assert schedules["static"]["run_config"] == {"tags": {"static": "yes"}}
+    assert schedules["static"]["execution_timezone"] == "UTC"
+    assert schedules["static"]["default_status"] == "STOPPED"
+    assert sensors["new_files"] == {"name": "new_files", "job_name": "etl", "minimum_interval_seconds": 15,
                                          "default_status": "STOPPED", "description": None}
-    assert snap.sensors["broken_sensor"]["default_status"] == "RUNNING"
-    assert snap.sensors["no_job_sensor"]["job_name"] is None
+    assert sensors["broken_sensor"]["default_status"] == "RUNNING"
+    assert sensors["no_job_sensor"]["job_name"] is None
 
 
 def test_snapshot_id_is_the_hash_of_the_rest(server: CodeServer):
@@ -352,6 +375,48 @@ def test_snapshot_id_is_the_hash_of_the_rest(server: CodeServer):
     body = {k: v for k, v in data.items() if k != "snapshot_id"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert data["snapshot_id"] == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# The id of tests/core/data/snapshot_defs.py's snapshot, computed before the snapshot became pydantic
+# models. It must never change by accident: replicas of one location running different runyard
+# versions would disagree, and the daemon and web UI would refetch every location's snapshot.
+FIXED_DEFS = Path(__file__).parent / "data" / "snapshot_defs.py"
+FIXED_SNAPSHOT_ID = "5713683e076f712f4ca3009aa66d0902721c5850fd861542f18f0e6eca1778a4"
+
+
+def test_snapshot_id_of_a_fixed_definitions_file_is_stable():
+    from runyard.codeserver.snapshot import LocationSnapshot
+    from runyard.codeserver.snapshot_builder import build_snapshot, snapshot_id_of
+    from runyard.workspace.loader import code_pointer_for, load_definitions
+
+    snapshot = build_snapshot(load_definitions(code_pointer_for(str(FIXED_DEFS))))
+    assert snapshot.snapshot_id == FIXED_SNAPSHOT_ID
+    data = snapshot.to_json()
+    assert snapshot_id_of(data) == FIXED_SNAPSHOT_ID  # the id is the hash of what is served
+    # what a client validates from the wire is the same snapshot, field for field
+    again = LocationSnapshot.model_validate(json.loads(json.dumps(data)))
+    assert again == snapshot and again.to_json() == data
+
+
+def test_snapshot_models_type_what_was_dicts(server: CodeServer):
+    snap = server.client.snapshot()
+    etl = snap.jobs_by_name["etl"]
+    assert [op.name for op in etl.ops] == etl.topological_order == ["extract", "transform", "load"]
+    extract = etl.node("extract")
+    assert extract.retry_policy.max_retries == 2 and extract.retry_policy.backoff == "EXPONENTIAL"
+    assert etl.node("load").outputs[0].is_nothing and not extract.outputs[0].is_nothing
+    assert etl.node("transform").inputs[0].upstream[0].op == "extract"
+    assert etl.executor.name == "in_process"
+    daily = snap.schedules_by_name["daily"]
+    assert (daily.cron_schedule, daily.execution_timezone, daily.default_status) == (
+        "0 6 * * *", "Europe/Paris", "RUNNING")
+    assert snap.schedule_names == ["daily", "exploding_schedule", "skipping", "static"]
+    assert snap.sensors_by_name["new_files"].minimum_interval_seconds == 15
+    assert snap.sensors_by_name["no_job_sensor"].job_name is None
+    assert snap.instigators("sensor") is snap.sensors_by_name
+    assert snap.resources_by_key["plain"].kind == "object"
+    with pytest.raises(KeyError, match="has no op 'nope'"):
+        etl.node("nope")
 
 
 def test_replicas_agree_and_a_changed_file_changes_the_id(start_server, tmp_path: Path):
@@ -374,11 +439,11 @@ def test_replicas_agree_and_a_changed_file_changes_the_id(start_server, tmp_path
     assert three.client.snapshot().snapshot_id != id_one
     # ... and a reload of the running replica picks it up and agrees with the fresh server.
     result = two.client.reload()
-    assert result["status"] == "ok" and result["changed"] is True
-    assert result["previous_snapshot_id"] == id_one
-    assert result["snapshot_id"] == three.client.snapshot().snapshot_id == two.client.snapshot().snapshot_id
-    assert two.client.snapshot().jobs["etl"]["ops"][0]["tags"] == {"kind": "io", "v": "2"}
-    assert two.client.reload()["changed"] is False
+    assert result.status == "ok" and result.changed is True
+    assert result.previous_snapshot_id == id_one
+    assert result.snapshot_id == three.client.snapshot().snapshot_id == two.client.snapshot().snapshot_id
+    assert two.client.snapshot().jobs_by_name["etl"].ops[0].tags == {"kind": "io", "v": "2"}
+    assert two.client.reload().changed is False
 
 
 # ---- validation ------------------------------------------------------------------------------------
@@ -391,11 +456,13 @@ def test_validate_ok_returns_the_plan(server: CodeServer):
     result = server.client.validate("etl", GOOD_CONFIG)
     assert result.ok and result.errors == []
     assert result.step_order == ["extract", "transform", "load"]
-    assert result.plan["steps"] == [
+    assert result.to_json()["plan"]["steps"] == [
         {"key": "extract", "op": "extract", "upstream": [], "priority": 0},
         {"key": "transform", "op": "transform", "upstream": ["extract"], "priority": 0},
         {"key": "load", "op": "load", "upstream": ["extract", "transform"], "priority": 0},
     ]
+    assert [(s.key, s.upstream) for s in result.plan.steps] == [
+        ("extract", []), ("transform", ["extract"]), ("load", ["extract", "transform"])]
     assert result.tags == {"team": "data", "extra": "1"}
     assert result.executor == "in_process"
     assert result.step_keys_to_execute is None
@@ -478,7 +545,7 @@ def test_schedule_skip_static_and_error(server: CodeServer):
         server.client.evaluate_schedule("weekly", TICK)
     assert info.value.available == ["daily", "exploding_schedule", "skipping", "static"]
     status, body = raw("POST", server.url + "/v1/schedules/daily/evaluate", b"{}")
-    assert status == 400 and "tick_time" in body["error"]["message"]
+    assert status == 400 and body["error"]["message"] == "'tick_time' (the tick's time in epoch seconds) is required"
 
 
 # ---- sensors ---------------------------------------------------------------------------------------
@@ -552,12 +619,12 @@ def test_import_error_leaves_server_up(start_server, tmp_path: Path):
     # fix the file: a reload brings the location up without restarting the server
     path.write_text(textwrap.dedent(DEFS))
     result = srv.client.reload()
-    assert result["status"] == "ok" and result["changed"] is True and result["error"] is None
+    assert result.status == "ok" and result.changed is True and result.error is None
     assert srv.client.health().ok and srv.client.snapshot().job_names == ["etl", "tiny"]
     # break it again: the reload reports the error, the server stays up
     path.write_text("raise SystemExit('nope')\n")
     result = srv.client.reload()
-    assert result["status"] == "error" and "SystemExit" in result["error"]["message"]
+    assert result.status == "error" and "SystemExit" in result.error.message
     assert srv.client.health().status == "error"
 
 
@@ -573,7 +640,15 @@ def test_bad_requests_get_json_answers(server: CodeServer):
     status, body = raw("POST", server.url + "/v1/jobs/etl/validate", b"[1, 2]")
     assert status == 400 and "JSON object" in body["error"]["message"]
     status, body = raw("POST", server.url + "/v1/sensors/new_files/evaluate", b'{"cursor": 5}')
-    assert status == 400 and "cursor" in body["error"]["message"]
+    assert status == 400 and body["error"]["message"] == "'cursor' must be a string or null"
+    status, body = raw("POST", server.url + "/v1/sensors/new_files/evaluate", b'{"last_tick_time": true}')
+    assert status == 400 and body["error"]["message"] == "'last_tick_time' must be epoch seconds or null"
+    status, body = raw("POST", server.url + "/v1/schedules/daily/evaluate", b'{"tick_time": "soon"}')
+    assert status == 400 and body["error"]["message"] == "'tick_time' must be the tick's time in epoch seconds"
+    status, body = raw("POST", server.url + "/v1/jobs/etl/validate", b'{"ops": 5}')
+    assert status == 400 and body["error"]["message"] == (
+        "'ops' must be an op selection string or a list of op names")
+    assert body["error"]["kind"] == "bad_request"
     with pytest.raises(CodeServerNotFoundError) as info:
         server.client.evaluate_sensor("nope")
     assert info.value.available == ["broken_sensor", "new_files", "no_job_sensor", "slow_sensor"]
@@ -596,6 +671,46 @@ def test_sigint_stops_cleanly(start_server, tmp_path: Path):
     srv = start_server("-f", "defs.py")
     assert srv.client.health().ok
     assert srv.stop(signal.SIGINT) == 0
+
+
+def test_ready_file_handshake(start_server, tmp_path: Path):
+    """--ready-file: one JSON line for programs, written once the server listens; the banner stays."""
+    from runyard.codeserver.serving import ServerReady
+
+    (tmp_path / "defs.py").write_text(textwrap.dedent(DEFS))
+    ready_file = tmp_path / "ready.json"
+    srv = start_server("-f", "defs.py", "--location-name", "hs", "--ready-file", str(ready_file))
+    text = ready_file.read_text()
+    assert text.endswith("\n") and text.count("\n") == 1
+    ready = ServerReady.from_line(text)
+    assert (ready.host, ready.port, ready.pid, ready.location) == ("127.0.0.1", srv.port, srv.proc.pid, "hs")
+    assert json.loads(text) == {"host": "127.0.0.1", "port": srv.port, "pid": srv.proc.pid, "location": "hs",
+                                "api_version": "v1"}
+    srv.wait_for_banner()
+    assert srv.lines[0].startswith("code server for location hs listening on")
+
+
+def test_ready_fd_handshake(tmp_path: Path):
+    """--ready-fd: the line arrives on the inherited descriptor, which is then closed (EOF)."""
+    from runyard.codeserver.serving import ServerReady
+
+    (tmp_path / "defs.py").write_text(textwrap.dedent(DEFS))
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "runyard", "code-server", "--port", "0", "-f", "defs.py",
+                             "--ready-fd", str(write_end)], cwd=tmp_path, env=runyard_env(tmp_path),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            pass_fds=(write_end,))
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()  # to EOF: the server closes its end after the line
+        ready = ServerReady.from_line(data)
+        assert ready.pid == proc.pid and ready.location == "defs"
+        assert CodeServerClient(ready.host, ready.port).health().pid == proc.pid
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+        proc.stderr.close()
 
 
 def test_cli_errors(cli, tmp_path: Path):
@@ -674,7 +789,9 @@ def test_client_against_html_server(foreign_server: int):
 
     with pytest.raises(CodeServerUnavailableError) as info:
         client.snapshot()
-    assert str(info.value).startswith(f"{where} sent an unexpected answer to GET /snapshot")
+    assert str(info.value).startswith(f"{where} sent an unexpected answer to GET /snapshot (")
+    assert "jobs: Input should be a valid list" in str(info.value)  # the validation problem, in one line
+    assert "\n" not in str(info.value)
 
     with pytest.raises(CodeServerUnavailableError) as info:
         client.evaluate_schedule("s", 1.0)
@@ -692,10 +809,11 @@ def test_client_against_html_server(foreign_server: int):
 
 
 def test_import_runyard_codeserver_client_is_cheap():
-    """The daemon and web UI import the client: it must not pull in the definitions API or pydantic."""
+    """The daemon and web UI import the client: it validates answers with pydantic models, but must
+    not pull in the definitions API (only its small graph protocol), the HTTP server or SQLAlchemy."""
     code = ("import sys, runyard.codeserver.client, runyard.codeserver; "
-            "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'runyard.definitions', "
-            "'http.server', 'sqlalchemy'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('runyard.definitions', "
+            "'http.server', 'sqlalchemy', 'runyard.codeserver.server', 'runyard.codeserver.snapshot_builder'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")})
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "['runyard.definitions', 'runyard.definitions.graph_view']"

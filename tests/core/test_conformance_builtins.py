@@ -1,6 +1,6 @@
 """The built-in components against the conformance suites of ``runyard.testing``: the
-``in_process`` executor, and the ``process`` launcher cold (``warm: false``) and warm (a zygote
-started by ``prepare``).
+``in_process`` executor, the ``process`` launcher cold (``warm: false``) and warm (a zygote
+started by ``prepare``), and the ``default`` and ``queued`` run coordinators.
 
 Needs: real subprocesses, signals and Linux /proc (the suites check that no process is left).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from runyard.testing.coordinator import CoordinatorConformanceSuite
 from runyard.testing.executor import ExecutorConformanceSuite
 from runyard.testing.launcher import JOBS, LauncherConformanceSuite
 
@@ -38,3 +39,15 @@ class TestProcessLauncherWarm(LauncherConformanceSuite):
         run = self.launch(launcher_home, JOBS, "quick")
         assert run.launcher_info.get("mode") == "warm"
         assert launcher_home.wait_finished(run.run_id).status.value == "SUCCESS"
+
+
+class TestDefaultCoordinator(CoordinatorConformanceSuite):
+    @pytest.fixture
+    def coordinator_config(self):
+        return {"default": {}}
+
+
+class TestQueuedCoordinator(CoordinatorConformanceSuite):
+    @pytest.fixture
+    def coordinator_config(self):
+        return {"queued": {"max_concurrent_runs": 2}}

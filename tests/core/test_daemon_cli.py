@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from runyard.testing._util import pid_gone
+from runyard.testing import descendants, pid_gone
 
 DEFS = """
 from runyard import Config, Definitions, RunRequest, SkipReason, job, op, schedule, sensor
@@ -116,26 +116,6 @@ def test_two_daemons_on_sqlite_one_works_the_other_takes_over(cli, defs, home, w
             os.killpg(first.pid, signal.SIGKILL)
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            ppid = int(data[data.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
 def test_dev_starts_everything_and_ctrl_c_leaves_no_process(cli, defs, wait_for):
     proc = cli.popen("dev", "-f", defs, start_new_session=True)
     try:
@@ -144,7 +124,7 @@ def test_dev_starts_everything_and_ctrl_c_leaves_no_process(cli, defs, wait_for)
             line = proc.stdout.readline()
             assert line, proc.stderr.read()
         assert " ok " in line
-        kids = wait_for(lambda: _descendants(proc.pid), what="child processes")
+        kids = wait_for(lambda: descendants(proc.pid), what="child processes")
         assert _status(cli)["lease"]["holder"].split(":")[1] == str(proc.pid)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()

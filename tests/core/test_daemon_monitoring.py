@@ -17,7 +17,7 @@ import pytest
 from runyard.daemon import Daemon
 from runyard.launchers import procinfo
 from runyard.storage.records import RunStatus
-from runyard.testing._util import SuiteHome, pid_gone, wait_until
+from runyard.testing import SuiteHome, pid_gone, wait_until
 
 HELD = """
 @op

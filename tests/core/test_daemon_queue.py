@@ -15,8 +15,8 @@ from runyard.daemon import Daemon
 from runyard.errors import ConfigError
 from runyard.instance.instance import Instance
 from runyard.storage.base import TagLimit
-from runyard.storage.records import FINISHED_STATUSES, EventType, RunFilter, RunStatus
-from runyard.testing._util import SuiteHome, wait_until
+from runyard.storage.records import FINISHED_STATUSES, IN_PROGRESS_STATUSES, EventType, RunFilter, RunStatus
+from runyard.testing import SuiteHome, wait_until
 
 HELD = """
 class HoldCfg(Config):
@@ -36,9 +36,6 @@ def held():
 
 defs = Definitions(jobs=[held])
 """
-
-IN_PROGRESS = [RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING]
-
 
 def queued_home(tmp_path, **coordinator) -> SuiteHome:
     return SuiteHome(tmp_path, {"run_coordinator": {"queued": coordinator},
@@ -100,7 +97,7 @@ def test_submit_queues_and_daemon_launches_within_the_limits(tmp_path):
 
     def watch():
         while not stop.is_set():
-            active = inst.storage.get_runs(RunFilter(statuses=IN_PROGRESS))
+            active = inst.storage.get_runs(RunFilter(statuses=list(IN_PROGRESS_STATUSES)))
             peak["all"] = max(peak["all"], len(active))
             peak["prod"] = max(peak["prod"], sum(1 for r in active if r.tags.get("db") == "prod"))
             stop.wait(0.02)

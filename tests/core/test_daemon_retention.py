@@ -14,7 +14,7 @@ import pytest
 
 from runyard.daemon import Daemon
 from runyard.storage.records import Event, EventType, RunRecord, RunStatus
-from runyard.testing._util import SuiteHome, wait_until
+from runyard.testing import SuiteHome, wait_until
 
 DAY = 86400.0
 

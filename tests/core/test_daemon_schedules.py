@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runyard.daemon.daemon import SCHEDULE_TAG, TICK_TAG, schedule_fire_times
 from runyard.definitions.schedules import ScheduleDefinition
 from runyard.errors import DefinitionError
+from runyard.operations.instigators import schedule_fire_times
 from runyard.storage.records import RunStatus
-from runyard.testing._util import wait_until
+from runyard.tags import LOCATION_TAG, SCHEDULE_TAG, TICK_TAG
+from runyard.testing import wait_until
 
 SCHEDULES = """
 @schedule("*/5 * * * *", job=shown)
@@ -67,6 +68,8 @@ def test_a_tick_creates_its_run_once_and_the_run_runs(harness):
     assert d.schedule_tick(loc, "every5", T0) is None  # the same tick again: recorded once
     (run,) = harness.runs(SCHEDULE_TAG, "every5")
     assert run.run_id == tick.run_ids[0] and run.tags[TICK_TAG] == str(tick.id)
+    # like a run launched from the web UI, a tick's run names the code location it came from
+    assert run.tags[LOCATION_TAG] == loc.name == "daemon_defs"
     assert harness.suite.wait_finished(run.run_id).status == RunStatus.SUCCESS
     assert harness.suite.out_lines("ran") == ["0"]
     (stored,) = storage.get_ticks("every5")

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from runyard.daemon.daemon import SENSOR_TAG
 from runyard.storage.records import RunStatus
+from runyard.tags import LOCATION_TAG, SENSOR_TAG
 
 SENSORS = """
 @sensor(job=shown, minimum_interval_seconds=30)
@@ -65,6 +65,7 @@ def test_cursor_and_run_keys(harness):
     assert storage.get_instigator_state("counter")["data"]["cursor"] == "3"
     runs = harness.runs(SENSOR_TAG, "counter")
     assert len(runs) == 2 and {r.tags["runyard/run_key"] for r in runs} == {"k1", "k2"}
+    assert {r.tags[LOCATION_TAG] for r in runs} == {harness.location.name}
     for run in runs:
         assert harness.suite.wait_finished(run.run_id).status == RunStatus.SUCCESS
     assert sorted(harness.suite.out_lines("ran")) == ["1", "3"]

@@ -413,3 +413,27 @@ def test_invalid_transition_error_is_what_the_api_raises_for_a_run_in_progress(i
     run = instance.create_run(job_name="abc", code_pointer=CodePointer(python_file=str(defs)))
     with pytest.raises(InvalidTransitionError):
         reexecute_run(instance, run.run_id)
+
+
+def test_planning_on_the_snapshot_matches_planning_on_the_job(cli, defs, flag, instance):
+    """The web UI plans a re-execution from the job's snapshot (no user code), the CLI from the job
+    itself: one implementation behind the JobGraph interface, so the same plan from both."""
+    from runyard.codeserver.snapshot_builder import build_snapshot
+    from runyard.execution.api import check_reexecutable, plan_reexecution
+    from runyard.workspace.loader import code_pointer_for, load_definitions
+
+    flag("fail_right", True)
+    parent_id, _ = launch(cli, defs, "wide")
+    flag("fail_right", False)
+    loaded = load_definitions(code_pointer_for(str(defs)))
+    definition = loaded.get_job("wide")
+    snapshot = build_snapshot(loaded).jobs_by_name["wide"]
+    parent = check_reexecutable(instance, parent_id, "from_failure", None)
+    plans = [plan_reexecution(instance, parent, graph, "from_failure", None) for graph in (definition, snapshot)]
+    assert plans[0] == plans[1]
+    assert plans[0][0] == ["right", "join"]
+    with pytest.raises(RunConfigError, match="op 'join' input 'values' needs output 'result' of op 'right'") as one:
+        plan_reexecution(instance, parent, definition, "all", ["join"])
+    with pytest.raises(RunConfigError) as two:
+        plan_reexecution(instance, parent, snapshot, "all", ["join"])
+    assert str(one.value) == str(two.value)

@@ -12,8 +12,10 @@ import re
 
 import pytest
 
-from runyard import RunStatus, execute_job, job, op
-from runyard.definitions.selection import check_fresh_selection, parse_op_selection
+from runyard import Definitions, RunStatus, execute_job, job, op
+from runyard.codeserver.snapshot_builder import build_snapshot
+from runyard.definitions.graph_view import JobGraph
+from runyard.definitions.selection import check_fresh_selection, missing_upstream_inputs, parse_op_selection
 from runyard.errors import RunConfigError
 
 RUN_ID = re.compile(r"\b([0-9a-f]{32})\b")
@@ -60,8 +62,27 @@ def warehouse():
 ORDER = ["raw", "audit", "clean", "load_users", "load_orders", "report"]
 
 
-def test_the_fixture_job_has_the_expected_plan_order():
-    assert warehouse.topological_order == ORDER
+def as_snapshot(job_def):
+    """The job as a code server describes it: a JobSnapshot, read through the same JobGraph
+    interface as the JobDefinition."""
+    return build_snapshot(Definitions(jobs=[job_def])).jobs_by_name[job_def.name]
+
+
+@pytest.fixture(params=["definition", "snapshot"])
+def graph_of(request):
+    """Every selection test runs on the JobDefinition and on its snapshot: one implementation."""
+    return (lambda j: j) if request.param == "definition" else as_snapshot
+
+
+def test_the_fixture_job_has_the_expected_plan_order(graph_of):
+    graph = graph_of(warehouse)
+    assert isinstance(graph, JobGraph)
+    assert list(graph.topological_order) == ORDER
+    assert graph.downstream_of("clean") == {"load_users", "load_orders", "report"}
+    assert graph.upstream_of("report") == {"load_users", "load_orders"}
+    assert graph.input_sources("report") == {"users": [("load_users", "result")],
+                                             "orders": [("load_orders", "result")]}
+    assert graph.has_node("audit") and not graph.has_node("nope")
 
 
 @pytest.mark.parametrize("selection, expected", [
@@ -88,12 +109,12 @@ def test_the_fixture_job_has_the_expected_plan_order():
     ("*load_u*", ["load_users"]),
     ("*load_x*", None),                                       # see the error test below
 ])
-def test_selection_grammar(selection, expected):
+def test_selection_grammar(selection, expected, graph_of):
     if expected is None:
         with pytest.raises(RunConfigError):
-            parse_op_selection(warehouse, selection)
+            parse_op_selection(graph_of(warehouse), selection)
         return
-    assert parse_op_selection(warehouse, selection) == expected
+    assert parse_op_selection(graph_of(warehouse), selection) == expected
 
 
 def test_an_exact_name_wins_over_a_glob_reading():
@@ -140,9 +161,9 @@ def test_a_list_of_clauses_is_accepted():
     ("*+raw", "'*+raw' is not a valid clause"),
     ("raw clean", "'raw clean' is not a valid clause"),
 ])
-def test_bad_selections_name_the_problem_and_list_the_ops(selection, message):
+def test_bad_selections_name_the_problem_and_list_the_ops(selection, message, graph_of):
     with pytest.raises(RunConfigError) as info:
-        parse_op_selection(warehouse, selection)
+        parse_op_selection(graph_of(warehouse), selection)
     text = str(info.value)
     assert text.startswith("op selection: "), text
     assert message in text
@@ -150,18 +171,19 @@ def test_bad_selections_name_the_problem_and_list_the_ops(selection, message):
     assert info.value.exit_code == 2
 
 
-def test_fresh_selection_needs_every_input_inside_it():
-    check_fresh_selection(warehouse, ["raw", "clean"])
-    check_fresh_selection(warehouse, ["audit"])
+def test_fresh_selection_needs_every_input_inside_it(graph_of):
+    graph = graph_of(warehouse)
+    check_fresh_selection(graph, ["raw", "clean"])
+    check_fresh_selection(graph, ["audit"])
     with pytest.raises(RunConfigError) as info:
-        check_fresh_selection(warehouse, ["load_users", "load_orders", "report"])
+        check_fresh_selection(graph, ["load_users", "load_orders", "report"])
     text = str(info.value)
     assert "op 'load_users' input 'x' needs output 'result' of op 'clean'" in text
     assert "op 'load_orders' input 'x' needs output 'result' of op 'clean'" in text
     assert "op 'report'" not in text  # its inputs are inside the selection
 
 
-def test_nothing_outputs_only_order_steps_and_do_not_block_a_selection():
+def test_nothing_outputs_only_order_steps_and_do_not_block_a_selection(graph_of):
     @op
     def prepare() -> None:
         return None
@@ -174,7 +196,9 @@ def test_nothing_outputs_only_order_steps_and_do_not_block_a_selection():
     def ordered():
         work(prepare())
 
-    check_fresh_selection(ordered, ["work"])
+    check_fresh_selection(graph_of(ordered), ["work"])
+    assert graph_of(ordered).is_nothing_output("prepare", "result")
+    assert missing_upstream_inputs(graph_of(ordered), ["work"]) == []
 
 
 def test_execute_job_runs_only_the_selected_ops(instance):

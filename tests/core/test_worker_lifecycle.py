@@ -12,22 +12,8 @@ import signal
 
 import pytest
 
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def proc_state(pid: int) -> str | None:
-    """The process state letter from /proc, or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2:].split()[0].decode()
-
-
-def gone(pid: int) -> bool:
-    """No process with this pid runs any more (absent, or a zombie waiting to be reaped)."""
-    return proc_state(pid) in (None, "Z", "X")
+from runyard.storage.records import FINISHED_STATUSES
+from runyard.testing import pid_gone as gone
 
 
 @pytest.fixture
@@ -87,7 +73,7 @@ def test_run_terminate_cancels_a_sleeping_run_and_stops_its_worker(cli, instance
 def test_sigterm_to_the_worker_cancels_the_run(cli, instance, launch_sleeper, wait_for, home):
     run_id, pid = launch_sleeper()
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: str(instance.get_run(run_id).status) in TERMINAL, timeout=15,
+    wait_for(lambda: instance.get_run(run_id).status in FINISHED_STATUSES, timeout=15,
              what="the run to finish after SIGTERM")
     assert str(instance.get_run(run_id).status) == "CANCELED"
     events = instance.storage.get_events(run_id)

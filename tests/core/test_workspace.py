@@ -14,13 +14,15 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from runyard.codeserver.client import CodeServerClient
+from runyard.codeserver.serving import ServerReady
 from runyard.errors import ConfigError, RunyardError
+from runyard.launchers.procinfo import state as proc_state
+from runyard.testing import live_children, pid_gone, wait_until
 from runyard.workspace.config import load_workspace_file
 from runyard.workspace.workspace import Workspace
 
@@ -82,44 +84,6 @@ def write_workspace(path: Path, text: str) -> Path:
     return path
 
 
-def proc_state(pid: int) -> str | None:
-    """The /proc state letter of ``pid``, or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def alive(pid: int) -> bool:
-    return proc_state(pid) not in (None, "Z", "X")
-
-
-def live_children(ppid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
-            out.append(int(entry))
-    return out
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def child_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
     return {**env, "RUNYARD_HOME": str(home), "PYTHONUNBUFFERED": "1"}
@@ -129,12 +93,14 @@ class ExternalCodeServer:
     """A ``runyard code-server`` the test runs itself, for ``code_server:`` entries."""
 
     def __init__(self, defs: Path, name: str, home: Path):
+        ready = home / f"{name}.ready"
         self.proc = subprocess.Popen([sys.executable, "-m", "runyard", "code-server", "-f", str(defs), "--port", "0",
-                                      "--location-name", name], env=child_env(home), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
+                                      "--location-name", name, "--ready-file", str(ready)], env=child_env(home),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline()  # the banner comes once the server listens ...
         assert "listening on http://" in line, line
-        self.port = int(line.strip().rsplit(":", 1)[1])
+        self.port = ServerReady.from_line(ready.read_text()).port  # ... and the handshake before it
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def stop(self) -> None:
@@ -344,7 +310,7 @@ def test_workspace_reload(cli, tmp_path: Path, external_server):
     assert len(result) == 1 and result[0]["location"] == "remote" and result[0]["status"] == "ok"
     assert result[0]["changed"] is True and result[0]["snapshot_id"] != before
     snap = CodeServerClient("127.0.0.1", remote.port).snapshot()
-    assert snap.snapshot_id == result[0]["snapshot_id"] and snap.sensors["ticker"]["description"] == "Ticks."
+    assert snap.snapshot_id == result[0]["snapshot_id"] and snap.sensors_by_name["ticker"].description == "Ticks."
 
     out = cli.ok("workspace", "reload").stdout
     assert "local  OK  snapshot" in out and "remote  OK  snapshot" in out and "(unchanged)" in out
@@ -370,8 +336,8 @@ def test_supervised_server_restarts_after_kill9(tmp_path: Path, workspace_factor
     first_pid, first_id = loc.pid, loc.snapshot_id
     assert loc.client.health().pid == first_pid
     os.kill(first_pid, signal.SIGKILL)
-    wait_for(lambda: loc.pid != first_pid and loc.status == "ok", what="the code server to be restarted")
-    assert alive(loc.pid) and loc.restarts == 1
+    wait_until(lambda: loc.pid != first_pid and loc.status == "ok", what="the code server to be restarted")
+    assert not pid_gone(loc.pid) and loc.restarts == 1
     assert loc.client.health().pid == loc.pid  # the client follows the new process (and port)
     assert loc.snapshot_id == first_id
     assert loc.client.evaluate_sensor("ticker").run_requests[0].run_key == "1"
@@ -405,10 +371,10 @@ def test_shutdown_leaves_no_process(tmp_path: Path):
     """)), env=child_env(tmp_path)).start()
     pids = [loc.pid for loc in ws.locations()]
     helper = int((tmp_path / "helper.pid").read_text())
-    assert all(alive(p) for p in [*pids, helper]) and sorted(live_children(os.getpid())) == sorted(pids)
+    assert not any(pid_gone(p) for p in [*pids, helper]) and sorted(live_children(os.getpid())) == sorted(pids)
     ws.shutdown()
     assert [proc_state(p) for p in pids] == [None, None]  # stopped and reaped
-    wait_for(lambda: not alive(helper), timeout=10, what="the user's helper process to stop")
+    wait_until(lambda: pid_gone(helper), timeout=10, what="the user's helper process to stop")
     assert live_children(os.getpid()) == []
     assert all(loc.status == "unavailable" for loc in ws.locations())
     ws.shutdown()  # idempotent
@@ -426,11 +392,11 @@ def test_code_servers_exit_when_the_workspace_process_is_killed(tmp_path: Path):
         time.sleep(300)
     """)], cwd=tmp_path, env=child_env(tmp_path), stdout=subprocess.PIPE, text=True)
     pids = [int(p) for p in driver.stdout.readline().split()]
-    assert len(pids) == 2 and all(alive(p) for p in pids)
+    assert len(pids) == 2 and not any(pid_gone(p) for p in pids)
     driver.kill()  # SIGKILL: no shutdown, no atexit
     driver.wait()
     driver.stdout.close()
-    wait_for(lambda: not any(alive(p) for p in pids), timeout=15, what="orphaned code servers to exit")
+    wait_until(lambda: all(pid_gone(p) for p in pids), timeout=15, what="orphaned code servers to exit")
 
 
 def test_unknown_location_and_startup_failure(tmp_path: Path, workspace_factory):
@@ -477,7 +443,7 @@ try:
         sensor = client.evaluate_sensor("ticker", cursor="41")
         return {"jobs": snapshot.job_names, "plan": validation.step_order,
                 "bad": [e.path for e in bad.errors], "schedule": tick.run_requests[0].run_config,
-                "cursor": sensor.cursor, "reload": client.reload()["status"]}
+                "cursor": sensor.cursor, "reload": client.reload().status}
 
     for loc in ws.locations():
         out["results"][loc.name] = query(loc)
@@ -497,6 +463,41 @@ finally:
 out["children"] = sorted(children)
 print(json.dumps(out))
 """
+
+
+FAKE_SERVER = """#!{python}
+import sys, time
+args = sys.argv[1:]
+fd = int(args[args.index("--ready-fd") + 1])
+print("code server for location defs listening on http://127.0.0.1:1", flush=True)
+if {garbage!r}:
+    import os
+    os.write(fd, b"listening on 127.0.0.1:1\\n")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_port_comes_from_the_handshake_not_the_banner(tmp_path: Path, garbage: bool):
+    """A process that prints the human banner but never writes the JSON handshake (or writes
+    something else on the handshake pipe) is not taken for a listening code server."""
+    write_defs(tmp_path / "defs.py")
+    fake = tmp_path / "fake-python"
+    fake.write_text(FAKE_SERVER.format(python=sys.executable, garbage=garbage))
+    fake.chmod(0o755)
+    ws = Workspace.from_file(str(write_workspace(tmp_path / "workspace.yaml", """
+        load_from:
+          - python_file: defs.py
+    """)), python=str(fake), supervise=False, startup_timeout=3).start()
+    try:
+        loc = ws.location("defs")
+        assert loc.status == "unavailable"
+        if garbage:
+            assert "sent a ready line that is not the handshake" in loc.error.message
+        else:
+            assert "did not start listening within 3s" in loc.error.message
+    finally:
+        ws.shutdown()
 
 
 def test_daemon_side_process_never_imports_user_code(tmp_path: Path):
@@ -531,4 +532,4 @@ def test_daemon_side_process_never_imports_user_code(tmp_path: Path):
     assert out["pid"] not in importer_pids and os.getpid() not in importer_pids
     assert all(i["argv"][1:2] == ["code-server"] for i in imports), imports
     assert len(imports) == 6  # 3 starts + 3 reloads
-    assert not any(alive(p) for p in out["children"])
+    assert all(pid_gone(p) for p in out["children"])

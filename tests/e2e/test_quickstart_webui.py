@@ -15,7 +15,7 @@ import urllib.request
 
 from test_quickstart import DEFS, JOB, RUN_CONFIG, warehouse_rows
 
-from runyard.testing._util import read_value_after, wait_until
+from runyard.testing import read_value_after, wait_until
 
 
 def _gql(url: str, query: str, variables: dict | None = None) -> dict:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from runyard import Instance
-from runyard.testing._util import pid_gone, wait_until
+from runyard.testing import pid_gone, wait_until
 
 LOCATION = "defs_webui"
 DEFS = Path(__file__).with_name("defs_webui.py")

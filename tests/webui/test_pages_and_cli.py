@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from runyard.testing._util import wait_until
+from runyard.testing import wait_until
 
 
 def test_pages_render_runs_jobs_and_automation(webui):
@@ -139,7 +139,7 @@ def test_unknown_storage_plugin_and_unreachable_database(cli, home):
 
 
 def test_dev_serves_the_web_ui_with_the_daemon(cli, tmp_path):
-    from runyard.testing._util import read_value_after
+    from runyard.testing import read_value_after
 
     proc = cli.popen("dev", "-f", str(Path(__file__).with_name("defs_webui.py")), "--port", "0")
     try:

@@ -31,7 +31,7 @@ def _check_auth(settings: WebuiSettings) -> Response | None:
     given = request.authorization
     if (given is not None and given.type == "basic"
             and hmac.compare_digest((given.username or "").encode(), auth.username.encode())
-            and hmac.compare_digest((given.password or "").encode(), auth.password.encode())):
+            and hmac.compare_digest((given.password or "").encode(), auth.password.get_secret_value().encode())):
         return None
     return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="runyard"'})
 

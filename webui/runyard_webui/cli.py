@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
 import click
-
-from runyard.errors import RunyardError
 
 
 @click.command("webui")
@@ -23,43 +18,32 @@ from runyard.errors import RunyardError
 def webui(python_files, workspace_file, host, port, threads, read_only):
     """Serve the web UI: run and job pages, the launchpad, schedules and sensors, and GraphQL at
     /graphql. Stateless: start as many replicas as you like behind a load balancer."""
-    from runyard.cli.common import close_service, open_instance
-    from runyard.cli.daemon_cmds import open_cli_workspace
+    from runyard import Instance
+    from runyard.operations.serve import CallbackService, ServiceRunner, release_instance
+    from runyard.operations.workspace import open_workspace
 
-    from .app import create_app
-    from .server import WebServer
+    from .server import build_web_server
     from .settings import load_webui_settings
 
-    instance = open_instance()
-    settings = load_webui_settings(instance, {"host": host, "port": port, "threads": threads,
-                                              "read_only": read_only})
-    _ = instance.storage  # an unreachable database or a bad storage block fails here, before listening
-    workspace = open_cli_workspace(python_files, workspace_file, required=False)
-    stop = threading.Event()
-    server = None
-    try:
+    # Signals only set the runner's flag: one may land while waitress's own code holds a lock, so
+    # stopping happens in this (main) thread once runner.wait() returns, never in the handler.
+    with ServiceRunner(stop_timeout=2) as runner:
+        instance = Instance.open()
+        runner.callback(lambda: release_instance(instance), "instance")
+        settings = load_webui_settings(instance, {"host": host, "port": port, "threads": threads,
+                                                  "read_only": read_only})
+        _ = instance.storage  # an unreachable database or a bad storage block fails here, before listening
+        workspace = open_workspace(python_files, workspace_file, required=False)
         if workspace is not None:
-            workspace.start()
+            runner.start(CallbackService("code servers", workspace.start, lambda _timeout: workspace.shutdown()))
         if not settings.read_only:
             instance.run_launcher.prepare(instance)  # launches from the UI start warm
-        server = WebServer(create_app(instance, workspace, settings), settings.host, settings.port, settings.threads)
-        # The handler only sets a flag: it may interrupt the server's own code while that holds a lock,
-        # so stopping happens here in the main thread while the server runs on its own thread.
-        old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        click.echo(f"runyard webui: serving on {server.url} ({settings.threads} threads"
+        server = runner.start(build_web_server(instance, workspace, settings))
+        click.echo(f"runyard webui: serving on {server.address} ({settings.threads} threads"
                    f"{', read-only' if settings.read_only else ''})")
         click.echo(f"  instance home: {instance.home}")
         for loc in workspace.locations() if workspace is not None else []:
             click.echo(f"  code location {loc.name}: {loc.status}" + (f" ({loc.error.message})" if loc.error else ""))
         if workspace is None:
             click.echo("  no workspace: runs are browsable; give -f FILE or -w FILE to launch jobs")
-        server.start()
-        while not stop.wait(0.5):
-            if not server.running:
-                raise RunyardError("the web UI's server stopped unexpectedly")
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    finally:
-        if server is not None:
-            server.stop(timeout=2)
-        close_service(instance, workspace)
+        runner.wait()

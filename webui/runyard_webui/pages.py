@@ -4,17 +4,23 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import yaml
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from .context import WebError, scaffold_run_config
+from runyard.storage.records import RunStatus
+
+from .context import WebError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runyard.codeserver.snapshot import JobSnapshot
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                   static_url_path="/static")
 
 PAGE_SIZE = 50
-STATUS_CHOICES = ["QUEUED", "STARTING", "STARTED", "CANCELING", "SUCCESS", "FAILURE", "CANCELED"]
+STATUS_CHOICES = [str(s) for s in RunStatus if s != RunStatus.NOT_STARTED]
 
 
 def _web():
@@ -113,6 +119,28 @@ def job(location: str, job_name: str):
     recent = _web().storage.get_runs(RunFilter(job_name=job_name), limit=10)
     return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)),
                            recent=recent)
+
+
+def scaffold_run_config(job: JobSnapshot) -> dict:
+    """A starting run config for the launchpad: every configurable op and resource of ``job`` (its
+    snapshot) with each field's default, ``None`` where a field is required, and the job's own
+    default run config on top — so the user edits values instead of recalling key names."""
+    from runyard.definitions.config import deep_merge
+
+    def fields(schema: dict | None) -> dict | None:
+        props = (schema or {}).get("properties")
+        if not props:
+            return None
+        return {name: prop.get("default") for name, prop in props.items()}
+
+    scaffold: dict = {}
+    ops = {op.name: {"config": cfg} for op in job.ops if (cfg := fields(op.config_schema))}
+    if ops:
+        scaffold["ops"] = ops
+    resources = {r.key: {"config": cfg} for r in job.resources if (cfg := fields(r.config_schema))}
+    if resources:
+        scaffold["resources"] = resources
+    return deep_merge(scaffold, job.default_run_config or {})
 
 
 @pages.get("/status")

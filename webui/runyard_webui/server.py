@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from runyard.errors import RunyardError
+from runyard.operations.serve import Service
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -18,9 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("runyard.webui")
 
 
-class WebServer:
+class WebServer(Service):
     """One listening socket and ``threads`` request threads. ``port`` 0 picks a free port; ``url``
-    tells which. :meth:`serve` blocks; :meth:`start` serves on a background thread."""
+    tells which. :meth:`serve` blocks; :meth:`start` serves on a background thread. As a
+    :class:`runyard.operations.serve.Service` it is what ``runyard webui`` and ``runyard dev`` run
+    until they are signalled (the socket is bound here, so a port in use fails before anything starts)."""
+
+    name = "web UI"
 
     def __init__(self, app: Flask, host: str, port: int, threads: int):
         from waitress import create_server
@@ -42,6 +47,10 @@ class WebServer:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def address(self) -> str:
+        return self.url
+
     def serve(self) -> None:
         try:
             self._server.run()
@@ -53,7 +62,7 @@ class WebServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> WebServer:
+    def start(self) -> WebServer:  # returns self, for start_webui(...) callers
         self._thread = threading.Thread(target=self.serve, name="runyard-webui", daemon=True)
         self._thread.start()
         return self
@@ -71,12 +80,16 @@ class WebServer:
             self._thread.join(timeout)
 
 
-def start_webui(instance, workspace, settings: WebuiSettings | None = None) -> WebServer:
-    """Build the app over ``instance`` and ``workspace`` and serve it on a background thread
-    (what ``runyard dev`` does)."""
+def build_web_server(instance, workspace, settings: WebuiSettings | None = None) -> WebServer:
+    """The app over ``instance`` and ``workspace`` on a bound socket, not serving yet (what
+    ``runyard dev`` gets from this plugin's ``runyard_dev_services``)."""
     from .app import create_app
     from .settings import load_webui_settings
 
     settings = settings or load_webui_settings(instance)
-    app = create_app(instance, workspace, settings)
-    return WebServer(app, settings.host, settings.port, settings.threads).start()
+    return WebServer(create_app(instance, workspace, settings), settings.host, settings.port, settings.threads)
+
+
+def start_webui(instance, workspace, settings: WebuiSettings | None = None) -> WebServer:
+    """:func:`build_web_server`, served on a background thread; stop it with ``.stop()``."""
+    return build_web_server(instance, workspace, settings).start()

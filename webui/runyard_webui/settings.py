@@ -1,10 +1,18 @@
-"""The instance file's ``webui:`` block. Every key has a default; command-line options win."""
+"""The instance file's ``webui:`` section, owned by this plugin. Every key has a default;
+command-line options win.
+
+The section is registered through ``runyard_register_instance_sections`` (see :mod:`.plugin`), so
+core validates it when the instance file loads, with errors naming file, line and key path, and
+``runyard instance info`` shows it with the password masked.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+SECTION = "webui"
 
 
 class _Strict(BaseModel):
@@ -13,7 +21,7 @@ class _Strict(BaseModel):
 
 class BasicAuthSettings(_Strict):
     username: str = Field(min_length=1)
-    password: str = Field(min_length=1, description="Use {env: NAME}: the file then holds no secret.")
+    password: SecretStr = Field(min_length=1, description="Use {env: NAME}: the file then holds no secret.")
 
 
 class WebuiSettings(_Strict):
@@ -29,12 +37,15 @@ class WebuiSettings(_Strict):
 
 
 def load_webui_settings(instance: Any, overrides: dict[str, Any] | None = None) -> WebuiSettings:
-    """The ``webui:`` block of ``instance``'s file, ``{env: ...}`` resolved, with ``overrides`` (from
-    command-line options; None values ignored) applied on top. Errors name the file and key path."""
+    """The ``webui:`` section of ``instance`` (validated by core when the file loaded) with
+    ``overrides`` (from command-line options; None values ignored) applied on top and validated
+    again, so a bad option names the key like a bad file value would."""
     from runyard.config_models import validate_model
-    from runyard.instance.env import resolve_env
 
-    raw = resolve_env(instance.settings.webui, source=instance.doc.source, path=("webui",), lines=instance.doc)
-    raw = dict(raw or {})
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate_model(WebuiSettings, raw, source=instance.doc.source, path=("webui",), doc=instance.doc)
+    settings = instance.section(SECTION)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not given:
+        return settings
+    # Only the keys the file set, plus the options: unset keys keep their defaults.
+    raw = {**settings.model_dump(exclude_unset=True), **given}
+    return validate_model(WebuiSettings, raw, source=instance.doc.source, path=(SECTION,), doc=instance.doc)

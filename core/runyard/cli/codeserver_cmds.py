@@ -22,15 +22,20 @@ from .common import code_location_options
                                       "answers with a timeout error.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True,
               help="Stop when the parent process exits (used by workspaces that supervise the server).")
+@click.option("--ready-fd", type=click.IntRange(min=0), metavar="FD",
+              help="Once listening, write one JSON line {host, port, pid, location, api_version} to this "
+                   "inherited file descriptor, then close it (for programs that start the server).")
+@click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Once listening, write the same JSON line to this file (replaced atomically).")
 def code_server(python_file, module, attribute, working_directory, host, port, location_name,
-                evaluation_timeout, exit_with_parent):
+                evaluation_timeout, exit_with_parent, ready_fd, ready_file):
     """Serve a code location: the only process that imports its definitions.
 
     Answers snapshot, run config validation, execution plan, and schedule and sensor evaluation
     requests under /v1/ until SIGTERM or Ctrl-C. A definitions file that fails to import leaves the
     server up: /v1/health reports the error and /v1/reload tries again.
     """
-    from ..codeserver.server import run_code_server
+    from ..codeserver.serving import run_code_server
     from ..workspace.loader import code_pointer_for
 
     if not python_file and not module:
@@ -39,7 +44,7 @@ def code_server(python_file, module, attribute, working_directory, host, port, l
     try:
         code = run_code_server(pointer, location_name=location_name, host=host, port=port,
                                evaluation_timeout=evaluation_timeout, exit_with_parent=exit_with_parent,
-                               echo=click.echo)
+                               ready_fd=ready_fd, ready_file=ready_file, echo=click.echo)
     except OSError as exc:
         raise RunyardError(f"code server cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sys.exit(code)

@@ -17,17 +17,6 @@ def open_instance():
     return Instance.open()
 
 
-def close_service(instance, workspace=None) -> None:
-    """What a long-running command does last: stop the workspace's code servers, the launcher's
-    zygote (runs in progress keep their workers) and the storage pool."""
-    if workspace is not None:
-        workspace.shutdown()
-    dispose = getattr(instance.run_launcher, "dispose", None)
-    if callable(dispose):
-        dispose()
-    instance.dispose()
-
-
 def code_location_options(fn):
     fn = click.option("-a", "--attribute", help="Name of the Definitions object (or job) in the module.")(fn)
     fn = click.option("-d", "--working-directory", type=click.Path(file_okay=False),

@@ -34,6 +34,8 @@ def info(as_json):
         "run_coordinator": _label(inst.run_coordinator),
         "run_launcher": _label(inst.run_launcher),
         "runs": storage.count_runs() if storage.schema_revision() else 0,
+        # Plugin sections as validated; secrets (SecretStr fields) dump as "**********".
+        "sections": {name: model.model_dump(mode="json") for name, model in inst.sections().items()},
     }
     if as_json:
         echo_json(data)
@@ -48,6 +50,23 @@ def info(as_json):
     click.echo(f"Run coordinator  {data['run_coordinator']}")
     click.echo(f"Run launcher     {data['run_launcher']}")
     click.echo(f"Runs             {data['runs']}")
+    for name, values in data["sections"].items():
+        click.echo(f"Section {name}")
+        flat = _flatten(values)
+        width = max([15, *(len(key) for key, _ in flat)])
+        for key, value in flat:
+            click.echo(f"  {key:{width}} {value}")
+
+
+def _flatten(values: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``{"auth": {"username": "x"}}`` -> ``[("auth.username", "x")]``, for the text listing."""
+    out: list[tuple[str, object]] = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", "-" if value is None else value))
+    return out
 
 
 @instance.command("migrate")

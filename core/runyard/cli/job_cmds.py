@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
+from ..storage.records import RunStatus
 from .common import (
     code_location_options,
     echo_json,
@@ -58,21 +58,15 @@ def _run_options(fn):
     return code_location_options(fn)
 
 
-def _prepare(python_file, module, attribute, working_directory, job_name, config_files, tags, ops=None,
-             launching=False):
+def _load(python_file, module, attribute, working_directory, job_name, config_files, tags, ops=None):
+    """``(code pointer, job, run config, tags, selected step keys)`` of the command line."""
     from ..definitions.selection import parse_op_selection
-    from ..execution.api import prepare_run
 
     pointer, defs = load_location(python_file, module, attribute, working_directory)
     job_def = defs.get_job(job_name)
     run_config = load_run_config(config_files)
     step_keys = None if ops is None else parse_op_selection(job_def, ops)
-    instance = open_instance()
-    if launching:  # a bad coordinator or launcher config must fail before a run is stored
-        _ = instance.run_coordinator, instance.run_launcher
-    run = prepare_run(instance, job_def, code_pointer=pointer, run_config=run_config,
-                      tags=parse_tags(tags), step_keys_to_execute=step_keys)
-    return instance, job_def, run
+    return pointer, job_def, run_config, parse_tags(tags), step_keys
 
 
 def _steps_note(run) -> str:
@@ -83,17 +77,21 @@ def _steps_note(run) -> str:
 def _summary(instance, run) -> None:
     run = instance.get_run(run.run_id)
     click.echo(f"Run {run.run_id} {styled_status(str(run.status))} in {fmt_duration(run.duration)}.")
-    sys.exit(0 if str(run.status) == "SUCCESS" else 1)
+    sys.exit(0 if run.status == RunStatus.SUCCESS else 1)
 
 
 @job.command("execute")
 @_run_options
 def execute(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose, ops):
     """Run a job in this process, showing live step progress."""
+    from ..execution.api import prepare_run
     from ..execution.run_worker import execute_run
 
-    instance, job_def, run = _prepare(python_file, module, attribute, working_directory, job_name,
-                                      config_files, tags, ops)
+    pointer, job_def, run_config, tag_map, step_keys = _load(python_file, module, attribute, working_directory,
+                                                             job_name, config_files, tags, ops)
+    instance = open_instance()
+    run = prepare_run(instance, job_def, code_pointer=pointer, run_config=run_config, tags=tag_map,
+                      step_keys_to_execute=step_keys)
     click.echo(f"Executing job '{job_name}' as run {run.run_id} (in this process){_steps_note(run)}.")
     execute_run(instance, run.run_id, job=job_def, listeners=[progress_printer(verbose)])
     _summary(instance, run)
@@ -105,9 +103,13 @@ def execute(python_file, module, attribute, working_directory, job_name, config_
 def launch(python_file, module, attribute, working_directory, job_name, config_files, tags, verbose, ops,
            wait):
     """Submit a run through the run coordinator and launcher."""
-    instance, _, run = _prepare(python_file, module, attribute, working_directory, job_name,
-                                config_files, tags, ops, launching=True)
-    run = instance.submit_run(run)
+    from ..operations.launch import launch_from_definitions
+
+    pointer, job_def, run_config, tag_map, step_keys = _load(python_file, module, attribute, working_directory,
+                                                             job_name, config_files, tags, ops)
+    instance = open_instance()
+    run = launch_from_definitions(instance, job_def, code_pointer=pointer, run_config=run_config, tags=tag_map,
+                                  step_keys_to_execute=step_keys)
     click.echo(f"Launched run {run.run_id} of job '{job_name}' ({styled_status(str(run.status))}, "
                f"launcher {instance.run_launcher.name}){_steps_note(run)}.")
     if not wait:
@@ -118,27 +120,14 @@ def launch(python_file, module, attribute, working_directory, job_name, config_f
 
 def follow_run(instance, run_id: str, *, verbose: bool = False, poll: float = 0.5,
                health_every: float = 1.0) -> None:
-    """Print a run's events as they are stored until it finishes; check worker health meanwhile.
-    Between reads it waits on the storage (woken by a notification where the backend has them)."""
-    from ..storage.records import FINISHED_STATUSES
+    """Print a run's events as they are stored until it finishes; check worker health meanwhile
+    (``run logs -f``, ``job launch --wait``, ``run reexecute --wait``)."""
+    from ..operations.follow import follow_events
 
     printer = progress_printer(verbose)
-    cursor = None
-    last_health = time.monotonic()
-    while True:
-        run = instance.get_run(run_id)
-        for event in instance.storage.get_events(run_id, after_id=cursor):
-            cursor = event.id
+    for page in follow_events(instance, run_id, wait_step=poll, health_every=health_every):
+        for event in page.events:
             printer(event)
-        if run.status in FINISHED_STATUSES:
-            for event in instance.storage.get_events(run_id, after_id=cursor):
-                cursor = event.id
-                printer(event)
-            return
-        if time.monotonic() - last_health >= health_every:
-            last_health = time.monotonic()
-            instance.check_run_health(run_id)
-        instance.storage.wait_for_events(run_id, cursor, timeout=poll)
 
 
 __all__ = ["job", "follow_run", "format_event"]

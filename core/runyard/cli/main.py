@@ -42,7 +42,17 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register() -> None:
-    from . import codeserver_cmds, daemon_cmds, instance_cmds, job_cmds, plugin_cmds, run_cmds, workspace_cmds
+    from . import (
+        codeserver_cmds,
+        daemon_cmds,
+        dev_cmds,
+        instance_cmds,
+        instigator_cmds,
+        job_cmds,
+        plugin_cmds,
+        run_cmds,
+        workspace_cmds,
+    )
 
     cli.add_command(job_cmds.job)
     cli.add_command(run_cmds.run)
@@ -52,9 +62,9 @@ def _register() -> None:
     cli.add_command(codeserver_cmds.code_server)
     cli.add_command(workspace_cmds.workspace)
     cli.add_command(daemon_cmds.daemon)
-    cli.add_command(daemon_cmds.schedule)
-    cli.add_command(daemon_cmds.sensor)
-    cli.add_command(daemon_cmds.dev)
+    cli.add_command(instigator_cmds.schedule)
+    cli.add_command(instigator_cmds.sensor)
+    cli.add_command(dev_cmds.dev)
 
 
 _register()

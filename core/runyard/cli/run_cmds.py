@@ -6,9 +6,10 @@ import sys
 
 import click
 
+from ..storage.records import FINISHED_STATUSES, RunStatus
 from .common import echo_json, fmt_duration, fmt_time, format_event, open_instance, styled_status
 
-STATUSES = ["NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING", "SUCCESS", "FAILURE", "CANCELED"]
+STATUSES = [s.value for s in RunStatus]
 
 
 @click.group()
@@ -140,7 +141,6 @@ def _print_step_logs(instance, run_id: str, step_key: str, stream: str, follow: 
 
     from ..errors import RunyardError
     from ..execution import compute_logs as cl
-    from ..storage.records import FINISHED_STATUSES
 
     storage = instance.storage
     captured = cl.captured_steps(storage, run_id)
@@ -191,7 +191,7 @@ def terminate(run_id):
     signalled = instance.terminate_run(run_id)
     instance.check_run_health(run_id)
     r = instance.get_run(run_id)
-    if not signalled and str(r.status) not in ("CANCELED", "FAILURE", "SUCCESS"):
+    if not signalled and r.status not in FINISHED_STATUSES:
         click.echo(f"Run {run_id} is {r.status}; its worker could not be found.", err=True)
         sys.exit(1)
     click.echo(f"Run {run_id} is {styled_status(str(r.status))}.")
@@ -204,11 +204,13 @@ def terminate(run_id):
               "stored outputs under the home.")
 def delete(run_id, yes, keep_files):
     """Delete a finished run, its events and the files runyard wrote for it."""
+    from ..operations.delete import delete_run
+
     instance = open_instance()
     instance.get_run(run_id)
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete run {run_id} and all its events?", abort=True)
-    instance.delete_run(run_id, files=not keep_files)
+    delete_run(instance, run_id, files=not keep_files)
     click.echo(f"Deleted run {run_id}.")
 
 
@@ -246,7 +248,7 @@ def reexecute(run_id, from_failure, all_steps, ops, tags, verbose, wait):
     """Re-execute a finished run as a new run of the same job, run config and code, linked to it.
 
     Steps that are not executed again reuse the outputs stored by the run (or its own parents)."""
-    from ..execution.api import reexecute_run
+    from ..operations.reexecute import reexecute_from_definitions
     from .common import parse_tags
     from .job_cmds import _summary, follow_run
 
@@ -256,8 +258,8 @@ def reexecute(run_id, from_failure, all_steps, ops, tags, verbose, wait):
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined: choose what to re-execute "
                                "with one of --all-steps, --from-failure or --ops")
     instance = open_instance()
-    new = reexecute_run(instance, run_id, mode="from_failure" if from_failure else "all", ops=ops,
-                        tags=parse_tags(tags))
+    new = reexecute_from_definitions(instance, run_id, mode="from_failure" if from_failure else "all", ops=ops,
+                                     tags=parse_tags(tags))
     keys = new.step_keys_to_execute
     what = "all steps" if keys is None else f"{len(keys)} step(s): {', '.join(keys)}"
     click.echo(f"Launched run {new.run_id} of job '{new.job_name}' ({styled_status(str(new.status))}, "

@@ -1,11 +1,14 @@
 """Code location servers: a process that alone imports the user's definitions and answers questions
 about them over HTTP/JSON, and the client that the daemon and the web UI use to ask them.
 
-* :mod:`.server` — ``runyard code-server``: snapshot, run config validation and execution plan,
-  schedule and sensor evaluation, reload. Versioned paths under ``/v1/``.
+* :mod:`.protocol` and :mod:`.snapshot` — the pydantic models of every message and of the snapshot
+  (no user code, no definitions imports); the client validates every answer into them.
 * :mod:`.client` — :class:`CodeServerClient`, stdlib ``urllib`` only.
-* :mod:`.protocol` — the typed results both sides share (no user code, no definitions imports).
-* :mod:`.snapshot` — turning a :class:`runyard.Definitions` into the JSON snapshot and its id.
+* server side, one concern each: :mod:`.server` (the location service and its endpoints),
+  :mod:`.transport` (HTTP routes and serving), :mod:`.loading` (importing and reloading the
+  definitions), :mod:`.validation` (run config and op selection), :mod:`.evaluation` (schedules and
+  sensors under a time limit), :mod:`.snapshot_builder` (definitions to snapshot, and its id),
+  :mod:`.serving` (``runyard code-server`` as a process, and its readiness handshake).
 
 Importing this package is cheap: nothing below is imported until it is used.
 """
@@ -20,7 +23,14 @@ _LAZY = {
     "CodeServerUnavailableError": "runyard.codeserver.errors",
     "CodeLocationLoadError": "runyard.codeserver.errors",
     "CodeServerNotFoundError": "runyard.codeserver.errors",
-    "LocationSnapshot": "runyard.codeserver.protocol",
+    "LocationSnapshot": "runyard.codeserver.snapshot",
+    "JobSnapshot": "runyard.codeserver.snapshot",
+    "OpSnapshot": "runyard.codeserver.snapshot",
+    "ScheduleSnapshot": "runyard.codeserver.snapshot",
+    "SensorSnapshot": "runyard.codeserver.snapshot",
+    "ResourceSnapshot": "runyard.codeserver.snapshot",
+    "ReloadResult": "runyard.codeserver.protocol",
+    "ServerReady": "runyard.codeserver.serving",
     "HealthInfo": "runyard.codeserver.protocol",
     "ValidationResult": "runyard.codeserver.protocol",
     "EvaluationResult": "runyard.codeserver.protocol",

@@ -1,7 +1,8 @@
 """The client of a code location server: what the daemon and the web UI use instead of importing the
 user's code. Standard library only (``urllib``).
 
-Every method either returns a typed result (:mod:`runyard.codeserver.protocol`) or raises a
+Every method either returns a typed result (the pydantic models of :mod:`runyard.codeserver.protocol`
+and :mod:`runyard.codeserver.snapshot`, validated here at the boundary) or raises a
 :class:`runyard.codeserver.errors.CodeServerError` whose message names ``host:port``:
 
 * :class:`CodeServerUnavailableError` — nothing listens there, no answer within the timeout, or the
@@ -34,6 +35,10 @@ from .protocol import (
     HealthInfo,
     LocationSnapshot,
     ProtocolError,
+    ReloadResult,
+    ScheduleEvaluationRequest,
+    SensorEvaluationRequest,
+    ValidateRequest,
     ValidationResult,
 )
 
@@ -73,43 +78,39 @@ class CodeServerClient:
     # ---- endpoints ----------------------------------------------------------------------------------
     def health(self) -> HealthInfo:
         """``GET /v1/health``. Answers even when the definitions fail to load (``status == "error"``)."""
-        return self._call("GET", "/health", None, HealthInfo.from_json)
+        return self._call("GET", "/health", None, HealthInfo.model_validate)
 
     def snapshot(self) -> LocationSnapshot:
         """``GET /v1/snapshot``: jobs, resources, schedules, sensors and ``snapshot_id``."""
-        return self._call("GET", "/snapshot", None, LocationSnapshot.from_json)
+        return self._call("GET", "/snapshot", None, LocationSnapshot.model_validate)
 
     def validate(self, job_name: str, run_config: dict[str, Any] | None = None,
                  ops: str | list[str] | None = None) -> ValidationResult:
         """``POST /v1/jobs/<job>/validate``: ``ok`` with the execution plan, or the config errors
         (each with its key path). ``ops`` is an op selection (``"*load"``, ``["a", "b"]``)."""
-        body: dict[str, Any] = {"run_config": run_config or {}}
-        if ops is not None:
-            body["ops"] = ops
-        return self._call("POST", f"/jobs/{quote(job_name, safe='')}/validate", body, ValidationResult.from_json)
+        if ops is not None and not isinstance(ops, str):
+            ops = list(ops)
+        body = ValidateRequest(run_config=run_config or {}, ops=ops).to_json()
+        return self._call("POST", f"/jobs/{quote(job_name, safe='')}/validate", body, ValidationResult.model_validate)
 
     def evaluate_schedule(self, name: str, tick_time: float, *, timeout: float | None = None) -> EvaluationResult:
         """``POST /v1/schedules/<name>/evaluate`` for the tick at ``tick_time`` (epoch seconds)."""
-        return self._call("POST", f"/schedules/{quote(name, safe='')}/evaluate", {"tick_time": tick_time},
-                          EvaluationResult.from_json, timeout=timeout or self.evaluation_timeout)
+        body = ScheduleEvaluationRequest(tick_time=tick_time).to_json()
+        return self._call("POST", f"/schedules/{quote(name, safe='')}/evaluate", body,
+                          EvaluationResult.model_validate, timeout=timeout or self.evaluation_timeout)
 
     def evaluate_sensor(self, name: str, cursor: str | None = None, last_tick_time: float | None = None,
                         *, timeout: float | None = None) -> EvaluationResult:
         """``POST /v1/sensors/<name>/evaluate``; the result's ``cursor`` is the one to store."""
-        return self._call("POST", f"/sensors/{quote(name, safe='')}/evaluate",
-                          {"cursor": cursor, "last_tick_time": last_tick_time}, EvaluationResult.from_json,
+        body = SensorEvaluationRequest(cursor=cursor, last_tick_time=last_tick_time).to_json()
+        return self._call("POST", f"/sensors/{quote(name, safe='')}/evaluate", body, EvaluationResult.model_validate,
                           timeout=timeout or self.evaluation_timeout)
 
-    def reload(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """``POST /v1/reload``: re-import the definitions. Returns ``{status, snapshot_id,
-        previous_snapshot_id, changed, error}`` — a load error is reported, not raised."""
-
-        def parse(data: Any) -> dict[str, Any]:
-            if not isinstance(data, dict) or data.get("status") not in ("ok", "error"):
-                raise ProtocolError("expected {status: ok|error, ...}")
-            return data
-
-        return self._call("POST", "/reload", {}, parse, timeout=timeout or self.evaluation_timeout)
+    def reload(self, *, timeout: float | None = None) -> ReloadResult:
+        """``POST /v1/reload``: re-import the definitions. A load error is reported in the result
+        (``status == "error"``), not raised."""
+        return self._call("POST", "/reload", {}, ReloadResult.model_validate,
+                          timeout=timeout or self.evaluation_timeout)
 
     def wait_until_ready(self, timeout: float = 30.0, interval: float = 0.1) -> HealthInfo:
         """Poll ``health()`` until the server answers; raise the last error after ``timeout``."""
@@ -161,10 +162,11 @@ class CodeServerClient:
             raise self._error(status, payload, method, path, where)
         try:
             return parse(payload)
-        except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError too
             raise CodeServerUnavailableError(
-                f"{where} sent an unexpected answer to {method} {path} ({exc}); is it a runyard code server "
-                f"speaking API {API_VERSION}?", address=self.address, status=status, payload=payload) from None
+                f"{where} sent an unexpected answer to {method} {path} ({_describe(exc)}); is it a runyard "
+                f"code server speaking API {API_VERSION}?", address=self.address, status=status,
+                payload=payload) from None
 
     def _decode(self, raw: bytes, status: int, content_type: str, method: str, path: str, where: str) -> Any:
         try:
@@ -191,3 +193,20 @@ class CodeServerClient:
         if status == 404:
             return CodeServerNotFoundError(message, available=error.get("available"), **kw)
         return CodeServerError(message, **kw)
+
+
+def _describe(exc: Exception) -> str:
+    """A validation failure in one line: pydantic's first problems with their paths, not its
+    multi-line report with documentation links."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            problems = errors(include_url=False)
+        except TypeError:
+            problems = None
+        if problems:
+            parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'answer'}: {e.get('msg')}"
+                     for e in problems[:3]]
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            return "; ".join(parts) + more
+    return str(exc)

@@ -1,160 +1,281 @@
-"""A location's snapshot: its definitions as plain JSON, and the content hash that identifies it.
+"""A location's snapshot as typed models: what ``GET /v1/snapshot`` answers and what the daemon, the
+web UI and the CLI read instead of importing the user's code.
 
-The snapshot holds nothing specific to one process or machine (no paths, pids, addresses or object
-reprs), so every replica of a location serving the same code computes the same ``snapshot_id``:
-sha256 of the canonical JSON (sorted keys, no whitespace) of the snapshot without the id.
+The models mirror the JSON field for field (docs/code-server.md lists them); the server builds them
+(:mod:`.snapshot_builder`) and the client validates every answer into them, so nothing outside this
+package indexes snapshot dicts. Free-form parts (op config JSON schemas, run config, executor
+config, tags given by user code) stay JSON values: they are the user's data, not runyard's shape.
+
+Replicas agree on ``snapshot_id`` because it is the sha256 of the canonical JSON of
+:meth:`LocationSnapshot.to_json` without the id (see :func:`.snapshot_builder.snapshot_id_of`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from .protocol import SNAPSHOT_FORMAT_VERSION
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..definitions.definitions import Definitions
-    from ..definitions.job import JobDefinition
+from ..definitions.graph_view import downstream_of
+
+SNAPSHOT_FORMAT_VERSION = 1
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-native data: tuples and sets become lists (sets sorted), enums their value,
-    mappings get string keys; anything else becomes its type's qualified name (never a repr, which
-    may hold a memory address and would make replicas disagree)."""
-    from enum import Enum
+class WireModel(BaseModel):
+    """Base of every code server protocol model: immutable, and tolerant of fields a newer server
+    adds (an older client ignores them rather than refusing the location)."""
 
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Enum):
-        return jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((jsonable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
-    return f"<{qualified_type_name(value)}>"
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-native data, exactly the wire form."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Any:
+        """Validate ``data`` (parsed JSON); raises ``pydantic.ValidationError`` (a ``ValueError``)."""
+        return cls.model_validate(data)
 
 
-def qualified_type_name(value: Any) -> str:
-    cls = value if isinstance(value, type) else type(value)
-    return f"{cls.__module__}.{cls.__qualname__}"
+# ---- a job's graph ----------------------------------------------------------------------------------
+
+class UpstreamOutput(WireModel):
+    """One source of an input: output ``output`` of the node named ``op``."""
+
+    op: str
+    output: str
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+class InputSnapshot(WireModel):
+    name: str
+    type: str
+    description: str | None = None
+    has_default: bool = False
+    fan_in: bool = False
+    upstream: list[UpstreamOutput] = Field(default_factory=list)
 
 
-def snapshot_id_of(snapshot: dict[str, Any]) -> str:
-    body = {k: v for k, v in snapshot.items() if k != "snapshot_id"}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+NOTHING = "Nothing"
 
 
-def _resource(key: str, definition: Any) -> dict[str, Any]:
-    from ..definitions.config import config_json_schema
-    from ..definitions.resources import ResourceDefinition
+class OutputSnapshot(WireModel):
+    name: str
+    type: str  # "Nothing" for an output that only orders steps
+    description: str | None = None
+    io_manager_key: str = "io_manager"
 
-    if isinstance(definition, ResourceDefinition):
-        return {"key": key, "kind": "resource", "type": None, "description": definition.description,
-                "config_schema": config_json_schema(definition.config_model)}
-    return {"key": key, "kind": "object", "type": qualified_type_name(definition),
-            "description": None, "config_schema": None}
-
-
-def _retry_policy(policy: Any) -> dict[str, Any] | None:
-    from ..definitions.retry import RetryPolicy
-
-    if policy is None:
-        return None
-    if isinstance(policy, RetryPolicy):
-        return {"max_retries": policy.max_retries, "delay": policy.delay,
-                "backoff": policy.backoff.value if policy.backoff else None,
-                "jitter": policy.jitter.value if policy.jitter else None}
-    return {"type": qualified_type_name(policy)}
+    @property
+    def is_nothing(self) -> bool:
+        return self.type == NOTHING
 
 
-def _job(job: JobDefinition) -> dict[str, Any]:
-    from ..definitions.config import config_json_schema
-    from ..definitions.types import describe_type
+class RetryPolicySnapshot(WireModel):
+    """A :class:`runyard.RetryPolicy`."""
 
-    ops = []
-    for name in job.topological_order:
-        node = job.nodes[name]
-        op = node.op
-        inputs = []
-        for input_name, spec in op.ins.items():
-            deps = node.inputs.get(input_name, [])
-            inputs.append({"name": input_name, "type": describe_type(spec.type),
-                           "description": spec.description, "has_default": spec.has_default,
-                           "fan_in": input_name in node.fan_in,
-                           "upstream": [{"op": up, "output": out} for up, out in deps]})
-        outputs = [{"name": out_name, "type": "Nothing" if out.is_nothing else describe_type(out.type),
-                    "description": out.description, "io_manager_key": out.io_manager_key}
-                   for out_name, out in op.outs.items()]
-        ops.append({"name": name, "op": op.name, "description": op.description, "tags": dict(op.tags),
-                    "inputs": inputs, "outputs": outputs, "upstream": sorted(node.upstream),
-                    "config_schema": config_json_schema(op.config_model),
-                    "required_resources": sorted(op.required_resource_keys),
-                    "retry_policy": _retry_policy(op.retry_policy)})
-    return {"name": job.name, "description": job.description, "tags": dict(job.tags),
-            "ops": ops, "op_order": list(job.topological_order),
-            "required_resources": sorted(job.required_resource_keys()),
-            "resources": [_resource(k, job.resource_defs[k]) for k in sorted(job.resource_defs)],
-            "executor": {"name": job.executor_name, "config": job.executor_config},
-            "default_run_config": job.default_run_config}
+    max_retries: int
+    delay: int | float | None = None
+    backoff: str | None = None
+    jitter: str | None = None
 
 
-class SnapshotGraph:
-    """A job's graph rebuilt from its snapshot (``snapshot["jobs"][i]``): the parts that planning a
-    re-execution reads (``topological_order``, ``nodes[name].inputs/upstream``, whether an output
-    is ``Nothing``, ``downstream_of``), for processes that must not import user code."""
+class CustomRetryPolicySnapshot(WireModel):
+    """A retry policy object runyard does not know: only its type's qualified name."""
 
-    class _Out:
-        def __init__(self, is_nothing: bool):
-            self.is_nothing = is_nothing
-
-    class _Op:
-        def __init__(self, outs: dict[str, Any]):
-            self.outs = outs
-
-    class _Node:
-        def __init__(self, op: dict[str, Any]):
-            self.upstream = set(op.get("upstream", []))
-            self.inputs = {i["name"]: [(u["op"], u["output"]) for u in i.get("upstream", [])]
-                           for i in op.get("inputs", [])}
-            self.op = SnapshotGraph._Op({o["name"]: SnapshotGraph._Out(o.get("type") == "Nothing")
-                                         for o in op.get("outputs", [])})
-
-    def __init__(self, job: dict[str, Any]):
-        self.name = job["name"]
-        self.topological_order: list[str] = list(job["op_order"])
-        self.nodes = {op["name"]: self._Node(op) for op in job["ops"]}
-
-    def downstream_of(self, name: str) -> set[str]:
-        from ..definitions.job import GraphDefinition
-
-        return GraphDefinition.downstream_of(self, name)  # reads only self.nodes[*].upstream
+    type: str
 
 
-def build_snapshot(defs: Definitions) -> dict[str, Any]:
-    """The snapshot of ``defs`` as JSON-native data, ``snapshot_id`` included."""
-    jobs = [_job(defs.jobs[name]) for name in sorted(defs.jobs)]
-    schedules = [{"name": s.name, "job_name": s.job_name, "cron_schedule": s.cron_schedule,
-                  "execution_timezone": s.execution_timezone, "default_status": s.default_status,
-                  "description": s.description, "tags": dict(s.tags),
-                  "has_evaluation_fn": s.evaluation_fn is not None,
-                  "run_config": s.run_config if s.evaluation_fn is None else None}
-                 for s in (defs.schedules[n] for n in sorted(defs.schedules))]
-    sensors = [{"name": s.name, "job_name": s.job_name, "minimum_interval_seconds": s.minimum_interval_seconds,
-                "default_status": s.default_status, "description": s.description}
-               for s in (defs.sensors[n] for n in sorted(defs.sensors))]
-    snapshot = jsonable({
-        "format_version": SNAPSHOT_FORMAT_VERSION,
-        "jobs": jobs,
-        "resources": [_resource(k, defs.resources[k]) for k in sorted(defs.resources)],
-        "schedules": schedules,
-        "sensors": sensors,
-    })
-    snapshot["snapshot_id"] = snapshot_id_of(snapshot)
-    return snapshot
+class OpSnapshot(WireModel):
+    """One node of a job: ``name`` is the node name (the step key), ``op`` the op it runs."""
+
+    name: str
+    op: str
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputSnapshot] = Field(default_factory=list)
+    outputs: list[OutputSnapshot] = Field(default_factory=list)
+    upstream: list[str] = Field(default_factory=list)
+    config_schema: dict[str, Any] | None = None  # the op's Config model as JSON schema
+    required_resources: list[str] = Field(default_factory=list)
+    retry_policy: RetryPolicySnapshot | CustomRetryPolicySnapshot | None = None
+
+    def output(self, name: str) -> OutputSnapshot:
+        for out in self.outputs:
+            if out.name == name:
+                return out
+        raise KeyError(f"op '{self.name}' has no output '{name}'")
+
+
+class ResourceSnapshot(WireModel):
+    """A resource: ``kind`` is ``resource`` (an ``@resource``, maybe with a config schema) or
+    ``object`` (a plain object used as it is; ``type`` is its class's qualified name)."""
+
+    key: str
+    kind: Literal["resource", "object"]
+    type: str | None = None
+    description: str | None = None
+    config_schema: dict[str, Any] | None = None
+
+
+class ExecutorSnapshot(WireModel):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobSnapshot(WireModel):
+    """A job, and its graph as a :class:`runyard.definitions.graph_view.JobGraph`."""
+
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    ops: list[OpSnapshot]
+    op_order: list[str]
+    required_resources: list[str] = Field(default_factory=list)
+    resources: list[ResourceSnapshot] = Field(default_factory=list)
+    executor: ExecutorSnapshot
+    default_run_config: dict[str, Any] = Field(default_factory=dict)
+
+    _ops_by_name: dict[str, OpSnapshot] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any) -> None:
+        self._ops_by_name = {op.name: op for op in self.ops}
+
+    def node(self, name: str) -> OpSnapshot:
+        """The op node named ``name``; ``KeyError`` naming the job's ops when there is none."""
+        try:
+            return self._ops_by_name[name]
+        except KeyError:
+            raise KeyError(f"job '{self.name}' has no op '{name}' (ops: {', '.join(self.op_order)})") from None
+
+    # ---- JobGraph ---------------------------------------------------------------------------------
+    @property
+    def topological_order(self) -> list[str]:
+        return self.op_order
+
+    def has_node(self, node: str) -> bool:
+        return node in self._ops_by_name
+
+    def upstream_of(self, node: str) -> set[str]:
+        return set(self.node(node).upstream)
+
+    def input_sources(self, node: str) -> dict[str, list[tuple[str, str]]]:
+        return {i.name: [(u.op, u.output) for u in i.upstream] for i in self.node(node).inputs if i.upstream}
+
+    def is_nothing_output(self, node: str, output: str) -> bool:
+        return self.node(node).output(output).is_nothing
+
+    def downstream_of(self, node: str) -> set[str]:
+        return downstream_of(self, node)
+
+
+# ---- schedules and sensors ----------------------------------------------------------------------------
+
+DefaultStatus = Literal["RUNNING", "STOPPED"]
+
+
+class ScheduleSnapshot(WireModel):
+    """A schedule. ``run_config`` is set for a schedule without a function (its fixed run config);
+    a schedule with one (``has_evaluation_fn``) is evaluated on the code server at each tick."""
+
+    name: str
+    job_name: str
+    cron_schedule: str
+    execution_timezone: str = "UTC"
+    default_status: DefaultStatus = "STOPPED"
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    has_evaluation_fn: bool = False
+    run_config: dict[str, Any] | None = None
+
+
+class SensorSnapshot(WireModel):
+    """A sensor. ``job_name`` is None when its run requests must each name their job."""
+
+    name: str
+    job_name: str | None = None
+    minimum_interval_seconds: int | float
+    default_status: DefaultStatus = "STOPPED"
+    description: str | None = None
+
+
+# ---- the location -----------------------------------------------------------------------------------
+
+class LocationSnapshot(WireModel):
+    """``GET /v1/snapshot``: everything the daemon and the web UI know about a location's
+    definitions. The lists (``jobs``, ``schedules``, ...) are the wire's, sorted by name;
+    ``*_by_name`` look them up."""
+
+    format_version: int = SNAPSHOT_FORMAT_VERSION
+    snapshot_id: str
+    jobs: list[JobSnapshot]
+    resources: list[ResourceSnapshot]
+    schedules: list[ScheduleSnapshot]
+    sensors: list[SensorSnapshot]
+
+    _jobs: dict[str, JobSnapshot] = PrivateAttr(default_factory=dict)
+    _schedules: dict[str, ScheduleSnapshot] = PrivateAttr(default_factory=dict)
+    _sensors: dict[str, SensorSnapshot] = PrivateAttr(default_factory=dict)
+    _resources: dict[str, ResourceSnapshot] = PrivateAttr(default_factory=dict)
+    _json: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any) -> None:
+        self._jobs = {j.name: j for j in self.jobs}
+        self._schedules = {s.name: s for s in self.schedules}
+        self._sensors = {s.name: s for s in self.sensors}
+        self._resources = {r.key: r for r in self.resources}
+
+    def to_json(self) -> dict[str, Any]:
+        # Served on every GET /v1/snapshot: dumped once (the model is immutable). Callers must not
+        # mutate the dict they get.
+        if self._json is None:
+            self._json = self.model_dump(mode="json")
+        return self._json
+
+    # pydantic's equality would also compare the lookup tables and the cached JSON above
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocationSnapshot):
+            return NotImplemented
+        return self.snapshot_id == other.snapshot_id and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.snapshot_id)
+
+    @property
+    def jobs_by_name(self) -> dict[str, JobSnapshot]:
+        return self._jobs
+
+    @property
+    def schedules_by_name(self) -> dict[str, ScheduleSnapshot]:
+        return self._schedules
+
+    @property
+    def sensors_by_name(self) -> dict[str, SensorSnapshot]:
+        return self._sensors
+
+    @property
+    def resources_by_key(self) -> dict[str, ResourceSnapshot]:
+        return self._resources
+
+    @property
+    def job_names(self) -> list[str]:
+        return sorted(self._jobs)
+
+    @property
+    def schedule_names(self) -> list[str]:
+        return sorted(self._schedules)
+
+    @property
+    def sensor_names(self) -> list[str]:
+        return sorted(self._sensors)
+
+    def instigators(self, kind: Literal["schedule", "sensor"]
+                    ) -> dict[str, ScheduleSnapshot] | dict[str, SensorSnapshot]:
+        """``schedules_by_name`` or ``sensors_by_name``, for code that handles both kinds alike."""
+        if kind == "schedule":
+            return self._schedules
+        if kind == "sensor":
+            return self._sensors
+        raise ValueError(f"unknown instigator kind '{kind}' (schedule or sensor)")
+
+    def __repr__(self) -> str:
+        return (f"<LocationSnapshot {self.snapshot_id[:12]} jobs={len(self._jobs)} "
+                f"schedules={len(self._schedules)} sensors={len(self._sensors)}>")

@@ -52,6 +52,17 @@ class FilesystemIOManager(IOManager):
     def __init__(self, base_dir: str | None = None):
         self.base_dir = base_dir
 
+    @staticmethod
+    def delete_default_run_outputs(home: str, run_id: str) -> None:
+        """Delete what the default instance of this IO manager (no ``base_dir``) stored for run
+        ``run_id``: ``<home>/storage/<run_id>``. Called when a run is deleted with its files; an IO
+        manager with its own ``base_dir`` keeps its data (runyard cannot know where a user's
+        resources wrote)."""
+        import shutil
+
+        if run_id and os.sep not in run_id and run_id not in (".", ".."):
+            shutil.rmtree(os.path.join(home, "storage", run_id), ignore_errors=True)
+
     def _path(self, home: str, run_id: str, step_key: str, output_name: str) -> str:
         base = self.base_dir or os.path.join(home, "storage")
         return os.path.join(base, run_id, step_key, output_name)

@@ -170,6 +170,19 @@ class GraphDefinition:
                     frontier.append(n)
         return out
 
+    # ---- runyard.definitions.graph_view.JobGraph (what op selection and re-execution read) ---------
+    def has_node(self, node: str) -> bool:
+        return node in self.nodes
+
+    def upstream_of(self, node: str) -> set[str]:
+        return self.nodes[node].upstream
+
+    def input_sources(self, node: str) -> dict[str, list[tuple[str, str]]]:
+        return self.nodes[node].inputs
+
+    def is_nothing_output(self, node: str, output: str) -> bool:
+        return self.nodes[node].op.outs[output].is_nothing
+
     def to_job(self, name: str | None = None, **kwargs: Any) -> JobDefinition:
         return JobDefinition(name or self.name, list(self._specs()), description=self.description, **kwargs)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DefinitionError
+from ..storage.records import InstigatorStatus
 
 
 @dataclass
@@ -34,7 +35,7 @@ class ScheduleDefinition:
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise DefinitionError(f"schedule name '{self.name}' must be a valid identifier")
-        if self.default_status not in ("RUNNING", "STOPPED"):
+        if self.default_status not in InstigatorStatus.__members__:
             raise DefinitionError(f"schedule '{self.name}': default_status must be RUNNING or STOPPED")
         self.trigger()  # validates cron string and time zone now, not at the first tick
 

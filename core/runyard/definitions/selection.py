@@ -18,6 +18,9 @@ only ``+`` operators apply to a glob (``+load_*``: the matching ops and one leve
 The result is a list of node names in the job's topological (plan) order. An empty selection, an
 unknown name or a glob that matches nothing raises :class:`runyard.errors.RunConfigError` listing
 the job's ops.
+
+Everything here reads the job through :class:`runyard.definitions.graph_view.JobGraph`, so the same
+code serves a :class:`~runyard.definitions.job.JobDefinition` and a job snapshot from a code server.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ from typing import TYPE_CHECKING
 from ..errors import RunConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .job import GraphDefinition
+    from .graph_view import JobGraph
 
 SOURCE = "op selection"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 ALL_LEVELS = -1
 
 
-def _error(job: GraphDefinition, message: str) -> RunConfigError:
+def _error(job: JobGraph, message: str) -> RunConfigError:
     return RunConfigError(f"{message}. Ops of job '{job.name}': {', '.join(job.topological_order)}",
                           source=SOURCE)
 
@@ -71,7 +74,7 @@ def _walk(start: set[str], neighbours: dict[str, set[str]], levels: int) -> set[
     return seen
 
 
-def _clause_nodes(job: GraphDefinition, clause: str, whole: str) -> tuple[set[str], int, int]:
+def _clause_nodes(job: JobGraph, clause: str, whole: str) -> tuple[set[str], int, int]:
     where = f" (in '{whole}')" if clause != whole else ""
     inner = clause.strip("+")
     if not inner or "+" in inner or any(c.isspace() for c in clause):
@@ -79,12 +82,12 @@ def _clause_nodes(job: GraphDefinition, clause: str, whole: str) -> tuple[set[st
                           "NAME*, +NAME, NAME+ or a combination such as *NAME+)")
     # 1. operators stripped, the rest an exact op name: `*load+`, `load*`, `++load`
     up, core, down = _split_operators(clause, True, True)
-    if core in job.nodes:
+    if job.has_node(core):
         return {core}, up, down
     # 2. a glob: every `*` is part of the pattern; only `+` operators apply (`+load_*`, `load_*+`)
     up, pattern, down = _split_operators(clause, False, False)
     if _GLOB_CHARS.search(pattern):
-        matched = {n for n in job.nodes if fnmatch.fnmatchcase(n, pattern)}
+        matched = {n for n in job.topological_order if fnmatch.fnmatchcase(n, pattern)}
         if matched:
             return matched, up, down
         if not core or _GLOB_CHARS.search(core):
@@ -93,7 +96,7 @@ def _clause_nodes(job: GraphDefinition, clause: str, whole: str) -> tuple[set[st
     raise _error(job, f"no op named '{core}'{where}")
 
 
-def parse_op_selection(job: GraphDefinition, selection: str | Iterable[str]) -> list[str]:
+def parse_op_selection(job: JobGraph, selection: str | Iterable[str]) -> list[str]:
     """The node names ``selection`` picks from ``job``, in topological order.
 
     ``selection`` is a string of comma-separated clauses, or an iterable of clauses.
@@ -104,8 +107,8 @@ def parse_op_selection(job: GraphDefinition, selection: str | Iterable[str]) -> 
         raise _error(job, "the op selection is empty")
     if not all(clauses):
         raise _error(job, f"'{whole}' has an empty clause")
-    upstream = {name: set(node.upstream) for name, node in job.nodes.items()}
-    downstream: dict[str, set[str]] = {name: set() for name in job.nodes}
+    upstream = {name: set(job.upstream_of(name)) for name in job.topological_order}
+    downstream: dict[str, set[str]] = {name: set() for name in job.topological_order}
     for name, ups in upstream.items():
         for u in ups:
             downstream[u].add(name)
@@ -116,7 +119,7 @@ def parse_op_selection(job: GraphDefinition, selection: str | Iterable[str]) -> 
     return [n for n in job.topological_order if n in selected]
 
 
-def missing_upstream_inputs(job: GraphDefinition, step_keys: Iterable[str]) -> list[tuple[str, str, str, str]]:
+def missing_upstream_inputs(job: JobGraph, step_keys: Iterable[str]) -> list[tuple[str, str, str, str]]:
     """Inputs of selected ops fed by an output of an op outside the selection, as
     ``(op, input, upstream op, upstream output)``. Nothing outputs (``-> None``), which only order
     steps, are not listed."""
@@ -125,16 +128,15 @@ def missing_upstream_inputs(job: GraphDefinition, step_keys: Iterable[str]) -> l
     for name in job.topological_order:
         if name not in selected:
             continue
-        node = job.nodes[name]
-        for input_name, deps in node.inputs.items():
+        for input_name, deps in job.input_sources(name).items():
             for up_node, up_out in deps:
-                if up_node in selected or job.nodes[up_node].op.outs[up_out].is_nothing:
+                if up_node in selected or job.is_nothing_output(up_node, up_out):
                     continue
                 missing.append((name, input_name, up_node, up_out))
     return missing
 
 
-def check_fresh_selection(job: GraphDefinition, step_keys: Iterable[str]) -> None:
+def check_fresh_selection(job: JobGraph, step_keys: Iterable[str]) -> None:
     """A new run (not a re-execution) cannot take inputs from steps it does not execute."""
     missing = missing_upstream_inputs(job, step_keys)
     if not missing:

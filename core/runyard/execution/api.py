@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..storage.records import FINISHED_STATUSES, CodePointer, Event, RunRecord, RunStatus
+from ..storage.records import FINISHED_STATUSES, CodePointer, Event, RunRecord
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..definitions.graph_view import JobGraph
     from ..definitions.job import JobDefinition
     from ..instance.instance import Instance
 
@@ -65,11 +66,13 @@ def execute_job(job: JobDefinition, *, instance: Instance | None = None,
 def launch_job(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
                run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
                ops: str | list[str] | None = None) -> RunRecord:
-    """Create a run and submit it through the run coordinator (and so the launcher)."""
-    _ = instance.run_coordinator, instance.run_launcher  # config errors before a run is stored
-    run = prepare_run(instance, job, code_pointer=code_pointer, run_config=run_config, tags=tags,
-                      step_keys_to_execute=_selected_steps(job, ops))
-    return instance.submit_run(run)
+    """Create a run and submit it through the run coordinator (and so the launcher); see
+    :func:`runyard.operations.launch.launch_from_definitions`."""
+    from ..operations.launch import launch_from_definitions
+
+    _ = instance.run_coordinator, instance.run_launcher  # config errors before the selection is parsed
+    return launch_from_definitions(instance, job, code_pointer=code_pointer, run_config=run_config, tags=tags,
+                                   step_keys_to_execute=_selected_steps(job, ops))
 
 
 REEXECUTION_MODES = ("all", "from_failure")
@@ -97,18 +100,20 @@ def check_reexecutable(instance: Instance, run_id: str, mode: str, ops: Any) -> 
     return parent
 
 
-def plan_reexecution(instance: Instance, parent: RunRecord, graph: Any, mode: str,
+def plan_reexecution(instance: Instance, parent: RunRecord, graph: JobGraph, mode: str,
                      selected: list[str] | None, tags: dict[str, str] | None = None
                      ) -> tuple[list[str] | None, dict[str, str], str]:
     """``(step keys to execute, tags, root run id)`` of a re-execution of ``parent``.
 
-    ``graph`` is the job's graph: a :class:`~runyard.definitions.job.JobDefinition`, or (where user
-    code is not imported, as in the web UI) a :class:`~runyard.codeserver.snapshot.SnapshotGraph`.
+    ``graph`` is the job's graph (:class:`~runyard.definitions.graph_view.JobGraph`): a
+    :class:`~runyard.definitions.job.JobDefinition`, or where user code is not imported (the web UI,
+    the daemon) the :class:`~runyard.codeserver.snapshot.JobSnapshot` from the code server.
     ``selected`` is the op selection already resolved to step keys (None: no selection). Raises when
     from-failure finds nothing to re-execute or when a step needs an output no run of the chain made.
     """
     from ..errors import RunyardError
-    from .reexecution import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, resolve_external_outputs, steps_to_retry
+    from ..tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+    from .reexecution import resolve_external_outputs, steps_to_retry
 
     step_keys = selected
     if mode == "from_failure":
@@ -156,4 +161,4 @@ def reexecute_run(instance: Instance, run_id: str, *, mode: str = "all", ops: st
 
 
 def is_finished(run: RunRecord) -> bool:
-    return run.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED)
+    return run.status in FINISHED_STATUSES

@@ -72,6 +72,10 @@ class ComputeLogManager(ABC):
         ``attempt`` counts from 0. Raises ``OSError`` before capturing anything if the files
         cannot be opened."""
 
+    def delete_run_files(self, run_id: str) -> None:  # noqa: B027 - optional hook
+        """Delete every step's captured output of run ``run_id`` (the run is being deleted with its
+        files). A missing file is not an error."""
+
 
 class LocalComputeLogManager(ComputeLogManager):
     """Files on the local disk, under ``base_dir`` (default ``<home>/logs/compute``)."""
@@ -87,6 +91,12 @@ class LocalComputeLogManager(ComputeLogManager):
                 raise ValueError(f"cannot make a log file name from {part!r}")
         base = os.path.join(self.base_dir, run_id, step_key)
         return StepLogFiles(stdout=base + ".out", stderr=base + ".err")
+
+    def delete_run_files(self, run_id: str) -> None:
+        import shutil
+
+        if run_id and os.sep not in run_id and run_id not in (".", ".."):
+            shutil.rmtree(os.path.join(self.base_dir, run_id), ignore_errors=True)
 
     @contextmanager
     def capture(self, run_id: str, step_key: str, attempt: int) -> Iterator[StepLogFiles]:

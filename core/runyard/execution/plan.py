@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..definitions.job import JobDefinition
 from ..errors import RunConfigError
+from ..tags import PRIORITY_TAG
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ExecutionPlan:
             if name not in selected:
                 continue
             node = job.nodes[name]
-            priority = int(node.op.tags.get("runyard/priority", 0) or 0)
+            priority = int(node.op.tags.get(PRIORITY_TAG, 0) or 0)
             steps[name] = Step(key=name, node_name=name,
                                upstream=frozenset(u for u in node.upstream if u in selected),
                                priority=priority)

@@ -8,6 +8,10 @@ walk goes on until a ``STEP_SUCCESS`` is found).
 
 The run worker turns this into ``ExecutionPlan.external_outputs`` ({(step, output): run id}), which
 the step runner hands to the IO manager as ``InputContext.upstream_run_id``.
+
+Planning reads the job through :class:`runyard.definitions.graph_view.JobGraph`: the run worker
+passes the :class:`~runyard.definitions.job.JobDefinition`, processes that do not import user code
+(the web UI, the daemon) pass the job's snapshot.
 """
 
 from __future__ import annotations
@@ -19,12 +23,9 @@ from ..errors import RunConfigError
 from ..storage.records import EventType
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..definitions.job import JobDefinition
+    from ..definitions.graph_view import JobGraph
     from ..instance.instance import Instance
     from ..storage.records import RunRecord
-
-PARENT_RUN_ID_TAG = "runyard/parent_run_id"
-ROOT_RUN_ID_TAG = "runyard/root_run_id"
 
 
 class LineageLookup:
@@ -63,7 +64,7 @@ class LineageLookup:
         return None
 
 
-def resolve_external_outputs(instance: Instance, job: JobDefinition, step_keys: list[str] | None,
+def resolve_external_outputs(instance: Instance, job: JobGraph, step_keys: list[str] | None,
                              parent_run_id: str | None) -> dict[tuple[str, str], str]:
     """``{(step, output): run id}`` for every output that a step in ``step_keys`` reads from a step
     outside them, found up the chain that starts at ``parent_run_id``.
@@ -98,7 +99,7 @@ def resolve_external_outputs(instance: Instance, job: JobDefinition, step_keys: 
 
 
 def external_outputs_for_run(instance: Instance, run: RunRecord,
-                             job: JobDefinition) -> dict[tuple[str, str], str]:
+                             job: JobGraph) -> dict[tuple[str, str], str]:
     """What the run worker passes to ``ExecutionPlan.build``: {} for a run of every step or a fresh
     run; for a re-execution, where each output of a step it does not execute is stored."""
     if run.step_keys_to_execute is None or run.parent_run_id is None:
@@ -106,7 +107,7 @@ def external_outputs_for_run(instance: Instance, run: RunRecord,
     return resolve_external_outputs(instance, job, run.step_keys_to_execute, run.parent_run_id)
 
 
-def steps_to_retry(instance: Instance, job: JobDefinition, parent: RunRecord) -> list[str]:
+def steps_to_retry(instance: Instance, job: JobGraph, parent: RunRecord) -> list[str]:
     """For ``--from-failure``: the steps of the parent's plan that did not succeed in it (failed,
     skipped, never started) plus the steps of that plan downstream of them, in plan order."""
     plan_steps = [k for k in job.topological_order

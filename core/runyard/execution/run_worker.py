@@ -100,7 +100,7 @@ def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStat
 
 def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink: EventSink,
              term: _Termination) -> RunRecord:
-    from ..component import ComponentContext
+    from ..component import ComponentContext, build_component
     from ..definitions.config import resolve_run_config, validate_executor
     from ..executors.base import ExecuteContext
     from ..workspace.loader import load_definitions
@@ -130,8 +130,8 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
             _finish(instance, run, sink, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
                     {"error": str(exc), "traceback": getattr(exc, "user_traceback", None)})
             return instance.get_run(run.run_id)
-        executor = executor_cls.from_config(executor_config, ComponentContext(
-            home=instance.home, instance_file=instance.instance_file))
+        executor = build_component(executor_cls, executor_config, ComponentContext(
+            home=instance.home, instance_file=instance.instance_file, name=resolved.executor_name))
         runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home,
                             compute_logs=instance.compute_log_manager)
         sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "

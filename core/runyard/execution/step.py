@@ -18,7 +18,7 @@ from ..definitions.io_manager import FilesystemIOManager, InputContext, IOManage
 from ..definitions.resources import ResourceSet
 from ..definitions.retry import Failure, RetryPolicy, RetryRequested
 from ..definitions.types import describe_type, type_matches
-from ..storage.records import EventType
+from ..storage.records import EventType, StepStatus
 from .context import OpContext, StepLogger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +39,7 @@ class RunTerminated(BaseException):
 @dataclass
 class StepOutcome:
     step_key: str
-    status: str  # SUCCESS | FAILURE | RETRY
+    status: StepStatus  # SUCCESS, FAILURE or RETRY
     attempt: int
     retry_delay: float = 0.0
     max_retries: int = 0
@@ -202,7 +202,7 @@ class StepRunner:
         duration = time.perf_counter() - started
         emit(EventType.STEP_SUCCESS, f"Finished execution of step '{step_key}' in {duration * 1000:.1f}ms.",
              step_key=step_key, data={"duration_ms": round(duration * 1000, 3)})
-        return StepOutcome(step_key, "SUCCESS", attempt, duration=duration)
+        return StepOutcome(step_key, StepStatus.SUCCESS, attempt, duration=duration)
 
     def _failed(self, step_key: str, policy: RetryPolicy | None, attempt: int, exc: BaseException,
                 duration: float) -> StepOutcome:
@@ -224,13 +224,13 @@ class StepRunner:
                  f"Step '{step_key}' failed ({message}); retrying in {retry_delay:.2f}s "
                  f"(attempt {attempt + 2} of {max_retries + 1}).", step_key=step_key, level="WARNING",
                  data={**error_data, "retry_delay": retry_delay, "max_retries": max_retries})
-            return StepOutcome(step_key, "RETRY", attempt, retry_delay=retry_delay, max_retries=max_retries,
+            return StepOutcome(step_key, StepStatus.RETRY, attempt, retry_delay=retry_delay, max_retries=max_retries,
                                error=message, duration=duration)
         if isinstance(exc, Failure):
             error_data["metadata"] = exc.metadata
         emit(EventType.STEP_FAILURE, f"Step '{step_key}' failed: {message}", step_key=step_key,
              level="ERROR", data=error_data)
-        return StepOutcome(step_key, "FAILURE", attempt, error=message, duration=duration, data=error_data)
+        return StepOutcome(step_key, StepStatus.FAILURE, attempt, error=message, duration=duration, data=error_data)
 
     def _upstream_run_id(self, step_key: str, output: str) -> str:
         return self.plan.external_outputs.get((step_key, output), self.run.run_id)

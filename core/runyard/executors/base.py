@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..component import Component
-from ..storage.records import EventType
+from ..storage.records import EventType, StepStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.config import ResolvedRunConfig
@@ -49,7 +49,7 @@ class ExecutionResult:
 
     @property
     def failed(self) -> list[str]:
-        return [k for k, o in self.outcomes.items() if o.status != "SUCCESS"]
+        return [k for k, o in self.outcomes.items() if o.status != StepStatus.SUCCESS]
 
     @property
     def succeeded(self) -> bool:

@@ -7,6 +7,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
+from ..storage.records import StepStatus
 from .base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
 
 
@@ -37,12 +38,12 @@ class InProcessExecutor(Executor):
             attempt = 0
             while True:
                 outcome = runner.run_attempt(key, attempt)
-                if outcome.status != "RETRY":
+                if outcome.status != StepStatus.RETRY:
                     break
                 if outcome.retry_delay:
                     time.sleep(outcome.retry_delay)
                 attempt = next_attempt(context, key)
             result.outcomes[key] = outcome
-            if outcome.status != "SUCCESS":
+            if outcome.status != StepStatus.SUCCESS:
                 not_ok.add(key)
         return result

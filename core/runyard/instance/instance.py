@@ -15,9 +15,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..component import Component, ComponentContext
+from ..component import build_component as _build_component
 from ..errors import InvalidTransitionError, RunNotFoundError
 from ..storage.records import (
     FINISHED_STATUSES,
+    IN_PROGRESS_STATUSES,
+    PENDING_STATUSES,
     STATUS_EVENT,
     CodePointer,
     Event,
@@ -26,10 +29,13 @@ from ..storage.records import (
     RunStatus,
 )
 from .env import resolve_env
+from .sections import get_section_registry, validate_sections
 from .settings import InstanceSettings, Selection, parse_selection
 from .yaml_source import YamlDocument, load_yaml_file, load_yaml_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel
+
     from ..coordinators.base import RunCoordinator
     from ..execution.compute_logs import ComputeLogManager
     from ..launchers.base import RunLauncher
@@ -63,7 +69,17 @@ class Instance:
         raw = {key: value if key in COMPONENT_KEYS else
                resolve_env(value, source=doc.source, path=(key,), lines=doc)
                for key, value in raw.items()}
-        self.settings: InstanceSettings = validate_model(InstanceSettings, raw, source=doc.source, doc=doc)
+        # Top-level keys runyard does not own are plugin sections (``webui:``), validated by the model
+        # their plugin registered; plugins are only loaded here when the file has such a key.
+        core_keys = frozenset(InstanceSettings.model_fields)
+        self.settings: InstanceSettings = validate_model(
+            InstanceSettings, {k: v for k, v in raw.items() if k in core_keys}, source=doc.source, doc=doc)
+        self._sections = validate_sections({k: v for k, v in raw.items() if k not in core_keys}, core_keys, doc)
+        # Selections are checked now (a class selection is imported and checked against its kind);
+        # a registered name is looked up only when its component is first needed, so a command that
+        # never needs, say, a launcher never loads the launcher plugins.
+        self._selections: dict[str, Selection] = {
+            kind: parse_selection(kind, getattr(self.settings, kind), doc) for kind in COMPONENT_KEYS}
         self._components: dict[str, Component] = {}
 
     # ---- opening ---------------------------------------------------------------------------------
@@ -90,9 +106,30 @@ class Instance:
             env[INSTANCE_FILE_ENV] = os.path.abspath(self.instance_file)
         return env
 
+    # ---- plugin sections -------------------------------------------------------------------------
+    def section(self, name: str) -> BaseModel:
+        """The validated block of the top-level section ``name`` that a plugin owns (through
+        ``runyard_register_instance_sections``); its model's defaults when the file has no such block."""
+        if name in self._sections:
+            return self._sections[name]
+        from ..errors import PluginError
+
+        registry = get_section_registry(frozenset(InstanceSettings.model_fields))
+        reg = registry.get(name)
+        if reg is None:
+            raise PluginError(f"no installed plugin owns the instance section '{name}' (installed sections: "
+                              f"{registry.describe_installed()})")
+        self._sections[name] = reg.model()
+        return self._sections[name]
+
+    def sections(self) -> dict[str, BaseModel]:
+        """Every installed plugin's section, validated (defaults where the file has no block)."""
+        registry = get_section_registry(frozenset(InstanceSettings.model_fields))
+        return {name: self.section(name) for name in registry.names()}
+
     # ---- components ------------------------------------------------------------------------------
     def _selection(self, kind: str) -> Selection:
-        return parse_selection(kind, getattr(self.settings, kind), self.doc)
+        return self._selections[kind]
 
     def build_component(self, kind: str, selection: Selection | None = None) -> Component:
         from ..config_models import validate_model
@@ -104,10 +141,9 @@ class Instance:
         model = getattr(cls, "config_model", None)
         if model is not None:
             config = validate_model(model, config, source=self.doc.source, path=sel.path, doc=self.doc)
-        component = cls.from_config(config, ComponentContext(home=self.home, instance_file=self.instance_file))
-        if not getattr(component, "name", ""):  # selected by module and class, never registered
-            component.name = f"{cls.__module__}.{cls.__qualname__}"
-        return component
+        name = sel.name or f"{cls.__module__}.{cls.__qualname__}"
+        return _build_component(cls, config, ComponentContext(home=self.home, instance_file=self.instance_file,
+                                                              name=name))
 
     def _component(self, kind: str) -> Any:
         if kind not in self._components:
@@ -211,8 +247,7 @@ class Instance:
 
     def launch_run(self, run: RunRecord) -> RunRecord:
         """Move a run to STARTING and have the launcher start its worker (coordinators call this)."""
-        expected = [RunStatus.NOT_STARTED, RunStatus.QUEUED]
-        if not self.transition(run, expected, RunStatus.STARTING,
+        if not self.transition(run, list(PENDING_STATUSES), RunStatus.STARTING,
                                f"Launching run with the {self.run_launcher.name} launcher."):
             current = self.get_run(run.run_id)
             raise InvalidTransitionError(f"Run {run.run_id} is {current.status}; only a NOT_STARTED or "
@@ -257,12 +292,29 @@ class Instance:
         run = self.get_run(run_id)
         if run.status in FINISHED_STATUSES:
             raise InvalidTransitionError(f"Run {run_id} already finished ({run.status}).")
-        if run.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
+        if run.status in PENDING_STATUSES:
             return self.transition(run, [run.status], RunStatus.CANCELED, "Run canceled before it started.")
         if run.status != RunStatus.CANCELING:
             self.transition(run, [RunStatus.STARTING, RunStatus.STARTED], RunStatus.CANCELING,
                             "Termination requested.")
-        return self.run_launcher.terminate(TerminateRunContext(instance=self, run=self.get_run(run_id)))
+        signalled = self.run_launcher.terminate(TerminateRunContext(instance=self, run=self.get_run(run_id)))
+        self._finish_canceling(run_id)
+        return signalled
+
+    def _finish_canceling(self, run_id: str, wait_seconds: float = 2.0) -> None:
+        """A worker killed before it could write CANCELED (SIGTERM before its handler was installed,
+        or the SIGKILL escalation) leaves the run CANCELING: the terminating side finishes it once the
+        launcher reports the worker dead, so nobody has to run a health check later."""
+        if not self.run_launcher.supports_health_check:
+            return
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            run = self.get_run(run_id)
+            if run.status != RunStatus.CANCELING or self.check_run_health(run_id) != "running":
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     def check_run_health(self, run_id: str) -> str:
         """Ask the launcher whether an in-progress run's worker is alive; finish the run as FAILURE
@@ -272,7 +324,7 @@ class Instance:
         run = self.get_run(run_id)
         if run.status in FINISHED_STATUSES:
             return "finished"
-        if run.status not in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING):
+        if run.status not in IN_PROGRESS_STATUSES:
             return "unknown"
         launcher = self.run_launcher
         if not launcher.supports_health_check:
@@ -287,30 +339,11 @@ class Instance:
         return "dead"
 
     def delete_run(self, run_id: str, *, files: bool = False) -> None:
-        """Delete a run that is not in progress, with its events. With ``files``, also the local files
-        runyard itself wrote for it under the home: the run worker's log, the captured step output
-        and the default IO manager's outputs (``<home>/storage/<run_id>``). Data that ops or other IO
-        managers wrote elsewhere is left alone."""
-        import shutil
+        """Delete a run that is not in progress, with its events. With ``files``, also the files
+        runyard's components wrote for it (see :mod:`runyard.operations.delete`)."""
+        from ..operations.delete import delete_run
 
-        run = self.get_run(run_id)
-        if run.status in (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING):
-            raise InvalidTransitionError(
-                f"Run {run_id} is {run.status}; terminate it before deleting it.")
-        self.storage.delete_run(run_id)
-        if not files or not run_id or os.sep in run_id or run_id in (".", ".."):
-            return
-        compute = self.compute_log_manager
-        dirs = [os.path.join(self.home, "storage", run_id)]
-        if compute is not None and getattr(compute, "base_dir", None):
-            dirs.append(os.path.join(compute.base_dir, run_id))
-        for path in dirs:
-            shutil.rmtree(path, ignore_errors=True)
-        try:
-            os.unlink(os.path.join(self.home, "logs", "runs", f"{run_id}.log"))
-        except OSError:
-            pass
-
+        delete_run(self, run_id, files=files)
 
 def _default_message(status: RunStatus) -> str:
     return {

@@ -103,13 +103,15 @@ class ComputeLogsSettings(_Strict):
 
 
 class InstanceSettings(_Strict):
+    """runyard's own top-level keys. Any other top-level key is a plugin's section
+    (:mod:`.sections`), e.g. ``webui:`` of runyard-webui."""
+
     storage: Any = Field(default_factory=lambda: {"sqlite": {}})
     run_coordinator: Any = Field(default_factory=lambda: {"default": {}})
     run_launcher: Any = Field(default_factory=lambda: {"process": {}})
     compute_logs: ComputeLogsSettings = Field(default_factory=ComputeLogsSettings)
     run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
-    webui: dict[str, Any] = Field(default_factory=dict)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
 
@@ -145,6 +147,13 @@ def parse_selection(kind: str, raw: Any, doc: YamlDocument) -> Selection:
             raise ConfigError(f"cannot load class {cls_name} from module {module}: {exc}",
                               source=doc.source, path=format_path(path + ("class",)),
                               line=doc.line_of(path + ("class",))) from None
+        from ..registry import kind_mismatch
+
+        # Checked now, when the instance loads: a wrong class would otherwise fail only when used.
+        mismatch = kind_mismatch(kind, cls)
+        if mismatch:
+            raise ConfigError(mismatch, source=doc.source, path=format_path(path + ("class",)),
+                              line=doc.line_of(path + ("class",)))
         return Selection(kind, None, raw.get("config") or {}, path + ("config",), cls=cls, where=where)
     if len(raw) != 1:
         raise ConfigError(f"choose exactly one {kind.replace('_', ' ')} (got {', '.join(map(str, raw))})",

@@ -61,6 +61,13 @@ class HealthCheckContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class DeleteRunFilesContext:
+    instance: Instance
+    run: RunRecord
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class RunLauncher(Component, ABC):
     supports_health_check: ClassVar[bool] = False
     supports_resume: ClassVar[bool] = False
@@ -71,14 +78,22 @@ class RunLauncher(Component, ABC):
 
     @abstractmethod
     def launch_run(self, context: LaunchRunContext) -> None:
-        """Start a run worker for ``context.run`` (STARTING) and return at once."""
+        """Start a run worker for ``context.run`` (STARTING), in its own session and process group,
+        record what identifies it, and return at once (within seconds, never waiting for the run)."""
 
     @abstractmethod
     def terminate(self, context: TerminateRunContext) -> bool:
-        """Stop the run's worker; return True if a worker was found and signalled."""
+        """Stop the run's worker; return True if a worker was found and signalled. A worker that
+        ignores the request is killed once the launcher's grace period is over. May be called in
+        another process than the launch, on a new launcher object: use ``launcher_info`` only."""
 
     def check_run_worker_health(self, context: HealthCheckContext) -> HealthCheckResult:
         return HealthCheckResult(WorkerHealth.UNKNOWN, "this launcher cannot check worker health")
+
+    def delete_run_files(self, context: DeleteRunFilesContext) -> None:  # noqa: B027 - optional hook
+        """Delete the files this launcher wrote for ``context.run`` (e.g. its worker's log), when the
+        run is deleted with its files (``runyard run delete``, retention, the web UI). The run is no
+        longer in storage; a missing file is not an error. Runs in the calling process."""
 
     def dispose(self) -> None:  # noqa: B027 - optional hook
         """Release anything the launcher holds (pools, clients)."""

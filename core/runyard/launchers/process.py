@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..storage.records import FINISHED_STATUSES
 from . import procinfo
 from .base import (
+    DeleteRunFilesContext,
     HealthCheckContext,
     HealthCheckResult,
     LaunchRunContext,
@@ -58,6 +59,12 @@ class ProcessRunLauncher(RunLauncher):
     @staticmethod
     def log_path(home: str, run_id: str) -> str:
         return os.path.join(home, "logs", "runs", f"{run_id}.log")
+
+    def delete_run_files(self, context: DeleteRunFilesContext) -> None:
+        try:
+            os.unlink(self.log_path(context.instance.home, context.run.run_id))
+        except OSError:
+            pass
 
     def _worker_env(self, context: LaunchRunContext) -> dict[str, str]:
         return {**self.config.env, **context.instance.worker_env()}

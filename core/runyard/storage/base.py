@@ -11,8 +11,13 @@ Rules every implementation keeps (the conformance suite in :mod:`runyard.testing
   run's current status is one of ``expected``, and writes the accompanying events in the same
   transaction — two processes can never both move a run out of the same status;
 * events get a storage-assigned, strictly increasing ``id``; :meth:`get_events` with ``after_id``
-  is a cursor that never skips or repeats;
+  is a cursor that never skips or repeats; writers of one run take turns, so each
+  :meth:`store_events` batch stays together and ids follow commit order;
 * ticks are unique per (instigator, tick_time); run keys are unique per instigator;
+* keys compare exactly: run keys, tag keys and values, and key-value keys that differ only in case,
+  accents or trailing spaces are different; times keep double precision; text values of many
+  megabytes are kept whole;
+* a new, empty database may be prepared (:meth:`check_ready`) by several processes at once;
 * a lease is held by at most one holder at a time, and every acquisition bumps its fencing token;
 * a queued run is claimed (:meth:`claim_queued_runs`) by exactly one caller.
 
@@ -30,9 +35,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..component import Component, ComponentContext
+from ..tags import PRIORITY_TAG
 from .records import (
-    FINISHED_STATUSES,
+    IN_PROGRESS_STATUSES,
     STEP_STATUS_EVENTS,
+    UNFINISHED_STATUSES,
     Event,
     EventType,
     Lease,
@@ -40,16 +47,11 @@ from .records import (
     RunRecord,
     RunStatus,
     StepStats,
+    StepStatus,
     Tick,
 )
 
 StorageContext = ComponentContext
-
-#: The run tag whose integer value orders the run queue: higher first, then oldest first.
-PRIORITY_TAG = "runyard/priority"
-UNFINISHED_STATUSES = tuple(s for s in RunStatus if s not in FINISHED_STATUSES)
-#: the statuses a queue's concurrency limits count: runs that hold a worker (or are about to)
-IN_PROGRESS_STATUSES = (RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING)
 
 
 @dataclass(frozen=True)
@@ -372,13 +374,13 @@ def apply_step_event(stats: dict[str, StepStats], step_key: str, event_type: str
     """Fold one step event into ``stats`` (shared by every storage's ``get_step_stats``)."""
     st = stats.get(step_key)
     if st is None:
-        st = stats[step_key] = StepStats(step_key, "STARTED")
+        st = stats[step_key] = StepStats(step_key, StepStatus.STARTED)
     st.status = STEP_STATUS_EVENTS[event_type]
-    if event_type in ("STEP_START", "STEP_RESTARTED"):
+    if event_type in (EventType.STEP_START, EventType.STEP_RESTARTED):
         st.attempts += 1
         if st.start_time is None:
             st.start_time = timestamp
         st.end_time = None
-    elif event_type in ("STEP_SUCCESS", "STEP_FAILURE"):
+    elif event_type in (EventType.STEP_SUCCESS, EventType.STEP_FAILURE):
         st.end_time = timestamp
-        st.error = error if event_type == "STEP_FAILURE" else None
+        st.error = error if event_type == EventType.STEP_FAILURE else None

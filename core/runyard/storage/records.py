@@ -26,8 +26,51 @@ class RunStatus(str, Enum):
         return self.value
 
 
+# The status sets, defined here once; everything else imports them.
+#: a run in one of these never changes again
 FINISHED_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED})
+#: runs that hold a worker (or are about to): what a queue's concurrency limits count and what a
+#: health check or a terminate has a worker to talk to
 IN_PROGRESS_STATUSES = frozenset({RunStatus.STARTING, RunStatus.STARTED, RunStatus.CANCELING})
+#: created but not yet handed to a launcher: cancelled without a worker to stop
+PENDING_STATUSES = frozenset({RunStatus.NOT_STARTED, RunStatus.QUEUED})
+#: everything not finished (pending or in progress)
+UNFINISHED_STATUSES = PENDING_STATUSES | IN_PROGRESS_STATUSES
+
+
+class TickStatus(str, Enum):
+    """A schedule or sensor tick: ``STARTED`` while it is evaluated, then how it ended."""
+
+    STARTED = "STARTED"
+    SUCCESS = "SUCCESS"  # at least one run created
+    SKIPPED = "SKIPPED"  # no run requested, or every run key already used
+    FAILURE = "FAILURE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class InstigatorStatus(str, Enum):
+    """Whether a schedule or sensor is on."""
+
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StepStatus(str, Enum):
+    """A step's state within one run, as an executor reports it and as its events say."""
+
+    STARTED = "STARTED"
+    RETRY = "RETRY"  # failed, another attempt follows
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    SKIPPED = "SKIPPED"  # not run because an upstream step failed
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class EventType(str, Enum):
@@ -160,7 +203,7 @@ class StepStats:
     """A step's outcome within one run, derived from its events."""
 
     step_key: str
-    status: str  # STARTED | RETRY | SUCCESS | FAILURE | SKIPPED
+    status: StepStatus
     attempts: int = 0
     start_time: float | None = None
     end_time: float | None = None
@@ -173,14 +216,16 @@ class StepStats:
         return self.end_time - self.start_time
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step_key": self.step_key, "status": self.status, "attempts": self.attempts,
+        return {"step_key": self.step_key, "status": str(self.status), "attempts": self.attempts,
                 "start": self.start_time, "end": self.end_time, "duration": self.duration,
                 "error": self.error}
 
 
+#: the step status each step event leaves behind
 STEP_STATUS_EVENTS = {
-    "STEP_START": "STARTED", "STEP_RESTARTED": "STARTED", "STEP_UP_FOR_RETRY": "RETRY",
-    "STEP_SUCCESS": "SUCCESS", "STEP_FAILURE": "FAILURE", "STEP_SKIPPED": "SKIPPED",
+    EventType.STEP_START: StepStatus.STARTED, EventType.STEP_RESTARTED: StepStatus.STARTED,
+    EventType.STEP_UP_FOR_RETRY: StepStatus.RETRY, EventType.STEP_SUCCESS: StepStatus.SUCCESS,
+    EventType.STEP_FAILURE: StepStatus.FAILURE, EventType.STEP_SKIPPED: StepStatus.SKIPPED,
 }
 
 
@@ -199,7 +244,7 @@ class Tick:
 
     instigator: str
     tick_time: float
-    status: str = "STARTED"
+    status: TickStatus = TickStatus.STARTED
     run_ids: list[str] = field(default_factory=list)
     run_keys: list[str] = field(default_factory=list)
     cursor: str | None = None

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 
 from ..storage.records import RunRecord, RunStatus
-from ._util import SuiteHome, kill_group, live_pids_in_group, pid_gone, wait_until
+from .helpers import SuiteHome, kill_group, live_pids_in_group, pid_gone, wait_until
 
 ORDERING = """
 @op

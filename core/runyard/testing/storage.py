@@ -1,21 +1,33 @@
-"""The run storage conformance suite.
+"""The run storage conformance suites.
 
 Every rule in :mod:`runyard.storage.base` is checked here. A storage plugin subclasses
-:class:`StorageConformanceSuite` and provides a ``storage`` fixture returning a ready, empty
-storage; the suite's tests then run against it unchanged. Tests that need a second, independent
-storage object on the same database (another process's view) use the optional ``storage_factory``
-fixture: a zero-argument callable returning a new storage on the same database.
+:class:`StorageConformanceSuite` (any storage) or :class:`SqlStorageConformanceSuite` (one built on
+:class:`runyard.storage.sql.SqlRunStorage`, which adds checks of the shared schema) and provides:
+
+* ``storage`` — a ready, empty storage;
+* ``fresh_storage_opener`` — a picklable zero-argument callable (e.g. ``functools.partial(MyStorage,
+  config)``) that opens a storage *without* preparing it, on a new, empty database of its own (the
+  same one on every call, not the ``storage`` fixture's): the suite calls it in several processes at
+  once to check that first-time schema creation does not race;
+* optionally ``storage_factory`` — a zero-argument callable returning a second, independent storage
+  object on the ``storage`` fixture's database (another process's view); race tests use it.
+
+The generic suite makes no assumption about how a storage keeps its data (no SQL).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 
 import pytest
 
-from ..storage.base import ClaimLimits, TagLimit
+from ..storage.base import ClaimLimits, RunStorage, TagLimit
 from ..storage.records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
 
 S = RunStatus
@@ -29,8 +41,59 @@ def ev(run_id: str, message: str = "", event_type=EventType.ENGINE_EVENT, **kwar
     return Event(run_id=run_id, event_type=event_type, message=message, **kwargs)
 
 
+def _prepare_in_process(opener: Callable[[], RunStorage], barrier, index: int, results) -> None:
+    """In a child process: open a storage, wait for the others, prepare it, use it; report."""
+    try:
+        storage = opener()
+        try:
+            barrier.wait(120)
+            storage.check_ready()
+            storage.add_run(make_run(f"opener-{index}"))
+            results.put((index, None))
+        finally:
+            storage.dispose()
+    except BaseException:  # noqa: BLE001 - reported to the parent with the traceback
+        results.put((index, traceback.format_exc()))
+
+
+def prepare_in_processes(opener: Callable[[], RunStorage], processes: int = 3,
+                         timeout: float = 180) -> list[str]:
+    """Call ``opener()`` in ``processes`` fresh (spawned) processes and, all at once, prepare each
+    storage (``check_ready``) and add a run with it. Returns the failures' tracebacks (empty when
+    every process succeeded)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_prepare_in_process, args=(opener, barrier, i, results))
+             for i in range(processes)]
+    for p in procs:
+        p.start()
+    failures: dict[int, str] = {}
+    reported: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(reported) < processes and time.monotonic() < deadline:
+        try:
+            index, error = results.get(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs) and results.empty():
+                break
+            continue
+        reported.add(index)
+        if error:
+            failures[index] = error
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    for i, p in enumerate(procs):
+        if i not in reported:
+            failures[i] = f"process {i} reported nothing (exit code {p.exitcode})"
+    return [f"process {i}:\n{failures[i]}" for i in sorted(failures)]
+
+
 class StorageConformanceSuite:
-    """Subclass and provide ``storage`` (and optionally ``storage_factory``)."""
+    """Subclass and provide ``storage`` and ``fresh_storage_opener`` (optionally ``storage_factory``)."""
 
     @pytest.fixture
     def storage(self):  # pragma: no cover - the subclass provides it
@@ -41,13 +104,37 @@ class StorageConformanceSuite:
         """Default: the same object. Override to open a second connection pool on the database."""
         return lambda: storage
 
-    # ---- schema ----------------------------------------------------------------------------------
-    def test_schema_is_at_head(self, storage):
-        from ..storage.sql.schema import HEAD_REVISION
+    @pytest.fixture
+    def fresh_storage_opener(self):  # pragma: no cover - the subclass provides it
+        raise NotImplementedError(
+            "provide a `fresh_storage_opener` fixture: a picklable zero-argument callable that opens "
+            "(without check_ready) a storage on a new, empty database of its own, e.g. "
+            "functools.partial(MyStorage, config)")
 
-        assert storage.schema_revision() == HEAD_REVISION
+    # ---- preparing a storage ---------------------------------------------------------------------
+    def test_schema_revision_is_stable(self, storage):
+        revision = storage.schema_revision()
+        assert revision is not None
         before, after = storage.migrate()
-        assert before == after == HEAD_REVISION
+        assert before == after == revision
+
+    def test_processes_preparing_a_new_database_at_once_do_not_race(self, fresh_storage_opener):
+        """Several processes open an empty database for the first time together (a deployment's
+        services starting at once): each prepares it (creating the schema) and writes, none fails."""
+        failures = prepare_in_processes(fresh_storage_opener, processes=3)
+        assert failures == [], "\n".join(failures)
+        storage = fresh_storage_opener()
+        try:
+            storage.check_ready()
+            assert sorted(r.job_name for r in storage.get_runs()) == ["opener-0", "opener-1", "opener-2"]
+            revision = storage.schema_revision()
+            assert storage.migrate() == (revision, revision)
+            self.check_prepared_once(storage)
+        finally:
+            storage.dispose()
+
+    def check_prepared_once(self, storage: RunStorage) -> None:
+        """After concurrent first-time preparation: backend-specific checks (see the SQL suite)."""
 
     # ---- runs ------------------------------------------------------------------------------------
     def test_add_and_get_run_round_trips_every_field(self, storage):
@@ -229,6 +316,7 @@ class StorageConformanceSuite:
         for n in range(4):  # each writer's own order is preserved
             seqs = [e.data["seq"] for e in events if e.data["w"] == n]
             assert seqs == list(range(100))
+        assert_batches_contiguous(events, key=lambda e: (e.data["w"], e.data["seq"] // 10))
 
     def test_unicode_and_large_payloads(self, storage):
         run = make_run(tags={"naïve": "☃"})
@@ -238,6 +326,46 @@ class StorageConformanceSuite:
         got = storage.get_events(run.run_id)[0]
         assert got.message == "ünïcödé ✓" and got.data["blob"] == big
         assert storage.get_run(run.run_id).tags == {"naïve": "☃"}
+
+    def test_megabytes_of_text_in_every_kind_of_field(self, storage):
+        """Large values survive whole (MySQL's TEXT would stop at 64 KiB): a 3 MiB event message,
+        1 MiB run config and launcher info, a 100 KiB tag value that a filter still finds exactly."""
+        message = "".join(chr(0x41 + i % 26) for i in range(3 * 2**20)) + "☃"
+        config = {"ops": {"a": {"config": {"blob": "c" * 2**20}}}}
+        tag = "t" * 100_000
+        run = make_run(run_config=config, tags={"big": tag}, launcher_info={"blob": "l" * 2**20})
+        storage.add_run(run)
+        storage.add_run(make_run(tags={"big": tag[:-1] + "T"}))
+        storage.store_event(ev(run.run_id, message, data={"blob": "d" * 2**20}))
+        got = storage.get_events(run.run_id)[0]
+        assert len(got.message) == len(message) and got.message == message
+        assert len(got.data["blob"]) == 2**20
+        stored = storage.get_run(run.run_id)
+        assert stored.run_config == config and stored.tags == {"big": tag}
+        assert len(stored.launcher_info["blob"]) == 2**20
+        assert [r.run_id for r in storage.get_runs(RunFilter(tags={"big": tag}))] == [run.run_id]
+
+    def test_times_keep_double_precision(self, storage):
+        """Epoch seconds round-trip to the microsecond (a single-precision column would put
+        today's times minutes off)."""
+        created, started = 1_764_000_000.123456, 1_764_000_001.654321
+        ended, stamp = 1_764_000_002.000001, 1_764_000_003.999999
+        run = make_run()
+        run.created_at = created
+        storage.add_run(run, [ev(run.run_id, "first", timestamp=stamp)])
+        assert storage.transition_run(run.run_id, [S.NOT_STARTED], S.STARTED, start_time=started)
+        assert storage.transition_run(run.run_id, [S.STARTED], S.SUCCESS, end_time=ended)
+        got = storage.get_run(run.run_id)
+        assert (got.created_at, got.start_time, got.end_time) == (created, started, ended)
+        assert abs(got.updated_at - time.time()) < 60
+        assert storage.get_events(run.run_id)[0].timestamp == stamp
+        assert [r.run_id for r in storage.get_runs(RunFilter(created_before=created + 0.000001))] == [run.run_id]
+        assert storage.get_runs(RunFilter(created_before=created)) == []
+        storage.create_tick(Tick(instigator="precise", tick_time=stamp))
+        assert storage.create_tick(Tick(instigator="precise", tick_time=stamp + 0.000001)) is not None
+        assert [t.tick_time for t in storage.get_ticks("precise")] == [stamp + 0.000001, stamp]
+        lease = storage.acquire_lease("precise", "a", ttl_seconds=30)
+        assert storage.get_lease("precise").expires_at == lease.expires_at
 
     def test_step_stats_count_attempts_and_keep_last_outcome(self, storage):
         run = make_run()
@@ -287,6 +415,38 @@ class StorageConformanceSuite:
         assert storage.claim_run_key("sensor", "k1", "r1")
         assert not storage.claim_run_key("sensor", "k1", "r2")
         assert storage.claim_run_key("other", "k1", "r3")
+
+    # Keys that differ only in case, accents, width or trailing spaces are different keys everywhere
+    # (a case-insensitive collation makes File_A.csv and file_a.csv one run key).
+    EXACT_KEYS = ("File_A.csv", "file_a.csv", "FILE_A.CSV", "file_á.csv", "file_a.csv ", "ﬁle_a.csv")
+
+    def test_run_keys_are_case_and_accent_sensitive(self, storage):
+        for i, key in enumerate(self.EXACT_KEYS):
+            assert storage.claim_run_key("sensor", key, f"r{i}"), key
+        for key in self.EXACT_KEYS:
+            assert not storage.claim_run_key("sensor", key, "again"), key
+        assert storage.claim_run_key("Sensor", "file_a.csv", "other instigator")
+
+    def test_tags_are_case_and_accent_sensitive(self, storage):
+        runs = {}
+        for key, value in [("team", "data"), ("team", "Data"), ("Team", "data"), ("téam", "data"),
+                           ("team", "dáta"), ("team", "data ")]:
+            run = make_run(tags={key: value})
+            storage.add_run(run)
+            runs[(key, value)] = run.run_id
+        for (key, value), run_id in runs.items():
+            assert [r.run_id for r in storage.get_runs(RunFilter(tags={key: value}))] == [run_id], (key, value)
+            assert storage.count_runs(RunFilter(tags={key: value})) == 1
+        both = make_run(tags={"k": "1", "K": "2", "k ": "3"})
+        storage.add_run(both)
+        storage.update_run(both.run_id, tags={"K": "22", "ḱ": "4"})
+        assert storage.get_run(both.run_id).tags == {"k": "1", "K": "22", "k ": "3", "ḱ": "4"}
+
+    def test_kv_keys_are_case_and_accent_sensitive(self, storage):
+        for i, key in enumerate(self.EXACT_KEYS):
+            storage.kv_set(key, str(i))
+        assert [storage.kv_get(key) for key in self.EXACT_KEYS] == [str(i) for i in range(len(self.EXACT_KEYS))]
+        assert storage.kv_get("FILE_a.csv") is None
 
     # ---- daemon ----------------------------------------------------------------------------------
     def test_heartbeats_upsert(self, storage):
@@ -573,7 +733,9 @@ class StorageConformanceSuite:
             t.join()
         done.set()
         tail.join()
-        assert seen == [e.id for e in storage.get_events(run.run_id)]
+        events = storage.get_events(run.run_id)
+        assert seen == [e.id for e in events]
+        assert_batches_contiguous(events, key=lambda e: e.message.rsplit("-", 1)[0])
 
     # ---- key-value -------------------------------------------------------------------------------
     def test_kv(self, storage):
@@ -581,3 +743,76 @@ class StorageConformanceSuite:
         storage.kv_set("k", "v1")
         storage.kv_set("k", "v2")
         assert storage.kv_get("k") == "v2"
+
+
+def assert_batches_contiguous(events: list[Event], key: Callable[[Event], object]) -> None:
+    """The deterministic order concurrent writers get: a run's events in id order hold each
+    ``store_events`` batch (events with the same ``key``) together, in the order it was given,
+    never interleaved with another writer's batch (writers of one run take turns)."""
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    seen: set[object] = set()
+    previous: object = object()
+    for e in events:
+        k = key(e)
+        if k != previous:
+            assert k not in seen, f"batch {k!r} is split by another writer's events"
+            seen.add(k)
+            previous = k
+
+
+class SqlStorageConformanceSuite(StorageConformanceSuite):
+    """The generic suite plus checks of the shared SQL schema, for storages built on
+    :class:`runyard.storage.sql.SqlRunStorage`."""
+
+    def test_schema_is_at_head(self, storage):
+        from ..storage.sql.schema import HEAD_REVISION
+
+        assert storage.schema_revision() == HEAD_REVISION
+        before, after = storage.migrate()
+        assert before == after == HEAD_REVISION
+
+    def test_tables_and_columns_are_the_models(self, storage):
+        from sqlalchemy import inspect
+
+        from ..storage.sql.schema import metadata
+
+        insp = inspect(storage.engine)
+        assert set(insp.get_table_names()) - {"alembic_version"} == set(metadata.tables)
+        for name, table in metadata.tables.items():
+            assert {c["name"] for c in insp.get_columns(name)} == {c.name for c in table.columns}, name
+            assert {i["name"] for i in insp.get_indexes(name)} >= {i.name for i in table.indexes}, name
+
+    def test_a_runs_event_writers_take_turns(self, storage, storage_factory):
+        """Deterministically: while one transaction has written a run's event and not committed,
+        another writer of that run waits, so ids follow commit order and a reader following the run
+        by ``after_id`` can never see the later event first and then skip the earlier one."""
+        run = make_run()
+        storage.add_run(run)
+        holding, release = threading.Event(), threading.Event()
+
+        def first(conn) -> None:
+            storage.insert_events(conn, [ev(run.run_id, "first")])
+            holding.set()
+            release.wait(20)
+
+        a = threading.Thread(target=storage.transact, args=(first,))
+        a.start()
+        try:
+            assert holding.wait(20)
+            b = threading.Thread(target=storage_factory().store_events, args=([ev(run.run_id, "second")],))
+            b.start()
+            time.sleep(0.5)
+            assert storage.get_events(run.run_id) == []  # "second" must not commit before "first"
+            assert b.is_alive()
+        finally:
+            release.set()
+            a.join(30)
+        b.join(30)
+        assert [e.message for e in storage.get_events(run.run_id)] == ["first", "second"]
+
+    def check_prepared_once(self, storage) -> None:
+        from sqlalchemy import text
+
+        with storage.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1

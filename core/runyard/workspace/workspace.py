@@ -3,9 +3,11 @@
 they never import the user's definitions.
 
 For ``python_file`` and ``python_module`` entries the workspace starts a local code server
-(``python -m runyard code-server ... --port 0``) in its own process, reads the chosen port from the
-server's first line, and supervises it: a server that dies is restarted (a supervisor thread, with
-a backoff that doubles on each quick death). ``code_server`` entries are reached as they are.
+(``python -m runyard code-server ... --port 0``) in its own process, learns the chosen port from
+the server's readiness handshake (one JSON line on a pipe passed as ``--ready-fd``, parsed into a
+:class:`~runyard.codeserver.serving.ServerReady`; the banner on its stdout is only logged), and
+supervises it: a server that dies is restarted (a supervisor thread, with a backoff that doubles on
+each quick death). ``code_server`` entries are reached as they are.
 :meth:`Workspace.shutdown` stops every process the workspace started; a server started by a
 workspace also stops by itself if the workspace's process dies (``--exit-with-parent``).
 
@@ -23,7 +25,6 @@ import atexit
 import collections
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,13 +35,13 @@ from typing import Any
 
 from ..codeserver.client import CodeServerClient
 from ..codeserver.errors import CodeServerError, CodeServerUnavailableError
-from ..codeserver.protocol import HealthInfo, LocationSnapshot, SerializedError
+from ..codeserver.protocol import HealthInfo, SerializedError
+from ..codeserver.serving import ServerReady
+from ..codeserver.snapshot import LocationSnapshot
 from ..errors import RunyardError
 from .config import DEFAULT_WORKSPACE_FILE, LocationOrigin, load_workspace_file
 
 log = logging.getLogger("runyard.workspace")
-
-_LISTENING = re.compile(r"code server for location .* listening on http://(?P<host>.+):(?P<port>\d+)\s*$")
 
 # Location statuses
 OK = "ok"                    # definitions loaded; snapshot available
@@ -49,8 +50,13 @@ UNAVAILABLE = "unavailable"  # no server answers (not started, died, unreachable
 STARTING = "starting"        # a local server is being (re)started
 
 
+def _unavailable(message: str) -> SerializedError:
+    return SerializedError(message=message, kind="unavailable")
+
+
 class _LocalServer:
-    """One code server subprocess and the thread that reads its output."""
+    """One code server subprocess, the thread that logs its output and the thread that reads its
+    readiness handshake."""
 
     def __init__(self, origin: LocationOrigin, python: str, evaluation_timeout: float | None,
                  env: dict[str, str] | None):
@@ -70,49 +76,75 @@ class _LocalServer:
         child_env = dict(os.environ if env is None else env)
         child_env["PYTHONUNBUFFERED"] = "1"
         self.output_tail: collections.deque[str] = collections.deque(maxlen=40)
-        self.port: int | None = None
+        self.handshake: ServerReady | None = None
+        self.handshake_error: str | None = None
         self.ready = threading.Event()
         self.started_at = time.monotonic()
-        # Own session: a Ctrl-C meant for the parent does not reach the child first, so the
-        # workspace decides the order of shutdown (and a dying child is not mistaken for a crash).
-        self.proc = subprocess.Popen(args, cwd=origin.working_directory or None, env=child_env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, encoding="utf-8", errors="replace", bufsize=1,
-                                     start_new_session=True)
+        # The server writes its handshake line to the write end and closes it; the read end sees
+        # that line, or EOF alone when the server dies first (its copy closes with it).
+        ready_read, ready_write = os.pipe()
+        args += ["--ready-fd", str(ready_write)]
+        try:
+            # Own session: a Ctrl-C meant for the parent does not reach the child first, so the
+            # workspace decides the order of shutdown (and a dying child is not mistaken for a crash).
+            self.proc = subprocess.Popen(args, cwd=origin.working_directory or None, env=child_env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True, encoding="utf-8", errors="replace", bufsize=1,
+                                         start_new_session=True, pass_fds=(ready_write,))
+        except BaseException:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)
         self.pid = self.proc.pid
         self.reader = threading.Thread(target=self._read, name=f"code-server output {origin.location_name}",
                                        daemon=True)
         self.reader.start()
+        self.handshake_reader = threading.Thread(target=self._read_handshake, args=(ready_read,),
+                                                 name=f"code-server ready {origin.location_name}", daemon=True)
+        self.handshake_reader.start()
+
+    @property
+    def port(self) -> int | None:
+        return self.handshake.port if self.handshake else None
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             line = line.rstrip("\n")
-            if not self.ready.is_set():
-                match = _LISTENING.search(line)
-                if match:
-                    self.port = int(match.group("port"))
-                    self.ready.set()
-                    log.info("[%s] %s (pid %s)", self.origin.location_name, line, self.pid)
-                    continue
             self.output_tail.append(line)
             log.info("[%s] %s", self.origin.location_name, line)
-        self.ready.set()  # EOF: the process is gone; wake up whoever waits for the port
 
-    def wait_ready(self, timeout: float) -> int:
-        """The port, once the server listens. Raises CodeServerUnavailableError if it exits or is
-        not listening within ``timeout``."""
+    def _read_handshake(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as pipe:
+            line = pipe.readline()
+        if line:
+            try:
+                self.handshake = ServerReady.from_line(line)
+            except ValueError as exc:
+                self.handshake_error = f"sent a ready line that is not the handshake ({exc}): {line[:200]!r}"
+            else:
+                log.info("[%s] code server ready on %s:%s (pid %s)", self.origin.location_name,
+                         self.handshake.host, self.handshake.port, self.pid)
+        self.ready.set()  # the handshake, or EOF: the process is gone; wake up whoever waits
+
+    def wait_ready(self, timeout: float) -> ServerReady:
+        """The handshake, once the server listens. Raises CodeServerUnavailableError if it exits or
+        is not listening within ``timeout``."""
         self.ready.wait(timeout)
-        if self.port is not None:
-            return self.port
+        if self.handshake is not None:
+            return self.handshake
         name = self.origin.location_name
-        if self.ready.is_set():  # its output ended: the process is exiting, give it a moment
+        if self.handshake_error:
+            raise CodeServerUnavailableError(f"code server for location '{name}' (pid {self.pid}) "
+                                             f"{self.handshake_error}")
+        if self.ready.is_set():  # the handshake pipe closed empty: the process is exiting, give it a moment
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
         if self.proc.poll() is None:
-            why = "closed its output without listening" if self.ready.is_set() else \
+            why = "closed its handshake pipe without listening" if self.ready.is_set() else \
                 f"did not start listening within {timeout:g}s"
             raise CodeServerUnavailableError(f"code server for location '{name}' (pid {self.pid}) {why}")
         self.reader.join(2)
@@ -202,7 +234,7 @@ class CodeLocation:
                 snapshot = client.snapshot()
         except CodeServerError as exc:
             with self.lock:
-                self.status, self.health, self.error = UNAVAILABLE, None, SerializedError(str(exc), None, "unavailable")
+                self.status, self.health, self.error = UNAVAILABLE, None, _unavailable(str(exc))
             return self.status
         with self.lock:
             self.health = health
@@ -216,8 +248,9 @@ class CodeLocation:
         """A row of ``runyard workspace list``."""
         snap = self.snapshot if self.status == OK else None
         return {"location": self.name, "origin": self.origin.describe(), "origin_detail": self.origin.to_json(),
-                "status": self.status, "jobs": len(snap.jobs) if snap else None,
-                "schedules": len(snap.schedules) if snap else None, "sensors": len(snap.sensors) if snap else None,
+                "status": self.status, "jobs": len(snap.job_names) if snap else None,
+                "schedules": len(snap.schedule_names) if snap else None,
+                "sensors": len(snap.sensor_names) if snap else None,
                 "snapshot_id": snap.snapshot_id if snap else None,
                 "error": self.error.message if self.error else None,
                 "traceback": self.error.traceback if self.error else None,
@@ -294,22 +327,21 @@ class Workspace:
             except OSError as exc:
                 loc._server = None
                 loc.status = UNAVAILABLE
-                loc.error = SerializedError(f"cannot start a code server for location '{loc.name}': {exc}",
-                                            None, "unavailable")
+                loc.error = _unavailable(f"cannot start a code server for location '{loc.name}': {exc}")
 
     def _await(self, loc: CodeLocation) -> None:
         server = loc._server
         if server is None:
             return
         try:
-            port = server.wait_ready(self.startup_timeout)
+            ready = server.wait_ready(self.startup_timeout)
         except CodeServerUnavailableError as exc:
             with loc.lock:
-                loc.status, loc.error = UNAVAILABLE, SerializedError(str(exc), None, "unavailable")
+                loc.status, loc.error = UNAVAILABLE, _unavailable(str(exc))
             return
         with loc.lock:
             if loc._server is server:
-                loc._client = loc._make_client("127.0.0.1", port)
+                loc._client = loc._make_client(ready.host, ready.port)
         loc.refresh()
 
     def _supervise(self) -> None:
@@ -338,8 +370,8 @@ class Workspace:
                                 loc.name, code, delay)
                     with loc.lock:
                         loc.status, loc._client = UNAVAILABLE, None
-                        loc.error = SerializedError(f"code server for location '{loc.name}' exited with code "
-                                                    f"{code}; restarting", None, "unavailable")
+                        loc.error = _unavailable(f"code server for location '{loc.name}' exited with code "
+                                                 f"{code}; restarting")
                     continue
                 if now < due or self._stopping.is_set():
                     continue
@@ -369,6 +401,7 @@ class Workspace:
                 server.proc.wait()
         for server in servers:
             server.reader.join(2)
+            server.handshake_reader.join(2)
             if server.proc.stdout is not None:
                 server.proc.stdout.close()
         for loc in self._locations.values():
@@ -412,13 +445,13 @@ class Workspace:
                 answer = loc.client.reload()
             except CodeServerError as exc:
                 with loc.lock:
-                    loc.status, loc.error = UNAVAILABLE, SerializedError(str(exc), None, "unavailable")
+                    loc.status, loc.error = UNAVAILABLE, _unavailable(str(exc))
                 results.append({"location": loc.name, "status": UNAVAILABLE, "snapshot_id": None,
                                 "changed": None, "error": str(exc), "traceback": None})
                 continue
             loc.refresh()
-            error = answer.get("error") or {}
-            results.append({"location": loc.name, "status": answer["status"], "snapshot_id": answer.get("snapshot_id"),
-                            "changed": answer.get("changed"), "error": error.get("message"),
-                            "traceback": error.get("traceback")})
+            error = answer.error
+            results.append({"location": loc.name, "status": answer.status, "snapshot_id": answer.snapshot_id,
+                            "changed": answer.changed, "error": error.message if error else None,
+                            "traceback": error.traceback if error else None})
         return results

@@ -7,7 +7,7 @@ from typing import Any
 
 from runyard.execution.events import EventEmitter
 from runyard.execution.step import RunTerminated, StepOutcome, StepRunner
-from runyard.storage.records import Event
+from runyard.storage.records import Event, StepStatus
 
 
 class PipeEmitter(EventEmitter):
@@ -38,7 +38,7 @@ def run_step_attempt(conn: Any, step_key: str, attempt: int, runner_args: dict[s
         try:
             outcome = runner.run_attempt(step_key, attempt)
         except RunTerminated:  # run_attempt already reported the interruption
-            outcome = StepOutcome(step_key, "FAILURE", attempt, error="interrupted by termination")
+            outcome = StepOutcome(step_key, StepStatus.FAILURE, attempt, error="interrupted by termination")
         finally:
             runner.teardown_resources()
     conn.send(("outcome", outcome))

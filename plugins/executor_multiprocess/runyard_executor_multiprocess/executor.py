@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runyard.execution.step import StepOutcome
 from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
 from runyard.launchers.procinfo import describe_exit
-from runyard.storage.records import EventType
+from runyard.storage.records import EventType, StepStatus
 
 from .child import run_step_attempt
 from .forkserver import ForkServer, receive
@@ -91,7 +91,7 @@ class MultiprocessExecutor(Executor):
         retry_at: dict[str, tuple[float, int]] = {}
         running: dict[str, _StepProcess] = {}
         by_pid: dict[int, _StepProcess] = {}
-        done: dict[str, str] = {}  # step -> SUCCESS | FAILURE | SKIPPED
+        done: dict[str, StepStatus] = {}  # step -> SUCCESS, FAILURE or SKIPPED
 
         def tag_room(tags: dict[str, str]) -> bool:
             for rule in self.config.tag_concurrency_limits:
@@ -109,15 +109,16 @@ class MultiprocessExecutor(Executor):
                     result.interrupted = True
                     break
                 for key in list(waiting):  # skip what can no longer run
-                    bad = [u for u in plan.steps[key].upstream if done.get(u) in ("FAILURE", "SKIPPED")]
+                    bad = [u for u in plan.steps[key].upstream
+                           if done.get(u) in (StepStatus.FAILURE, StepStatus.SKIPPED)]
                     if bad:
                         waiting.remove(key)
                         skip_step(context, key, f"upstream step(s) {', '.join(sorted(bad))} did not succeed")
-                        done[key] = "SKIPPED"
+                        done[key] = StepStatus.SKIPPED
                         result.skipped.append(key)
                 now = time.monotonic()
                 ready = [(key, 0) for key in waiting
-                         if all(done.get(u) == "SUCCESS" for u in plan.steps[key].upstream)]
+                         if all(done.get(u) == StepStatus.SUCCESS for u in plan.steps[key].upstream)]
                 ready += [(key, attempt) for key, (at, attempt) in retry_at.items() if at <= now]
                 ready.sort(key=lambda item: (-plan.steps[item[0]].priority, order[item[0]]))
                 for key, attempt in ready:
@@ -137,7 +138,7 @@ class MultiprocessExecutor(Executor):
                     elif waiting:  # only steps whose tag limit is 0 are left
                         for key in waiting:
                             skip_step(context, key, "its tag concurrency limit is 0")
-                            done[key] = "SKIPPED"
+                            done[key] = StepStatus.SKIPPED
                             result.skipped.append(key)
                         waiting.clear()
                     continue
@@ -148,12 +149,12 @@ class MultiprocessExecutor(Executor):
                 for proc in [p for p in running.values() if p.finished]:
                     del running[proc.key]
                     outcome = self._outcome(context, proc)
-                    if outcome.status == "RETRY":
+                    if outcome.status == StepStatus.RETRY:
                         retry_at[proc.key] = (time.monotonic() + outcome.retry_delay,
                                               next_attempt(context, proc.key))
                         continue
                     result.outcomes[proc.key] = outcome
-                    done[proc.key] = "SUCCESS" if outcome.status == "SUCCESS" else "FAILURE"
+                    done[proc.key] = StepStatus.SUCCESS if outcome.status == StepStatus.SUCCESS else StepStatus.FAILURE
         finally:
             if running:
                 self._stop_all(context, server, running, by_pid)
@@ -239,7 +240,7 @@ class MultiprocessExecutor(Executor):
         context.events.emit(EventType.STEP_FAILURE, f"Step '{proc.key}' failed: {message}", step_key=proc.key,
                             level="ERROR", data={"error": message, "attempt": proc.attempt + 1,
                                                  "pid": proc.pid, "wait_status": proc.wait_status})
-        return StepOutcome(proc.key, "FAILURE", proc.attempt, error=message)
+        return StepOutcome(proc.key, StepStatus.FAILURE, proc.attempt, error=message)
 
     def _stop_all(self, context: ExecuteContext, server: ForkServer, running: dict[str, _StepProcess],
                   by_pid: dict[int, _StepProcess]) -> None:

@@ -66,6 +66,13 @@ def check_url(raw: str) -> None:
         raise ValueError("url must look like postgresql://user:password@host:port/database")
     scheme = raw.split("://", 1)[0]
     if scheme in ACCEPTED_SCHEMES:
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(raw)
+        except Exception:  # noqa: BLE001 - its message may quote the password: never pass it on
+            raise ValueError("the URL cannot be parsed: check the port, and write special characters of the "
+                             "user name or password as %XX (@ as %40, : as %3A, / as %2F)") from None
         return
     if scheme.startswith("postgresql+") or scheme.startswith("postgres+"):
         driver = scheme.split("+", 1)[1]

@@ -1,7 +1,7 @@
 """Entry point of the ``runyard-storage-postgres`` distribution. Importing it is cheap: the storage
 module (SQLAlchemy, psycopg2) loads only when an instance selects ``postgres``."""
 
-from runyard.plugins import hookimpl
+from runyard import hookimpl
 
 
 @hookimpl

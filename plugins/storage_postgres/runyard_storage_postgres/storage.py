@@ -5,7 +5,7 @@ What it adds to :class:`runyard.storage.sql.SqlRunStorage`:
 * **A bounded pool per process.** SQLAlchemy ``QueuePool`` with ``pool_size`` + ``max_overflow``
   connections at most (plus one ``LISTEN`` connection while something waits for notifications);
   a caller that finds them all busy waits ``pool_timeout`` seconds, then gets a clear error.
-* **Retries after a dropped connection.** Every write is one transaction (``_transact``); if the
+* **Retries after a dropped connection.** Every write is one transaction (``transact``); if the
   connection drops, the pool is invalidated and the transaction runs again with backoff for up to
   ``reconnect_timeout`` seconds. If the drop happened during ``COMMIT`` the outcome is looked up
   first: the old session is ended if it still exists (``pg_terminate_backend``), then
@@ -56,9 +56,6 @@ from .listener import Listener
 log = logging.getLogger("runyard.storage.postgres")
 T = TypeVar("T")
 
-LOCK_NAMESPACE = 0x7279  # first key of every advisory lock runyard takes ("ry")
-MIGRATION_LOCK_KEY = 0
-QUEUE_LOCK = (LOCK_NAMESPACE + 1, 0)  # limited queue claims; a namespace run locks never use
 RUNS_CHANNEL = "runyard_runs"
 BACKEND_KEY = "runyard_backend"  # (pid, backend_start, postmaster_start) in the pool record's info
 
@@ -79,11 +76,6 @@ _SESSION_LOST_CODES = ("57P01", "57P02", "57P03")
 def events_channel(run_id: str) -> str:
     """The NOTIFY channel of one run's events (a valid identifier, whatever the run id)."""
     return "runyard_ev_" + hashlib.sha1(run_id.encode()).hexdigest()[:40]
-
-
-def run_lock_key(run_id: str) -> int:
-    """Second key of the advisory lock that orders one run's event writers."""
-    return int.from_bytes(hashlib.sha1(run_id.encode()).digest()[:4], "big", signed=True)
 
 
 class _Attempt:
@@ -254,7 +246,7 @@ class PostgresRunStorage(SqlRunStorage):
             raw.invalidate(exc)
 
     # ---- transactions ----------------------------------------------------------------------------
-    def _transact(self, fn: Callable[[Connection], T]) -> T:
+    def transact(self, fn: Callable[[Connection], T]) -> T:
         self._fork_guard()
         attempt, deadline = 0, None
         while True:
@@ -281,7 +273,7 @@ class PostgresRunStorage(SqlRunStorage):
                 deadline = self._pause(exc, attempt, deadline)
                 attempt += 1
 
-    def _query(self, fn: Callable[[Connection], T]) -> T:
+    def query(self, fn: Callable[[Connection], T]) -> T:
         self._fork_guard()
         attempt, deadline = 0, None
         while True:
@@ -353,48 +345,19 @@ class PostgresRunStorage(SqlRunStorage):
                     "had committed" if committed else "had not committed and is retried")
         return committed
 
-    # ---- dialect hooks ---------------------------------------------------------------------------
-    def _status_select(self, run_id: str) -> Any:
-        return super()._status_select(run_id).with_for_update()
-
-    def _lease_select(self, name: str) -> Any:
-        return super()._lease_select(name).with_for_update()
-
-    def _claim_select(self, limit: int | None, run_ids: list[str] | None) -> Any:
-        return super()._claim_select(limit, run_ids).with_for_update(skip_locked=True)
-
-    def _claim_lock(self, conn: Connection) -> None:
-        # Limited claims count the in-progress runs: they must see each other's commits, so they
-        # take turns (a transaction-scoped advisory lock; READ COMMITTED re-reads after it).
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(a)s, %(b)s)",
-                             {"a": QUEUE_LOCK[0], "b": QUEUE_LOCK[1]})
-
-    def _migration_lock(self, conn: Connection) -> None:
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(a)s, %(b)s)",
-                             {"a": LOCK_NAMESPACE, "b": MIGRATION_LOCK_KEY})
-
-    def _after_copy(self, conn: Connection) -> None:
-        for table in (s.events, s.ticks):
-            conn.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)")
-
-    def _lock_runs_sql(self, run_ids: Sequence[str]) -> str:
-        keys = sorted({run_lock_key(r) for r in run_ids})  # one global order: no deadlocks
-        return "SELECT " + ", ".join(f"pg_advisory_xact_lock({LOCK_NAMESPACE}, {k})" for k in keys)
-
+    # ---- notifications (row locks, advisory locks, the schema lock and sequences after a copy come
+    # from runyard.storage.sql.dialects.PostgresDialect, as for any engine on PostgreSQL) ----------
     def _notify_events_sql(self, run_ids: Sequence[str]) -> str:
         # lastval(): the id of the last event this statement inserted (a pointer; waiters re-read)
         return "SELECT " + ", ".join(f"pg_notify('{events_channel(r)}', lastval()::text)"
                                      for r in sorted(set(run_ids)))
 
-    def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
+    def insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
         run_ids = [e.run_id for e in events]
-        conn.exec_driver_sql(self._lock_runs_sql(run_ids))
-        super()._insert_events(conn, events)
+        super().insert_events(conn, events)  # takes the runs' advisory locks first
         conn.exec_driver_sql(self._notify_events_sql(run_ids))
 
-    def _runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
+    def runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
         if changes:
             conn.execute(text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
                          {"channel": RUNS_CHANNEL, "payloads": [f"{rid} {status}" for rid, status in changes]})
@@ -432,7 +395,7 @@ class PostgresRunStorage(SqlRunStorage):
                 with dbapi.cursor() as cur:
                     if sql is None:
                         values = b",".join(cur.mogrify(_ROW_TEMPLATE, row) for row in rows)
-                        sql = b"; ".join([self._lock_runs_sql(run_ids).encode(),
+                        sql = b"; ".join([self.dialect.run_locks_sql(run_ids).encode(),
                                           _INSERT_EVENTS.encode() + values,
                                           self._notify_events_sql(run_ids).encode()])
                     dbapi.autocommit = True  # the server runs the statements as one implicit transaction

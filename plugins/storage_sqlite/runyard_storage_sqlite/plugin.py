@@ -1,6 +1,6 @@
 """Entry point of the ``runyard-storage-sqlite`` distribution."""
 
-from runyard.plugins import hookimpl
+from runyard import hookimpl
 
 
 @hookimpl

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -33,6 +34,21 @@ _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # as the s
 _EVENT_COLUMNS = ("run_id", "event_type", "timestamp", "step_key", "level", "message", "data")
 _INSERT_EVENTS = (f"INSERT INTO {s.events.name} ({', '.join(_EVENT_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})")
+
+
+def _enable_wal(cur: sqlite3.Cursor, timeout: float) -> None:
+    """Switch to WAL, waiting out other processes like the busy timeout would. Switching a new
+    database takes an exclusive lock and fails at once with "database is locked" (the busy handler
+    is not consulted) while another process opening it at the same moment holds a lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 class SqliteStorageConfig(BaseModel):
@@ -76,8 +92,8 @@ class SqliteRunStorage(SqlRunStorage):
             # Take transaction control away from pysqlite so BEGIN is ours to emit.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            _enable_wal(cur, busy_ms / 1000)
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

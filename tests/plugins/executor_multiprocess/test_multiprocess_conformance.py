@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runyard.testing._util import live_pids_in_group, pid_gone
+from runyard.testing import live_pids_in_group, pid_gone
 from runyard.testing.executor import ExecutorConformanceSuite
 
 
@@ -373,7 +373,7 @@ def test_run_terminate_stops_every_step_process(cli, instance, defs, config_file
         kinds = [str(e.event_type) for e in events(instance, run_id)]
         assert kinds[-1] == "RUN_CANCELED"
     finally:
-        from runyard.testing._util import kill_group
+        from runyard.testing import kill_group
 
         kill_group(worker)
 
@@ -413,6 +413,6 @@ def test_a_step_that_ignores_sigterm_is_killed_and_reported(cli, instance, write
         steps = {s["step_key"]: s for s in cli.json("run", "show", run_id, "--json")["steps"]}
         assert steps["stubborn"]["status"] == "FAILURE"
     finally:
-        from runyard.testing._util import kill_group
+        from runyard.testing import kill_group
 
         kill_group(worker)

@@ -17,6 +17,7 @@ from collections import Counter
 
 from runyard.instance.instance import Instance
 from runyard.storage.records import FINISHED_STATUSES, RunFilter, RunStatus
+from runyard.testing import wait_until
 
 DEFS = """
 from runyard import Definitions, RunRequest, job, op, schedule, sensor
@@ -48,17 +49,6 @@ defs = Definitions(jobs=[quick_job], sensors=[ticker], schedules=[every5])
 """
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -86,9 +76,9 @@ def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
 
     daemons = [spawn() for _ in range(3)]
     try:
-        first = _wait(holder_pid, 60, "a leader")
+        first = wait_until(holder_pid, 60, what="a leader")
         assert first in [d.pid for d in daemons]
-        _wait(lambda: len(storage.get_ticks("ticker", limit=100)) >= 3, 60, "sensor ticks")
+        wait_until(lambda: len(storage.get_ticks("ticker", limit=100)) >= 3, 60, what="sensor ticks")
         # queued runs, submitted before and while the leader dies
         queued = []
         for _ in range(6):
@@ -106,14 +96,14 @@ def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
         # falls due if the test runs across the next five-minute mark; each must be ticked once).
         due = time.time() // 300 * 300
         storage.set_instigator_state("every5", "schedule", "RUNNING", {"cursor_time": due - 1})
-        second = _wait(lambda: (p := holder_pid()) and p != first and p, 30, "a standby to take over")
+        second = wait_until(lambda: (p := holder_pid()) and p != first and p, 30, what="a standby to take over")
         assert time.monotonic() - killed_at <= 3 + 1 + 2  # lease time + a standby retry + slack
         assert second in [d.pid for d in daemons if d.pid != first]
         ticks_before = len(storage.get_ticks("ticker", limit=1000))
-        _wait(lambda: len(storage.get_ticks("ticker", limit=1000)) >= ticks_before + 3, 30, "ticks to resume")
-        _wait(lambda: storage.get_ticks("every5"), 30, "the due schedule tick")
+        wait_until(lambda: len(storage.get_ticks("ticker", limit=1000)) >= ticks_before + 3, 30, what="ticks to resume")
+        wait_until(lambda: storage.get_ticks("every5"), 30, what="the due schedule tick")
         for run_id in queued:
-            _wait(lambda rid=run_id: storage.get_run(rid).status in FINISHED_STATUSES, 60, f"run {run_id}")
+            wait_until(lambda rid=run_id: storage.get_run(rid).status in FINISHED_STATUSES, 60, what=f"run {run_id}")
     finally:
         for d in daemons:
             if d.poll() is None:

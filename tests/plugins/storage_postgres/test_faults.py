@@ -23,6 +23,7 @@ import pytest
 from conftest import open_storage
 
 from runyard.storage.records import RunStatus
+from runyard.testing import wait_until
 from runyard.testing.storage import ev, make_run
 
 TICKS = 100
@@ -56,17 +57,6 @@ def faulty():
 '''
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def fault_db(private_server):
     if not private_server.running:
@@ -88,7 +78,7 @@ def test_run_worker_survives_a_server_restart(cli, home, write_defs, private_ser
         def ticks() -> int:
             return sum(1 for e in watcher.get_events(run_id) if e.message.startswith("tick "))
 
-        wait_for(lambda: ticks() >= 15, 60, "the worker to write some events")
+        wait_until(lambda: ticks() >= 15, 60, what="the worker to write some events")
         private_server.stop(mode)
         try:
             down_at = time.monotonic()
@@ -99,8 +89,8 @@ def test_run_worker_survives_a_server_restart(cli, home, write_defs, private_ser
         ticks_before = ticks()
         assert ticks_before < TICKS, "the run finished before the outage: make it longer"
 
-        run = wait_for(lambda: (r := watcher.get_run(run_id)) and r.status.is_finished and r, 120,
-                       "the run to finish")
+        run = wait_until(lambda: (r := watcher.get_run(run_id)) and r.status.is_finished and r, 120,
+                         what="the run to finish")
         events = watcher.get_events(run_id)
         logged = [e.message for e in events if e.message.startswith(("tick ", "after ", "done "))]
         expected = [f"tick {i}" for i in range(TICKS)] + [f"after {i}" for i in range(AFTER)] + [f"done {TICKS}"]

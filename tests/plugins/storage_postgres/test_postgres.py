@@ -234,7 +234,7 @@ def test_statement_timeout(pg_url):
     storage = open_storage(pg_url, statement_timeout_ms=100)
     start = time.monotonic()
     with pytest.raises(StorageError, match=r"statement timeout.*statement_timeout_ms \(100\)"):
-        storage._query(lambda conn: conn.exec_driver_sql("SELECT pg_sleep(5)").all())
+        storage.query(lambda conn: conn.exec_driver_sql("SELECT pg_sleep(5)").all())
     assert time.monotonic() - start < 3
     storage.dispose()
 

@@ -7,13 +7,17 @@ Needs: PostgreSQL at $RUNYARD_TEST_PG_URL (see conftest.py); one database per te
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from conftest import open_storage, truncate_all
 
-from runyard.testing.storage import StorageConformanceSuite
+from runyard.testing.storage import SqlStorageConformanceSuite
+from runyard_storage_postgres.config import PostgresStorageConfig
+from runyard_storage_postgres.storage import PostgresRunStorage
 
 
-class TestPostgresStorage(StorageConformanceSuite):
+class TestPostgresStorage(SqlStorageConformanceSuite):
     config: dict = {}
 
     @pytest.fixture
@@ -35,6 +39,10 @@ class TestPostgresStorage(StorageConformanceSuite):
         yield factory
         for s in opened:
             s.dispose()
+
+    @pytest.fixture
+    def fresh_storage_opener(self, fresh_db):
+        return functools.partial(PostgresRunStorage, PostgresStorageConfig(url=fresh_db, **self.config))
 
 
 class TestPostgresStoragePolling(TestPostgresStorage):

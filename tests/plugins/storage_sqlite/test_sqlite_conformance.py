@@ -5,6 +5,7 @@ Needs: nothing beyond Python's sqlite3 (real database files under pytest's tmp_p
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sqlite3
@@ -13,7 +14,7 @@ import pytest
 
 from runyard.errors import SchemaRevisionError
 from runyard.storage.records import Event, EventType
-from runyard.testing.storage import StorageConformanceSuite, make_run
+from runyard.testing.storage import SqlStorageConformanceSuite, make_run
 from runyard_storage_sqlite.storage import SqliteRunStorage, SqliteStorageConfig
 
 
@@ -23,12 +24,16 @@ def open_storage(path: str) -> SqliteRunStorage:
     return s
 
 
-class TestSqliteStorage(StorageConformanceSuite):
+class TestSqliteStorage(SqlStorageConformanceSuite):
     @pytest.fixture
     def storage(self, tmp_path):
         s = open_storage(str(tmp_path / "runyard.db"))
         yield s
         s.dispose()
+
+    @pytest.fixture
+    def fresh_storage_opener(self, tmp_path):
+        return functools.partial(SqliteRunStorage, str(tmp_path / "fresh.db"))
 
     @pytest.fixture
     def storage_factory(self, tmp_path):

@@ -9,7 +9,7 @@ import functools
 import graphene
 from graphene.types.generic import GenericScalar
 
-from .types import LOCATION_TAG, ConfigProblem, Instigator, Run, TagInput, web
+from .types import ConfigProblem, Instigator, Run, TagInput, web
 
 
 def _payload_fields():
@@ -24,15 +24,14 @@ def _refusals(payload_cls):
         def mutate(root, info, **kwargs):
             from runyard.errors import RunyardError
 
-            from ..context import WebError
+            from ..context import WebError, error_code
 
             extra = {"errors": []} if "errors" in payload_cls._meta.fields else {}
             try:
                 return fn(root, info, **kwargs)
-            except WebError as exc:
-                return payload_cls(ok=False, message=exc.message, code=exc.code, **extra)
-            except RunyardError as exc:  # e.g. terminating a run that already finished
-                return payload_cls(ok=False, message=str(exc), code="INVALID", **extra)
+            except (WebError, RunyardError) as exc:  # e.g. terminating a run that already finished
+                return payload_cls(ok=False, message=exc.message if isinstance(exc, WebError) else str(exc),
+                                   code=error_code(exc), **extra)
         return mutate
     return wrap
 
@@ -93,7 +92,6 @@ class LaunchRun(graphene.Mutation):
     def mutate(root, info, location, job_name, run_config=None, run_config_yaml=None, tags=None, ops=None):
         config = _parse_run_config(run_config, run_config_yaml)
         tag_map = {t.key: t.value for t in tags or []}
-        tag_map[LOCATION_TAG] = location
         result = web(info).launch_run(location, job_name, config, tag_map, ops)
         return _launch_payload(result)
 
@@ -118,49 +116,41 @@ class ReexecuteRun(graphene.Mutation):
         return _launch_payload(result)
 
 
-class TerminateRun(graphene.Mutation):
-    """Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped."""
+def _mutation(name: str, doc: str, arguments: dict, output, act):
+    """A mutation class whose ``mutate`` is ``act(web context, **arguments)`` returning the payload;
+    refusals become ``output(ok=False, message, code)``."""
 
-    class Arguments:
-        run_id = graphene.ID(required=True)
+    @_refusals(output)
+    def mutate(root, info, **kwargs):
+        return act(web(info), **kwargs)
 
-    Output = RunPayload
-
-    @staticmethod
-    @_refusals(RunPayload)
-    def mutate(root, info, run_id):
-        ok, run = web(info).terminate_run(run_id)
-        return RunPayload(ok=ok, run=run, message=None if ok else f"run {run_id} is {run.status}: nothing to stop")
+    return type(name, (graphene.Mutation,), {"Arguments": type("Arguments", (), arguments), "Output": output,
+                                             "mutate": staticmethod(mutate), "__doc__": doc})
 
 
-class DeleteRun(graphene.Mutation):
-    """Delete a finished run and its events."""
+def _terminate(ctx, run_id):
+    ok, run = ctx.terminate_run(run_id)
+    return RunPayload(ok=ok, run=run, message=None if ok else f"run {run_id} is {run.status}: nothing to stop")
 
-    class Arguments:
-        run_id = graphene.ID(required=True)
 
-    Output = RunPayload
+def _delete(ctx, run_id):
+    ctx.delete_run(run_id)
+    return RunPayload(ok=True)
 
-    @staticmethod
-    @_refusals(RunPayload)
-    def mutate(root, info, run_id):
-        web(info).delete_run(run_id)
-        return RunPayload(ok=True)
+
+TerminateRun = _mutation(
+    "TerminateRun", "Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped.",
+    {"run_id": graphene.ID(required=True)}, RunPayload, _terminate)
+DeleteRun = _mutation("DeleteRun", "Delete a finished run and its events.",
+                      {"run_id": graphene.ID(required=True)}, RunPayload, _delete)
 
 
 def _toggle(kind: str, running: bool):
-    class Arguments:
-        name = graphene.String(required=True)
-
-    @_refusals(InstigatorPayload)
-    def mutate(root, info, name):
-        return InstigatorPayload(ok=True, instigator=web(info).set_instigator_status(kind, name, running))
-
     verb = "Start" if running else "Stop"
-    return type(f"{verb}{kind.capitalize()}", (graphene.Mutation,), {
-        "Arguments": Arguments, "Output": InstigatorPayload, "mutate": staticmethod(mutate),
-        "__doc__": f"Turn a {kind} {'on' if running else 'off'} (stored; the daemon acts on it).",
-    })
+    return _mutation(
+        f"{verb}{kind.capitalize()}", f"Turn a {kind} {'on' if running else 'off'} (stored; the daemon acts on it).",
+        {"name": graphene.String(required=True)}, InstigatorPayload,
+        lambda ctx, name: InstigatorPayload(ok=True, instigator=ctx.set_instigator_status(kind, name, running)))
 
 
 class ReloadLocation(graphene.Mutation):

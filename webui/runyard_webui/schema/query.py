@@ -16,6 +16,7 @@ from .types import (
     RunsPage,
     StepLogs,
     TagInput,
+    job_root,
     web,
 )
 
@@ -101,7 +102,7 @@ class Query(graphene.ObjectType):
             if exc.code == "NOT_FOUND":
                 return None
             raise
-        return {**job, "location": loc.name}
+        return job_root(loc.name, job)
 
     @staticmethod
     def resolve_daemon_status(root, info):

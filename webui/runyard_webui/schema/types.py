@@ -1,13 +1,16 @@
-"""GraphQL object types. Each wraps a storage record or a snapshot dict as its root value."""
+"""GraphQL object types. Each wraps a storage record or a code location snapshot model
+(:mod:`runyard.codeserver.snapshot`) as its root value."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import graphene
 from graphene.types.generic import GenericScalar
 
-LOCATION_TAG = "runyard/location"
+from runyard.tags import LOCATION_TAG
 
 
 def web(info):
@@ -108,9 +111,9 @@ class Run(graphene.ObjectType):
 
     @staticmethod
     def resolve_can_terminate(root, info):
-        from runyard.storage.records import RunStatus
+        from runyard.storage.records import UNFINISHED_STATUSES, RunStatus
 
-        return root.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.STARTED, RunStatus.NOT_STARTED)
+        return root.status in UNFINISHED_STATUSES and root.status != RunStatus.CANCELING
 
     @staticmethod
     def resolve_steps(root, info):
@@ -135,16 +138,20 @@ class EventsPage(graphene.ObjectType):
 
 
 class OpInput(graphene.ObjectType):
+    """Root: an :class:`~runyard.codeserver.snapshot.InputSnapshot`."""
+
     name = graphene.String(required=True)
     type = graphene.String()
     upstream = graphene.List(graphene.NonNull(graphene.String), required=True)
 
     @staticmethod
     def resolve_upstream(root, info):
-        return [f"{u['op']}.{u['output']}" for u in root.get("upstream", [])]
+        return [f"{u.op}.{u.output}" for u in root.upstream]
 
 
 class Op(graphene.ObjectType):
+    """Root: an :class:`~runyard.codeserver.snapshot.OpSnapshot`."""
+
     name = graphene.String(required=True)
     op = graphene.String(required=True)
     description = graphene.String()
@@ -157,14 +164,34 @@ class Op(graphene.ObjectType):
 
     @staticmethod
     def resolve_outputs(root, info):
-        return [o["name"] for o in root.get("outputs", [])]
+        return [o.name for o in root.outputs]
 
     @staticmethod
     def resolve_tags(root, info):
-        return tag_list(root.get("tags") or {})
+        return tag_list({str(k): str(v) for k, v in root.tags.items()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobInLocation:
+    """The root of a ``Job``: a job snapshot and the name of the location that serves it."""
+
+    location: str
+    job: Any  # runyard.codeserver.snapshot.JobSnapshot
+
+
+def job_root(location: str, job: Any) -> JobInLocation:
+    return JobInLocation(location=location, job=job)
+
+
+def _definition(root: dict[str, Any], field: str) -> Any:
+    """A field of an instigator's snapshot; None where the kind has no such field (a schedule has
+    no minimum interval, a sensor no cron string)."""
+    return getattr(root["definition"], field, None)
 
 
 class Job(graphene.ObjectType):
+    """Root: a :class:`JobInLocation`."""
+
     name = graphene.String(required=True)
     location = graphene.String(required=True)
     description = graphene.String()
@@ -174,13 +201,14 @@ class Job(graphene.ObjectType):
     default_run_config = GenericScalar()
     required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
 
-    @staticmethod
-    def resolve_tags(root, info):
-        return tag_list(root.get("tags") or {})
-
-    @staticmethod
-    def resolve_executor(root, info):
-        return (root.get("executor") or {}).get("name")
+    resolve_name = staticmethod(lambda root, info: root.job.name)
+    resolve_location = staticmethod(lambda root, info: root.location)
+    resolve_description = staticmethod(lambda root, info: root.job.description)
+    resolve_ops = staticmethod(lambda root, info: root.job.ops)
+    resolve_default_run_config = staticmethod(lambda root, info: root.job.default_run_config)
+    resolve_required_resources = staticmethod(lambda root, info: root.job.required_resources)
+    resolve_tags = staticmethod(lambda root, info: tag_list(root.job.tags))
+    resolve_executor = staticmethod(lambda root, info: root.job.executor.name)
 
 
 class Tick(graphene.ObjectType):
@@ -195,7 +223,9 @@ class Tick(graphene.ObjectType):
 
 
 class Instigator(graphene.ObjectType):
-    """A schedule or a sensor, with its on/off state from storage."""
+    """A schedule or a sensor, with its on/off state from storage. Root: a dict with ``name``,
+    ``kind``, ``location``, ``status``, ``next_tick`` and ``definition`` (a
+    :class:`~runyard.codeserver.snapshot.ScheduleSnapshot` or ``SensorSnapshot``)."""
 
     name = graphene.String(required=True)
     kind = graphene.String(required=True, description="schedule or sensor")
@@ -209,12 +239,11 @@ class Instigator(graphene.ObjectType):
     minimum_interval_seconds = graphene.Float()
     ticks = graphene.List(graphene.NonNull(Tick), required=True, limit=graphene.Int(default_value=10))
 
-    resolve_job_name = staticmethod(lambda root, info: root["definition"].get("job_name"))
-    resolve_description = staticmethod(lambda root, info: root["definition"].get("description"))
-    resolve_cron_schedule = staticmethod(lambda root, info: root["definition"].get("cron_schedule"))
-    resolve_execution_timezone = staticmethod(lambda root, info: root["definition"].get("execution_timezone"))
-    resolve_minimum_interval_seconds = staticmethod(
-        lambda root, info: root["definition"].get("minimum_interval_seconds"))
+    resolve_job_name = staticmethod(lambda root, info: _definition(root, "job_name"))
+    resolve_description = staticmethod(lambda root, info: _definition(root, "description"))
+    resolve_cron_schedule = staticmethod(lambda root, info: _definition(root, "cron_schedule"))
+    resolve_execution_timezone = staticmethod(lambda root, info: _definition(root, "execution_timezone"))
+    resolve_minimum_interval_seconds = staticmethod(lambda root, info: _definition(root, "minimum_interval_seconds"))
     resolve_next_tick = staticmethod(lambda root, info: root.get("next_tick"))
 
     @staticmethod
@@ -239,7 +268,8 @@ class Location(graphene.ObjectType):
     def resolve_jobs(root, info):
         if root.snapshot is None:
             return []
-        return [{**root.snapshot.jobs[n], "location": root.name} for n in root.snapshot.job_names]
+        jobs = root.snapshot.jobs_by_name
+        return [job_root(root.name, jobs[n]) for n in root.snapshot.job_names]
 
 
 class DaemonLease(graphene.ObjectType):

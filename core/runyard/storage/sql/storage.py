@@ -1,9 +1,14 @@
 """SqlRunStorage: one implementation of the storage interface for every SQL backend.
 
-Every write is one transaction run by :meth:`SqlRunStorage._transact` and every read goes through
-:meth:`SqlRunStorage._query`: a backend overrides those two to retry after a dropped connection (the
-Postgres plugin does), and the few ``_*_select`` / ``_insert_events`` / ``_runs_changed`` hooks to use
-its dialect's strengths (row locks, notifications).
+What differs between databases — column types, row locks, the locks that order event writers and
+limited queue claims, first-time schema creation, retryable errors — comes from the
+:class:`~.dialects.SqlDialect` registered for the engine's dialect (:attr:`SqlRunStorage.dialect`),
+so a backend plugin only builds the engine.
+
+Every write is one transaction run by :meth:`SqlRunStorage.transact` and every read goes through
+:meth:`SqlRunStorage.query`. Beyond correctness, a backend may override those two (to retry after a
+dropped connection), ``insert_events`` and ``runs_changed`` (to send notifications), as the
+Postgres plugin does.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ...errors import SchemaRevisionError, StorageError
+from ...tags import PRIORITY_TAG
 from ..base import (
     IN_PROGRESS_STATUSES,
-    PRIORITY_TAG,
     UNFINISHED_STATUSES,
     ClaimLimits,
     RunStorage,
@@ -42,12 +48,16 @@ from ..records import (
     RunStatus,
     StepStats,
     Tick,
+    TickStatus,
 )
 from . import schema as s
+from .dialects import QUEUE_CLAIMS, SqlDialect, dialect_for
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 T = TypeVar("T")
 RELEASED = ""  # the holder of a released lease
+#: how often a write transaction the server rolled back (deadlock victim) runs again
+WRITE_ATTEMPTS = 5
 
 
 def _loads(value: str | None, default: Any = None) -> Any:
@@ -55,12 +65,20 @@ def _loads(value: str | None, default: Any = None) -> Any:
 
 
 class SqlRunStorage(RunStorage):
-    """Run storage on a SQLAlchemy engine. Subclasses bring the engine and dialect tweaks."""
+    """Run storage on a SQLAlchemy engine. Subclasses bring the engine; the dialect's
+    :class:`~.dialects.SqlDialect` (registered with :func:`~.dialects.register_dialect`) brings
+    everything that differs between databases."""
 
     def __init__(self, engine: Engine, *, display_url: str | None = None):
         self.engine = engine
         self.display_url = display_url or engine.url.render_as_string(hide_password=True)
         self._pid = os.getpid()
+        #: what this storage needs to know about its database (see :mod:`.dialects`)
+        self.dialect: SqlDialect = dialect_for(engine.dialect.name)
+        event.listen(engine, "connect", self._on_dbapi_connect)
+
+    def _on_dbapi_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        self.dialect.on_connect(dbapi_connection)
 
     # ---- connection handling ---------------------------------------------------------------------
     def _fork_guard(self) -> None:
@@ -77,35 +95,66 @@ class SqlRunStorage(RunStorage):
                 yield conn
         except OperationalError as exc:
             raise self._unreachable(exc) from exc
+        except PoolTimeoutError as exc:
+            raise self._pool_busy() from exc
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction; backends override :meth:`_begin_write` to take the write lock early."""
+        """A write transaction (``runyard_write``: SQLite takes the write lock at BEGIN)."""
         self._fork_guard()
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(runyard_write=True)
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
-            raise self._unreachable(exc) from exc
+        except DBAPIError as exc:
+            if self.dialect.is_retryable(exc):
+                raise _Retry from exc
+            if isinstance(exc, OperationalError):
+                raise self._unreachable(exc) from exc
+            raise
+        except PoolTimeoutError as exc:
+            raise self._pool_busy() from exc
 
-    def _transact(self, fn: Callable[[Connection], T]) -> T:
+    def transact(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction and return its result once committed.
 
-        ``fn`` may run more than once when a backend retries (see the Postgres plugin), so it must
-        only touch the database through ``conn`` and compute its result from what it read there."""
-        with self._write() as conn:
-            return fn(conn)
+        ``fn`` may run more than once — after the server rolled the transaction back
+        (:meth:`SqlDialect.is_retryable`: a deadlock victim), or when a backend retries after a
+        dropped connection (the Postgres plugin) — so it must only touch the database through
+        ``conn`` and compute its result from what it read there."""
+        attempt = 0
+        while True:
+            try:
+                with self._write() as conn:
+                    return fn(conn)
+            except _Retry as retry:
+                attempt += 1
+                cause = retry.__cause__
+                if attempt >= WRITE_ATTEMPTS:
+                    if isinstance(cause, OperationalError):
+                        raise self._unreachable(cause) from cause
+                    raise cause from None
+                time.sleep(0.01 * 2 ** attempt)
 
-    def _query(self, fn: Callable[[Connection], T]) -> T:
+    def query(self, fn: Callable[[Connection], T]) -> T:
         """Run read-only ``fn`` on a connection; backends may retry it after a dropped connection."""
         with self._read() as conn:
             return fn(conn)
 
     def _unreachable(self, exc: DBAPIError) -> StorageError:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        return StorageError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}")
+        hint = self.dialect.explain(exc)
+        return StorageError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}"
+                            + (f" {hint}" if hint else ""))
+
+    def _pool_busy(self) -> StorageError:
+        pool = self.engine.pool
+        timeout = pool.timeout() if hasattr(pool, "timeout") else None
+        waited = f" for {timeout:g} s (pool_timeout)" if timeout is not None else ""
+        return StorageError(f"Storage {self.name or 'sql'} at {self.display_url}: every connection of this "
+                            f"process's pool stayed busy{waited}; raise pool_size / max_overflow, or "
+                            "pool_timeout")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -120,10 +169,11 @@ class SqlRunStorage(RunStorage):
                 return None
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
-        return self._query(op)
+        return self.query(op)
 
     def check_ready(self, *, create: bool = True) -> None:
         revision = self.schema_revision()
+        self.dialect.check_server(self.engine.dialect)  # known once a connection was made
         if revision == s.HEAD_REVISION:
             return
         if revision is None:
@@ -150,22 +200,21 @@ class SqlRunStorage(RunStorage):
         if before is not None and before not in known_revisions():
             self.check_ready(create=False)  # raises: written by a newer runyard, refuse to touch it
 
-        # One write transaction: concurrent first-time openers of an empty database serialize on it
-        # (SQLite: the write lock; others: :meth:`_migration_lock`), and the later ones find the
-        # schema already at head.
-        def op(conn: Connection) -> None:
-            self._migration_lock(conn)
-            upgrade(conn)
-
-        self._transact(op)
+        # One write transaction under the dialect's schema lock, both on one connection (a pool of
+        # one is enough): concurrent first-time openers of an empty database take turns (SQLite:
+        # the write lock; PostgreSQL: an advisory lock; MySQL: a named lock, as its DDL commits on
+        # its own), and the later ones find the schema at head.
+        self._fork_guard()
+        try:
+            with self.engine.connect() as conn, self.dialect.schema_lock(conn):
+                conn.execution_options(runyard_write=True)
+                with conn.begin():
+                    upgrade(conn)
+        except OperationalError as exc:
+            raise self._unreachable(exc) from exc
+        except PoolTimeoutError as exc:
+            raise self._pool_busy() from exc
         return before, self.schema_revision() or ""
-
-    def _migration_lock(self, conn: Connection) -> None:
-        """Serialize concurrent migrations (backends whose DDL does not take the write lock)."""
-
-    def _after_copy(self, conn: Connection) -> None:
-        """After rows were copied in with their ids (:mod:`.transfer`): move id generators past them.
-        SQLite's AUTOINCREMENT already has; sequence-based backends override this."""
 
     # ---- runs ------------------------------------------------------------------------------------
     @staticmethod
@@ -217,10 +266,10 @@ class SqlRunStorage(RunStorage):
                 conn.execute(insert(s.run_tags), [
                     {"run_id": run.run_id, "key": k, "value": str(v)} for k, v in run.tags.items()])
             if events:
-                self._insert_events(conn, events)
-            self._runs_changed(conn, [(run.run_id, run.status.value)])
+                self.insert_events(conn, events)
+            self.runs_changed(conn, [(run.run_id, run.status.value)])
 
-        self._transact(op)
+        self.transact(op)
         return run
 
     def _tags_for(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -239,7 +288,7 @@ class SqlRunStorage(RunStorage):
                 return None
             return self._run_from_row(row, self._tags_for(conn, [run_id])[run_id])
 
-        return self._query(op)
+        return self.query(op)
 
     def _filter_clauses(self, filters: RunFilter | None) -> list[Any]:
         clauses: list[Any] = []
@@ -277,11 +326,11 @@ class SqlRunStorage(RunStorage):
             tags = self._tags_for(conn, [r.run_id for r in rows])
             return [self._run_from_row(r, tags[r.run_id]) for r in rows]
 
-        return self._query(op)
+        return self.query(op)
 
     def count_runs(self, filters: RunFilter | None = None) -> int:
         query = select(func.count()).select_from(s.runs).where(*self._filter_clauses(filters))
-        return self._query(lambda conn: int(conn.execute(query).scalar() or 0))
+        return self.query(lambda conn: int(conn.execute(query).scalar() or 0))
 
     def delete_run(self, run_id: str) -> bool:
         def op(conn: Connection) -> bool:
@@ -290,10 +339,10 @@ class SqlRunStorage(RunStorage):
             conn.execute(delete(s.run_tags).where(s.run_tags.c.run_id == run_id))
             conn.execute(delete(s.events).where(s.events.c.run_id == run_id))
             if deleted:
-                self._runs_changed(conn, [(run_id, f"DELETED:{status}")])
+                self.runs_changed(conn, [(run_id, f"DELETED:{status}")])
             return bool(deleted)
 
-        return self._transact(op)
+        return self.transact(op)
 
     def transition_run(self, run_id: str, expected: Iterable[RunStatus], new_status: RunStatus,
                        events: Sequence[Event] = (), **fields: Any) -> RunStatus | None:
@@ -318,15 +367,14 @@ class SqlRunStorage(RunStorage):
             if changed != 1:  # someone else moved it between our read and our write
                 return None
             if events:
-                self._insert_events(conn, events)
-            self._runs_changed(conn, [(run_id, values["status"])])
+                self.insert_events(conn, events)
+            self.runs_changed(conn, [(run_id, values["status"])])
             return RunStatus(previous)
 
-        return self._transact(op)
+        return self.transact(op)
 
     def _status_select(self, run_id: str) -> Any:
-        """Backends that can lock the row (``FOR UPDATE``) override this."""
-        return select(s.runs.c.status).where(s.runs.c.run_id == run_id)
+        return self.dialect.lock_rows(select(s.runs.c.status).where(s.runs.c.run_id == run_id))
 
     def update_run(self, run_id: str, *, launcher_info: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None) -> None:
@@ -345,7 +393,7 @@ class SqlRunStorage(RunStorage):
                 conn.execute(update(s.runs).where(s.runs.c.run_id == run_id)
                              .values(priority=run_priority(tags), updated_at=time.time()))
 
-        self._transact(op)
+        self.transact(op)
 
     # ---- the run queue ---------------------------------------------------------------------------
     def claim_queued_runs(self, claimer: str, limit: int, *, run_ids: Sequence[str] | None = None,
@@ -385,35 +433,36 @@ class SqlRunStorage(RunStorage):
                 won = {r.run_id for r in conn.execute(
                     update(s.runs).where(s.runs.c.run_id.in_(ids), s.runs.c.status == queued)
                     .values(**values).returning(s.runs.c.run_id))}
-            else:  # pragma: no cover - every bundled dialect has UPDATE ... RETURNING
-                won = {rid for rid in ids if conn.execute(
+            else:  # MySQL: row by row, in one global order (no deadlocks with event writers)
+                won = {rid for rid in sorted(ids) if conn.execute(
                     update(s.runs).where(s.runs.c.run_id == rid, s.runs.c.status == queued)
                     .values(**values)).rowcount == 1}
             claimed = [rid for rid in ids if rid in won]
             if not claimed:
                 return []
-            self._insert_events(conn, [claim_event(rid, claimer) for rid in claimed])
-            self._runs_changed(conn, [(rid, starting) for rid in claimed])
+            self.insert_events(conn, [claim_event(rid, claimer) for rid in claimed])
+            self.runs_changed(conn, [(rid, starting) for rid in claimed])
             rows = {r.run_id: r for r in conn.execute(select(s.runs).where(s.runs.c.run_id.in_(claimed)))}
             tags = self._tags_for(conn, claimed)
             return [self._run_from_row(rows[rid], tags[rid]) for rid in claimed]
 
-        return self._transact(op)
+        return self.transact(op)
 
     def _claim_select(self, limit: int | None, run_ids: list[str] | None) -> Any:
-        """The queued runs to claim, in queue order (all of them when ``limit`` is None). Backends
-        that can skip rows other transactions have locked (``FOR UPDATE SKIP LOCKED``) override this."""
+        """The queued runs to claim, in queue order (all of them when ``limit`` is None), locked;
+        rows other claimers locked are skipped where the dialect can (``FOR UPDATE SKIP LOCKED``)."""
         query = select(s.runs.c.run_id).where(s.runs.c.status == RunStatus.QUEUED.value)
         if run_ids is not None:
             query = query.where(s.runs.c.run_id.in_(run_ids))
-        return (query.order_by(s.runs.c.priority.desc(), s.runs.c.created_at, s.runs.c.run_id)
-                .limit(limit))
+        return self.dialect.lock_rows(
+            query.order_by(s.runs.c.priority.desc(), s.runs.c.created_at, s.runs.c.run_id).limit(limit),
+            skip_locked=True)
 
     def _claim_lock(self, conn: Connection) -> None:
-        """Serialize claims under concurrency limits, so each counts what the previous committed.
-        SQLite's ``BEGIN IMMEDIATE`` write lock already does; Postgres takes an advisory lock."""
+        """Limited claims take turns, so each counts what the previous one committed."""
+        self.dialect.serialize(conn, QUEUE_CLAIMS)
 
-    def _runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
+    def runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
         """Called inside the write transaction that added, moved or deleted runs ((run_id, new
         status) pairs). Backends with notifications announce them here; the default does nothing."""
 
@@ -421,12 +470,14 @@ class SqlRunStorage(RunStorage):
         unfinished = [st.value for st in UNFINISHED_STATUSES]
         query = (select(func.count(), func.max(s.runs.c.updated_at)).select_from(s.runs)
                  .where(s.runs.c.status.in_(unfinished)))
-        return self._query(lambda conn: tuple(conn.execute(query).one()))
+        return self.query(lambda conn: tuple(conn.execute(query).one()))
 
     # ---- events ----------------------------------------------------------------------------------
-    def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
-        """Insert events inside the caller's transaction. Backends override it to keep per-run
-        commit order equal to id order under concurrent writers, or to notify watchers."""
+    def insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Insert events inside the caller's transaction, after :meth:`SqlDialect.lock_runs` (a
+        run's events commit in id order under concurrent writers). Backends may override it to
+        notify watchers, calling this."""
+        self.dialect.lock_runs(conn, [e.run_id for e in events])
         conn.execute(insert(s.events), [
             {
                 "run_id": e.run_id,
@@ -443,7 +494,7 @@ class SqlRunStorage(RunStorage):
     def store_events(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        self._transact(lambda conn: self._insert_events(conn, events))
+        self.transact(lambda conn: self.insert_events(conn, events))
 
     def get_events(self, run_id: str, after_id: int | None = None, limit: int | None = None,
                    event_types: Iterable[str] | None = None,
@@ -458,7 +509,7 @@ class SqlRunStorage(RunStorage):
         query = query.order_by(s.events.c.id)
         if limit:
             query = query.limit(limit)
-        rows = self._query(lambda conn: conn.execute(query).all())
+        rows = self.query(lambda conn: conn.execute(query).all())
         return [
             Event(id=r.id, run_id=r.run_id, event_type=_event_type(r.event_type), timestamp=r.timestamp,
                   step_key=r.step_key, level=r.level, message=r.message, data=_loads(r.data, {}))
@@ -469,12 +520,12 @@ class SqlRunStorage(RunStorage):
         # Only the step events, without their payloads except for failures' error messages.
         query = (select(s.events.c.step_key, s.events.c.event_type, s.events.c.timestamp, s.events.c.data)
                  .where(s.events.c.run_id == run_id, s.events.c.step_key.is_not(None),
-                        s.events.c.event_type.in_(list(STEP_STATUS_EVENTS)))
+                        s.events.c.event_type.in_([str(t) for t in STEP_STATUS_EVENTS]))
                  .order_by(s.events.c.id))
         if step_keys is not None:
             query = query.where(s.events.c.step_key.in_(list(step_keys)))
         stats: dict[str, StepStats] = {}
-        for row in self._query(lambda conn: conn.execute(query).all()):
+        for row in self.query(lambda conn: conn.execute(query).all()):
             error = None
             if row.event_type == "STEP_FAILURE" and row.data:
                 error = _loads(row.data, {}).get("error")
@@ -484,7 +535,7 @@ class SqlRunStorage(RunStorage):
     # ---- schedules and sensors -------------------------------------------------------------------
     def get_instigator_state(self, name: str) -> dict[str, Any] | None:
         query = select(s.instigators).where(s.instigators.c.name == name)
-        row = self._query(lambda conn: conn.execute(query).first())
+        row = self.query(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return {"name": row.name, "kind": row.kind, "status": row.status,
@@ -495,9 +546,9 @@ class SqlRunStorage(RunStorage):
         def op(conn: Connection) -> None:
             conn.execute(delete(s.instigators).where(s.instigators.c.name == name))
             conn.execute(insert(s.instigators).values(
-                name=name, kind=kind, status=status, data=_dumps(data or {}), updated_at=time.time()))
+                name=name, kind=kind, status=str(status), data=_dumps(data or {}), updated_at=time.time()))
 
-        self._transact(op)
+        self.transact(op)
 
     @staticmethod
     def _tick_data(tick: Tick) -> str:
@@ -507,28 +558,28 @@ class SqlRunStorage(RunStorage):
     def create_tick(self, tick: Tick) -> Tick | None:
         def op(conn: Connection) -> int:
             result = conn.execute(insert(s.ticks).values(
-                instigator=tick.instigator, tick_time=tick.tick_time, status=tick.status,
+                instigator=tick.instigator, tick_time=tick.tick_time, status=str(tick.status),
                 data=self._tick_data(tick), updated_at=time.time()))
             return int(result.inserted_primary_key[0])
 
         try:
-            tick.id = self._transact(op)
+            tick.id = self.transact(op)
         except IntegrityError:
             return None
         return tick
 
     def update_tick(self, tick: Tick) -> None:
-        self._transact(lambda conn: conn.execute(update(s.ticks).where(s.ticks.c.id == tick.id).values(
-            status=tick.status, data=self._tick_data(tick), updated_at=time.time())))
+        self.transact(lambda conn: conn.execute(update(s.ticks).where(s.ticks.c.id == tick.id).values(
+            status=str(tick.status), data=self._tick_data(tick), updated_at=time.time())))
 
     def get_ticks(self, instigator: str, limit: int = 20) -> list[Tick]:
         query = (select(s.ticks).where(s.ticks.c.instigator == instigator)
                  .order_by(s.ticks.c.tick_time.desc()).limit(limit))
-        rows = self._query(lambda conn: conn.execute(query).all())
+        rows = self.query(lambda conn: conn.execute(query).all())
         ticks = []
         for r in rows:
             d = _loads(r.data, {})
-            ticks.append(Tick(id=r.id, instigator=r.instigator, tick_time=r.tick_time, status=r.status,
+            ticks.append(Tick(id=r.id, instigator=r.instigator, tick_time=r.tick_time, status=TickStatus(r.status),
                               run_ids=d.get("run_ids", []), run_keys=d.get("run_keys", []),
                               cursor=d.get("cursor"), skip_reason=d.get("skip_reason"),
                               error=d.get("error")))
@@ -536,7 +587,7 @@ class SqlRunStorage(RunStorage):
 
     def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:
         try:
-            self._transact(lambda conn: conn.execute(insert(s.run_keys).values(
+            self.transact(lambda conn: conn.execute(insert(s.run_keys).values(
                 instigator=instigator, run_key=run_key, run_id=run_id)))
         except IntegrityError:
             return False
@@ -550,12 +601,12 @@ class SqlRunStorage(RunStorage):
             conn.execute(insert(s.daemon_heartbeats).values(
                 daemon_id=daemon_id, loop=loop, timestamp=time.time(), info=_dumps(info or {})))
 
-        self._transact(op)
+        self.transact(op)
 
     def get_heartbeats(self) -> list[dict[str, Any]]:
         query = select(s.daemon_heartbeats).order_by(s.daemon_heartbeats.c.daemon_id,
                                                      s.daemon_heartbeats.c.loop)
-        rows = self._query(lambda conn: conn.execute(query).all())
+        rows = self.query(lambda conn: conn.execute(query).all())
         return [{"daemon_id": r.daemon_id, "loop": r.loop, "timestamp": r.timestamp,
                  "info": _loads(r.info, {})} for r in rows]
 
@@ -583,7 +634,7 @@ class SqlRunStorage(RunStorage):
             return Lease(name, holder, token, now + ttl_seconds)
 
         try:
-            return self._transact(op)
+            return self.transact(op)
         except IntegrityError:
             return None
 
@@ -597,36 +648,39 @@ class SqlRunStorage(RunStorage):
                 .values(expires_at=now + ttl_seconds)).rowcount
             return Lease(lease.name, lease.holder, lease.token, now + ttl_seconds) if changed == 1 else None
 
-        return self._transact(op)
+        return self.transact(op)
 
     def _lease_select(self, name: str) -> Any:
-        """Backends that can lock the row (``FOR UPDATE``) override this."""
-        return select(s.leases).where(s.leases.c.name == name)
+        return self.dialect.lock_rows(select(s.leases).where(s.leases.c.name == name))
 
     def release_lease(self, name: str, holder: str) -> bool:
         # The row stays, expired and without a holder, so the next acquisition still bumps the
         # fencing token: tokens never go backwards, whoever held the lease before.
-        return self._transact(lambda conn: bool(conn.execute(
+        return self.transact(lambda conn: bool(conn.execute(
             update(s.leases).where(s.leases.c.name == name, s.leases.c.holder == holder,
                                    s.leases.c.holder != RELEASED)
             .values(holder=RELEASED, expires_at=0.0)).rowcount))
 
     def get_lease(self, name: str) -> Lease | None:
         query = select(s.leases).where(s.leases.c.name == name, s.leases.c.holder != RELEASED)
-        row = self._query(lambda conn: conn.execute(query).first())
+        row = self.query(lambda conn: conn.execute(query).first())
         return Lease(row.name, row.holder, row.token, row.expires_at) if row else None
 
     # ---- key-value -------------------------------------------------------------------------------
     def kv_get(self, key: str) -> str | None:
         query = select(s.kv.c.value).where(s.kv.c.key == key)
-        return self._query(lambda conn: conn.execute(query).scalar())
+        return self.query(lambda conn: conn.execute(query).scalar())
 
     def kv_set(self, key: str, value: str) -> None:
         def op(conn: Connection) -> None:
             conn.execute(delete(s.kv).where(s.kv.c.key == key))
             conn.execute(insert(s.kv).values(key=key, value=value))
 
-        self._transact(op)
+        self.transact(op)
+
+
+class _Retry(Exception):
+    """The server rolled a write transaction back; :meth:`SqlRunStorage.transact` runs it again."""
 
 
 def _event_type(value: str) -> EventType | str:

@@ -30,7 +30,7 @@ def _pages(source: SqlRunStorage, table: Table) -> Any:
         query = select(table).order_by(*pk).limit(CHUNK)
         if last is not None:
             query = query.where(pk[0] > last[0] if len(pk) == 1 else tuple_(*pk) > tuple_(*last))
-        rows = source._query(lambda conn, q=query: conn.execute(q).all())
+        rows = source.query(lambda conn, q=query: conn.execute(q).all())
         if not rows:
             return
         yield [dict(r._mapping) for r in rows]
@@ -52,7 +52,7 @@ def copy_storage(source: SqlRunStorage, target: SqlRunStorage,
                                f"{s.HEAD_REVISION}: migrate it first")
     tables = list(s.metadata.sorted_tables)
     busy = {t.name: n for t in tables
-            if (n := target._query(lambda conn, t=t: conn.execute(select(func.count()).select_from(t)).scalar()))}
+            if (n := target.query(lambda conn, t=t: conn.execute(select(func.count()).select_from(t)).scalar()))}
     if busy:
         listed = ", ".join(f"{name} ({n})" for name, n in busy.items())
         raise StorageError(f"the target storage {target.display_url} is not empty ({listed} rows): "
@@ -68,7 +68,7 @@ def copy_storage(source: SqlRunStorage, target: SqlRunStorage,
             counts[table.name] = n
             if progress:
                 progress(table.name, n)
-        target._after_copy(conn)
+        target.dialect.after_copy(conn)
         return counts
 
-    return target._transact(copy)
+    return target.transact(copy)

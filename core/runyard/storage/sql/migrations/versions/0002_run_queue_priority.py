@@ -13,12 +13,12 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
+from runyard.tags import PRIORITY_TAG
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
-
-PRIORITY_TAG = "runyard/priority"
 
 
 def upgrade() -> None:

@@ -1,5 +1,13 @@
-"""Helpers shared by the executor and launcher conformance suites: a throwaway instance home,
-definitions files written on the fly, waiting, and local process checks through /proc."""
+"""Test helpers for plugin authors and for runyard's own tests: waiting for a condition, local
+process checks, reading a subprocess's output, and a throwaway instance home with definitions files
+written on the fly (what the executor and launcher conformance suites build on).
+
+Everything here is public and importable from :mod:`runyard.testing` itself::
+
+    from runyard.testing import SuiteHome, pid_gone, wait_until
+
+Process checks read Linux's /proc through :mod:`runyard.launchers.procinfo`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,11 @@ from typing import Any
 import yaml
 
 from ..instance.instance import INSTANCE_FILE_NAME, Instance
-from ..storage.records import Event, RunRecord
+from ..launchers import procinfo
+from ..storage.records import FINISHED_STATUSES, Event, RunRecord
+
+__all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
+           "pid_gone", "read_value_after", "wait_until"]
 
 #: what every definitions file written by a suite starts with
 PREAMBLE = """\
@@ -41,9 +53,10 @@ def wait_for_file(path, timeout=120.0):
 """
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, *, interval: float = 0.05,
                what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; return that, or fail after ``timeout``."""
+    """Poll ``predicate`` every ``interval`` seconds until it returns something truthy and return
+    that value; after ``timeout`` seconds raise :class:`AssertionError` naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -54,34 +67,39 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         time.sleep(interval)
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2:].decode().split()
-
-
 def pid_gone(pid: int) -> bool:
     """No such process runs any more (absent, or a zombie waiting to be reaped)."""
-    fields = _stat(pid)
-    return fields is None or fields[0] in ("Z", "X")
+    stat = procinfo.read_stat(pid)
+    return stat is None or not stat.alive
 
 
 def live_pids_in_group(pgid: int) -> list[int]:
     """Every live (non-zombie) process whose process group is ``pgid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _stat(int(entry))
-        if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            found.append(int(entry))
+    return [p.pid for p in procinfo.processes() if p.alive and p.pgrp == pgid]
+
+
+def live_children(ppid: int) -> list[int]:
+    """Every live (non-zombie) process whose parent is ``ppid``."""
+    return [p.pid for p in procinfo.processes() if p.alive and p.ppid == ppid]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` in the process tree (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for p in procinfo.processes():
+        children.setdefault(p.ppid, []).append(p.pid)
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
     return found
 
 
 def kill_group(pgid: int) -> None:
+    """SIGKILL every process of group ``pgid``; a group that is already gone is fine."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -159,8 +177,6 @@ class SuiteHome:
         return env
 
     def wait_finished(self, run_id: str, timeout: float = 60.0) -> RunRecord:
-        from ..storage.records import FINISHED_STATUSES
-
         def finished():
             run = self.instance.get_run(run_id)
             return run if run.status in FINISHED_STATUSES else None

@@ -1,0 +1,121 @@
+"""Launch a run: validate it, store it with its code pointer and tags, hand it to the run
+coordinator.
+
+From a code location (the web UI's launchpad and GraphQL ``launchRun``, and each run a schedule or
+sensor tick requests): the location's code server validates the run config and op selection, the
+run gets the code pointer that server reports and the ``runyard/location`` tag, so the run worker
+(not the caller) imports the job and later lookups find the location by name. The daemon needs a
+step between creating and submitting (recording the run on its tick), so the pieces are public:
+:func:`validate_on_location`, :func:`create_from_location`, :func:`submit`.
+
+From definitions imported in this process (``runyard job launch -f FILE``):
+:func:`launch_from_definitions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..tags import LOCATION_TAG
+from .errors import UnavailableError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..codeserver.protocol import ConfigErrorData, ValidationResult
+    from ..definitions.job import JobDefinition
+    from ..instance.instance import Instance
+    from ..storage.records import CodePointer, RunRecord
+    from ..workspace.workspace import CodeLocation
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchResult:
+    """What a launch did. ``errors``: the run config problems (nothing was stored). ``message``: the
+    run was stored but the coordinator or launcher failed (the run is then FAILURE). Else ``run`` as
+    the coordinator left it (QUEUED, STARTING, ...)."""
+
+    run: RunRecord | None = None
+    errors: Sequence[ConfigErrorData] = field(default_factory=tuple)
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.run is not None and not self.errors and self.message is None
+
+
+def location_code_pointer(loc: CodeLocation) -> CodePointer:
+    """The code pointer a location's server loads (what a run worker imports)."""
+    from ..storage.records import CodePointer
+
+    health = loc.health
+    return CodePointer.from_dict(health.code_pointer) if health is not None else CodePointer()
+
+
+def validate_on_location(loc: CodeLocation, job_name: str, run_config: Mapping[str, Any] | None,
+                         ops: str | None = None) -> ValidationResult:
+    """The run config (and op selection) checked by the location's code server; an unreachable or
+    failing server is an :class:`UnavailableError` naming the location."""
+    from ..codeserver.errors import CodeServerError
+
+    try:
+        return loc.client.validate(job_name, dict(run_config or {}), ops or None)
+    except CodeServerError as exc:
+        raise UnavailableError(f"code location '{loc.name}' could not validate the run: {exc}") from exc
+
+
+def create_from_location(instance: Instance, loc: CodeLocation, validation: ValidationResult, *,
+                         run_config: Mapping[str, Any] | None, tags: Mapping[str, str] | None = None,
+                         run_id: str | None = None, code_pointer: CodePointer | None = None,
+                         step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
+                         root_run_id: str | None = None) -> RunRecord:
+    """Store a NOT_STARTED run that ``validation`` accepted: the job's tags, then ``tags``, then the
+    ``runyard/location`` tag; the location's code pointer unless ``code_pointer`` is given; the
+    validated step selection unless ``step_keys_to_execute`` is given."""
+    return instance.create_run(
+        job_name=validation.job_name, run_config=dict(run_config or {}),
+        tags={**validation.tags, **(tags or {}), LOCATION_TAG: loc.name},
+        code_pointer=code_pointer or location_code_pointer(loc), run_id=run_id,
+        step_keys_to_execute=(validation.step_keys_to_execute if step_keys_to_execute is None
+                              else step_keys_to_execute),
+        parent_run_id=parent_run_id, root_run_id=root_run_id)
+
+
+def submit(instance: Instance, run: RunRecord) -> LaunchResult:
+    """Hand a stored run to the run coordinator. A coordinator or launcher failure is not raised:
+    the run is then FAILURE (with the error as its event) and the result says so."""
+    try:
+        return LaunchResult(run=instance.submit_run(run))
+    except Exception as exc:  # noqa: BLE001 - the coordinator/launcher marked the run FAILURE
+        return LaunchResult(run=instance.storage.get_run(run.run_id), message=f"launch failed: {exc}")
+
+
+def launch_from_location(instance: Instance, loc: CodeLocation, job_name: str, run_config: Any = None,
+                         tags: Mapping[str, str] | None = None, ops: str | None = None) -> LaunchResult:
+    """Validate on ``loc``'s code server, store the run and submit it. Invalid run config comes back
+    as ``errors`` with nothing stored."""
+    from ..codeserver.protocol import ConfigErrorData
+
+    if run_config is None:
+        run_config = {}
+    if not isinstance(run_config, Mapping):
+        return LaunchResult(errors=(ConfigErrorData(message="run config must be a mapping", reason="type"),))
+    validation = validate_on_location(loc, job_name, run_config, ops)
+    if not validation.ok:
+        return LaunchResult(errors=tuple(validation.errors))
+    return submit(instance, create_from_location(instance, loc, validation, run_config=run_config, tags=tags))
+
+
+def launch_from_definitions(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
+                            run_config: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+                            step_keys_to_execute: list[str] | None = None) -> RunRecord:
+    """Validate against ``job`` (imported in this process), store the run and submit it. A bad
+    coordinator or launcher config fails before the run is stored; a bad run config raises
+    :class:`~runyard.errors.RunConfigError` with nothing stored. The run has no location tag: it
+    did not come from a workspace location."""
+    from ..execution.api import prepare_run
+
+    _ = instance.run_coordinator, instance.run_launcher
+    run = prepare_run(instance, job, code_pointer=code_pointer, run_config=dict(run_config or {}),
+                      tags=dict(tags or {}), step_keys_to_execute=step_keys_to_execute)
+    return instance.submit_run(run)

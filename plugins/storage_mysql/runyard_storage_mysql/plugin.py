@@ -1,0 +1,11 @@
+"""Entry point of the ``runyard-storage-mysql`` distribution. Importing it is cheap: the storage
+module (SQLAlchemy, PyMySQL) loads only when an instance selects ``mysql``."""
+
+from runyard import hookimpl
+
+
+@hookimpl
+def runyard_register_storage(registry):
+    from .storage import MysqlRunStorage
+
+    registry.add("mysql", MysqlRunStorage)
