@@ -52,7 +52,9 @@ def runyard_register_storage(registry: ComponentRegistry) -> None:
 
     Call ``registry.add("name", StorageClass)``. ``StorageClass`` subclasses
     :class:`runyard.storage.base.RunStorage` (most plugins subclass
-    :class:`runyard.storage.sql.SqlRunStorage` and only build an engine) and defines
+    :class:`runyard.storage.sql.SqlRunStorage` and only build an engine; a SQL dialect core does
+    not know registers a :class:`runyard.storage.sql.dialects.SqlDialect` for its column types,
+    session settings and locking) and defines
     ``config_model`` (a pydantic model) and ``classmethod from_config(config, context)`` where
     ``context`` is a :class:`runyard.storage.base.StorageContext` (the instance home and file).
 

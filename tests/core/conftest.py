@@ -182,29 +182,3 @@ def daemon_harness(tmp_path):
     yield make
     for h in made:
         h.close()
-
-
-# ---- third-party plugins, installed for real ------------------------------------------------------
-
-@pytest.fixture
-def site(tmp_path: Path):
-    """``site(plugin_name, source, dist="runyard-test-<name>")``: install a one-module plugin
-    distribution (module ``runyard_test_<name>`` plus a ``.dist-info`` with an entry point in group
-    ``runyard``) into ``tmp_path/site``; returns the env that puts it on a CLI subprocess's path,
-    where ``importlib.metadata`` finds it exactly like an installed one."""
-    import textwrap
-
-    root = tmp_path / "site"
-    root.mkdir(exist_ok=True)
-
-    def install(name: str, source: str, dist: str | None = None, version: str = "1.2.3") -> dict[str, str]:
-        dist = dist or f"runyard-test-{name}"
-        module = f"runyard_test_{name}"
-        (root / f"{module}.py").write_text(textwrap.dedent(source).lstrip())
-        info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(f"[runyard]\n{name} = {module}\n")
-        return {"PYTHONPATH": str(root)}
-
-    return install

@@ -26,7 +26,7 @@ from ..launchers import procinfo
 from ..storage.records import FINISHED_STATUSES, Event, RunRecord
 
 __all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
-           "pid_gone", "read_value_after", "wait_until"]
+           "pid_gone", "read_value_after", "storage_contents", "wait_until"]
 
 #: what every definitions file written by a suite starts with
 PREAMBLE = """\
@@ -123,6 +123,26 @@ def read_value_after(proc, marker: str, timeout: float = 60.0) -> str:
         raise AssertionError(f"exited {proc.returncode} before printing {marker!r}:\n{''.join(lines)}"
                              f"{proc.stderr.read() if proc.stderr else ''}")
     return found
+
+
+def storage_contents(storage: Any, *, instigators: tuple[str, ...] = (), leases: tuple[str, ...] = (),
+                     kv_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What ``storage`` holds, as plain data two storages can be compared by: every run (ids, status,
+    tags, times), its events (with their ids), its step stats, the ticks of ``instigators``, the
+    ``leases`` and the ``kv_keys``. Checks that ``runyard instance migrate --from`` kept everything
+    when an instance moves to (or from) a backend of yours."""
+    runs = storage.get_runs()
+    return {
+        "runs": [(r.run_id, r.status, r.tags, r.job_name, r.created_at, r.start_time, r.end_time)
+                 for r in runs],
+        "events": {r.run_id: [(e.id, str(e.event_type), e.timestamp, e.message, e.step_key, e.data)
+                              for e in storage.get_events(r.run_id)] for r in runs},
+        "steps": {r.run_id: [st.to_dict() for st in storage.get_step_stats(r.run_id)] for r in runs},
+        "ticks": {name: [(t.tick_time, str(t.status), t.run_ids) for t in storage.get_ticks(name)]
+                  for name in instigators},
+        "leases": {name: storage.get_lease(name) for name in leases},
+        "kv": {key: storage.kv_get(key) for key in kv_keys},
+    }
 
 
 class SuiteHome:

@@ -15,6 +15,7 @@ import pytest
 
 from runyard.instance.instance import Instance
 from runyard.storage.records import Event, EventType, RunStatus, Tick
+from runyard.testing import storage_contents
 
 DEFS = '''
 from runyard import job, op
@@ -40,18 +41,8 @@ def small():
 
 def snapshot(home, instance_file: str) -> dict:
     instance = Instance.open(str(home), instance_file=str(home / instance_file))
-    storage = instance.storage
     try:
-        runs = storage.get_runs()
-        return {
-            "runs": [(r.run_id, r.status, r.tags, r.job_name, r.start_time, r.end_time) for r in runs],
-            "events": {r.run_id: [(e.id, str(e.event_type), e.message, e.step_key, e.data)
-                                  for e in storage.get_events(r.run_id)] for r in runs},
-            "steps": {r.run_id: [st.to_dict() for st in storage.get_step_stats(r.run_id)] for r in runs},
-            "ticks": [(t.tick_time, t.status, t.run_ids) for t in storage.get_ticks("nightly")],
-            "lease": storage.get_lease("daemon"),
-            "kv": storage.kv_get("cursor"),
-        }
+        return storage_contents(instance.storage, instigators=("nightly",), leases=("daemon",), kv_keys=("cursor",))
     finally:
         instance.dispose()
 
