@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.pool import QueuePool
-
 from runyard.component import ComponentContext
 from runyard.storage.sql import SqlRunStorage
+from runyard.storage.sql.server import pooled_engine
 
 from .config import MysqlStorageConfig, build_url, connect_args
 
@@ -28,16 +26,7 @@ class MysqlRunStorage(SqlRunStorage):
     def __init__(self, config: MysqlStorageConfig):
         self.config = config
         url = build_url(config)
-        engine = create_engine(
-            url,
-            poolclass=QueuePool,
-            pool_size=config.pool_size,
-            max_overflow=config.max_overflow,
-            pool_timeout=config.pool_timeout,
-            pool_recycle=config.pool_recycle if config.pool_recycle > 0 else -1,
-            pool_use_lifo=True,
-            connect_args=connect_args(config, url),
-        )
+        engine = pooled_engine(url, config, connect_args(config, url))
         display = url.set(drivername="mysql").render_as_string(hide_password=True)
         super().__init__(engine, display_url=display)
         self.poll_interval = config.poll_interval

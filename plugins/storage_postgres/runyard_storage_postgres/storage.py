@@ -37,17 +37,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import QueuePool
 
 from runyard.component import ComponentContext
 from runyard.errors import StorageError
 from runyard.storage.records import Event
 from runyard.storage.sql import SqlRunStorage
 from runyard.storage.sql import schema as s
+from runyard.storage.sql.server import pooled_engine
 from runyard.storage.sql.storage import _dumps
 
 from .config import PostgresStorageConfig, build_url, libpq_options
@@ -98,16 +98,7 @@ class PostgresRunStorage(SqlRunStorage):
         self.config = config
         url = build_url(config)
         self._connect_args = libpq_options(config, url)
-        engine = create_engine(
-            url,
-            poolclass=QueuePool,
-            pool_size=config.pool_size,
-            max_overflow=config.max_overflow,
-            pool_timeout=config.pool_timeout,
-            pool_recycle=config.pool_recycle if config.pool_recycle > 0 else -1,
-            pool_use_lifo=True,  # idle connections at the bottom get recycled; hot ones stay hot
-            connect_args=self._connect_args,
-        )
+        engine = pooled_engine(url, config, self._connect_args)
         event.listen(engine, "connect", self._on_connect)
         display = url.set(drivername="postgresql").render_as_string(hide_password=True)
         super().__init__(engine, display_url=display)
