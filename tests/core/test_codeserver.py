@@ -177,7 +177,7 @@ class CodeServer:
     handshake (``--ready-fd``), as a workspace learns it."""
 
     def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60.0):
-        from runyard.codeserver.serving import ServerReady
+        from runyard.codeserver.protocol import ServerReady
 
         ready_read, ready_write = os.pipe()
         self.proc = subprocess.Popen([sys.executable, "-m", "runyard", "code-server", "--port", "0",
@@ -675,7 +675,7 @@ def test_sigint_stops_cleanly(start_server, tmp_path: Path):
 
 def test_ready_file_handshake(start_server, tmp_path: Path):
     """--ready-file: one JSON line for programs, written once the server listens; the banner stays."""
-    from runyard.codeserver.serving import ServerReady
+    from runyard.codeserver.protocol import ServerReady
 
     (tmp_path / "defs.py").write_text(textwrap.dedent(DEFS))
     ready_file = tmp_path / "ready.json"
@@ -692,7 +692,7 @@ def test_ready_file_handshake(start_server, tmp_path: Path):
 
 def test_ready_fd_handshake(tmp_path: Path):
     """--ready-fd: the line arrives on the inherited descriptor, which is then closed (EOF)."""
-    from runyard.codeserver.serving import ServerReady
+    from runyard.codeserver.protocol import ServerReady
 
     (tmp_path / "defs.py").write_text(textwrap.dedent(DEFS))
     read_end, write_end = os.pipe()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from runyard.codeserver.client import CodeServerClient
-from runyard.codeserver.serving import ServerReady
+from runyard.codeserver.protocol import ServerReady
 from runyard.errors import ConfigError, RunyardError
 from runyard.launchers.procinfo import state as proc_state
 from runyard.testing import live_children, pid_gone, wait_until

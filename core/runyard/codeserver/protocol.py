@@ -209,3 +209,22 @@ class ReloadResult(WireModel):
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+class ServerReady(WireModel):
+    """The readiness handshake: written once, as one JSON line, when the server listens (its
+    definitions loaded or not: ``/v1/health`` says which)."""
+
+    host: str
+    port: int
+    pid: int
+    location: str
+    api_version: str = API_VERSION
+
+    def to_line(self) -> bytes:
+        return (self.model_dump_json() + "\n").encode("utf-8")
+
+    @classmethod
+    def from_line(cls, line: bytes | str) -> ServerReady:
+        """Parse the handshake line; raises ``pydantic.ValidationError`` (a ``ValueError``)."""
+        return cls.model_validate_json(line)

@@ -2,8 +2,8 @@
 SIGINT (or until the parent exits, with ``--exit-with-parent``), stop cleanly.
 
 Readiness is announced twice: a banner line on stdout for people, and — when the starter asks with
-``--ready-fd`` or ``--ready-file`` — one JSON line (:class:`ServerReady`) for programs, so nobody
-parses the banner. The workspace passes a pipe's write end as ``--ready-fd``.
+``--ready-fd`` or ``--ready-file`` — one JSON line (:class:`~runyard.codeserver.protocol.ServerReady`)
+for programs, so nobody parses the banner. The workspace passes a pipe's write end as ``--ready-fd``.
 """
 
 from __future__ import annotations
@@ -17,31 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..storage.records import CodePointer
-from .protocol import API_VERSION, WireModel
+from .protocol import ServerReady
 from .server import CodeLocationServer
 
 log = logging.getLogger("runyard.codeserver")
 
 LISTENING_MESSAGE = "code server for location {name} listening on http://{host}:{port}"
-
-
-class ServerReady(WireModel):
-    """The readiness handshake: written once, as one JSON line, when the server listens (its
-    definitions loaded or not: ``/v1/health`` says which)."""
-
-    host: str
-    port: int
-    pid: int
-    location: str
-    api_version: str = API_VERSION
-
-    def to_line(self) -> bytes:
-        return (self.model_dump_json() + "\n").encode("utf-8")
-
-    @classmethod
-    def from_line(cls, line: bytes | str) -> ServerReady:
-        """Parse the handshake line; raises ``pydantic.ValidationError`` (a ``ValueError``)."""
-        return cls.model_validate_json(line)
 
 
 def announce_ready(ready: ServerReady, *, fd: int | None = None, path: str | None = None) -> None:

@@ -5,7 +5,7 @@ they never import the user's definitions.
 For ``python_file`` and ``python_module`` entries the workspace starts a local code server
 (``python -m runyard code-server ... --port 0``) in its own process, learns the chosen port from
 the server's readiness handshake (one JSON line on a pipe passed as ``--ready-fd``, parsed into a
-:class:`~runyard.codeserver.serving.ServerReady`; the banner on its stdout is only logged), and
+:class:`~runyard.codeserver.protocol.ServerReady`; the banner on its stdout is only logged), and
 supervises it: a server that dies is restarted (a supervisor thread, with a backoff that doubles on
 each quick death). ``code_server`` entries are reached as they are.
 :meth:`Workspace.shutdown` stops every process the workspace started; a server started by a
@@ -35,8 +35,7 @@ from typing import Any
 
 from ..codeserver.client import CodeServerClient
 from ..codeserver.errors import CodeServerError, CodeServerUnavailableError
-from ..codeserver.protocol import HealthInfo, SerializedError
-from ..codeserver.serving import ServerReady
+from ..codeserver.protocol import HealthInfo, SerializedError, ServerReady
 from ..codeserver.snapshot import LocationSnapshot
 from ..errors import RunyardError
 from .config import DEFAULT_WORKSPACE_FILE, LocationOrigin, load_workspace_file
