@@ -101,6 +101,31 @@ def write_defs(write_file: Callable[[str, str], Path]) -> Callable[..., Path]:
     return write
 
 
+#: one job, ``tiny``, of one op: for tests about plugins, commands and services, not about jobs
+TINY_DEFS = """
+from runyard import Definitions, job, op
+
+
+@op
+def hello() -> str:
+    return "hello"
+
+
+@job
+def tiny():
+    hello()
+
+
+defs = Definitions(jobs=[tiny])
+"""
+
+
+@pytest.fixture
+def tiny_defs(write_defs: Callable[..., Path]) -> Path:
+    """A definitions file holding the job ``tiny`` (one op, ``hello``)."""
+    return write_defs(TINY_DEFS)
+
+
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
     """``wait_for(predicate, timeout=15, what="...")``: poll until truthy, return the value."""

@@ -128,21 +128,6 @@ BROKEN_LAUNCHER = """
         registry.add("nomad_default", DefaultRunCoordinator)
 """
 
-TINY_JOB = '''
-from runyard import job, op
-
-
-@op
-def hello() -> str:
-    return "hello"
-
-
-@job
-def tiny():
-    hello()
-'''
-
-
 def test_a_broken_component_hook_is_listed_and_the_other_plugins_still_are(cli, site):
     env = site("nomad", BROKEN_LAUNCHER)
     plugins = {p["name"]: p for p in cli.json("plugins", "--json", env=env)}
@@ -160,23 +145,23 @@ def test_a_broken_component_hook_is_listed_and_the_other_plugins_still_are(cli, 
     assert re.search(r"storage\s+sqlite", text) and re.search(r"run_coordinator\s+nomad_default", text)
 
 
-def test_commands_that_do_not_need_the_broken_component_keep_working(cli, site, write_defs):
+def test_commands_that_do_not_need_the_broken_component_keep_working(cli, site, tiny_defs):
     env = site("nomad", BROKEN_LAUNCHER)
     assert cli.ok("--help", env=env).stdout
     assert cli.json("run", "list", "--json", env=env) == []
     info = cli.json("instance", "info", "--json", env=env)
     assert (info["run_coordinator"], info["run_launcher"]) == ("default", "process")
-    defs = write_defs(TINY_JOB)
+    defs = tiny_defs
     proc = cli.ok("job", "launch", "-f", defs, "-j", "tiny", "--wait", env=env)
     run_id = re.search(r"Launched run ([0-9a-f]{32})", proc.stdout).group(1)
     assert cli.json("run", "show", run_id, "--json", env=env)["status"] == "SUCCESS"
 
 
-def test_selecting_the_broken_plugins_component_names_plugin_distribution_and_error(cli, home, site, write_defs):
+def test_selecting_the_broken_plugins_component_names_plugin_distribution_and_error(cli, home, site, tiny_defs):
     env = site("nomad", BROKEN_LAUNCHER)
     (home / "runyard.yaml").write_text("run_launcher:\n  nomad: {}\n")
     assert cli.json("run", "list", "--json", env=env) == []  # storage alone does not need launchers
-    for args in (("instance", "info"), ("job", "launch", "-f", write_defs(TINY_JOB), "-j", "tiny")):
+    for args in (("instance", "info"), ("job", "launch", "-f", tiny_defs, "-j", "tiny")):
         one_error(cli(*args, env=env), str(home / "runyard.yaml"), "unknown run launcher 'nomad'",
                   "plugin 'nomad' (distribution runyard-test-nomad 1.2.3) failed to register its run launchers",
                   "ModuleNotFoundError: No module named 'runyard_test_missing_sdk'")

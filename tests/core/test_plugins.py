@@ -107,22 +107,7 @@ class MarkingCoordinator(RunCoordinator):
         return context.instance.launch_run(run)
 '''
 
-TINY_JOB = '''
-from runyard import job, op
-
-
-@op
-def hello() -> str:
-    return "hello"
-
-
-@job
-def tiny():
-    hello()
-'''
-
-
-def test_unpackaged_class_is_selected_by_module_and_class(cli, home, tmp_path, write_file, write_defs):
+def test_unpackaged_class_is_selected_by_module_and_class(cli, home, tmp_path, write_file, tiny_defs):
     write_file("extra/my_coordinators.py", MARKING_COORDINATOR)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -131,7 +116,7 @@ def test_unpackaged_class_is_selected_by_module_and_class(cli, home, tmp_path, w
         "  module: my_coordinators\n"
         "  class: MarkingCoordinator\n"
         f"  config: {{marker_dir: {markers}, label: {{env: MARK_LABEL}}}}\n")
-    defs = write_defs(TINY_JOB)
+    defs = tiny_defs
     env = {"PYTHONPATH": str(tmp_path / "extra"), "MARK_LABEL": "from-env"}
     info = cli.json("instance", "info", "--json", env=env)
     assert info["run_coordinator"] == "my_coordinators.MarkingCoordinator"

@@ -29,23 +29,6 @@ from runyard.testing.helpers import descendants, live_pids_in_group, pid_gone, r
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_DEFS = """
-from runyard import Definitions, job, op
-
-
-@op
-def hello() -> str:
-    return "hello"
-
-
-@job
-def tiny():
-    hello()
-
-
-defs = Definitions(jobs=[tiny])
-"""
-
 PLUGIN = '''
 """A third-party runyard plugin: a dev service, its option, and an instance-file section."""
 import os
@@ -152,8 +135,8 @@ def devecho(site, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def defs(write_defs) -> Path:
-    return write_defs(TINY_DEFS)
+def defs(tiny_defs) -> Path:
+    return tiny_defs
 
 
 def _greet(address: str) -> str:
