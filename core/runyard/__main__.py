@@ -3,7 +3,9 @@ starts) skips click entirely: a cold run worker should spend its start-up runnin
 
 import sys
 
-if len(sys.argv) == 3 and sys.argv[1] == "execute-run" and not sys.argv[2].startswith("-"):
+# Anything but a plain ASCII run id (e.g. bytes that are not UTF-8) goes through click, which says why.
+if (len(sys.argv) == 3 and sys.argv[1] == "execute-run" and not sys.argv[2].startswith("-")
+        and sys.argv[2].isascii() and sys.argv[2].isprintable()):
     from runyard.execution.worker_main import run_worker_main
 
     sys.exit(run_worker_main(sys.argv[2]))

@@ -8,7 +8,9 @@ model, and with any password inside a URL masked. The file and line already poin
 
 from __future__ import annotations
 
+import math
 import re
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -103,15 +105,31 @@ def _kind_of(value: Any, wanted_string: bool) -> str:
     return f"a {type(value).__name__}"
 
 
+NOT_FINITE = "must be a finite number (not inf or NaN)"
+_NUMBER_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
+                  "finite_number"}
+
+
+def _is_non_finite(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
-    msg = err.get("msg", "invalid value")
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
     if "input" not in err:
         return msg
+    if kind in _NUMBER_BOUNDS and _is_non_finite(err["input"]):  # -inf is "not greater than 0", but why
+        return NOT_FINITE
     value = err["input"]
     loc = tuple(err.get("loc", ()))
     if not _value_shown(model, loc):
@@ -126,23 +144,75 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
     return f"{msg} (got {value!r})"
 
 
+#: problems listed in one message; a file with 100,000 bad keys gets the first ones and a count
+MAX_PROBLEMS_SHOWN = 20
+
+
+def _non_finite(value: Any, path: tuple) -> list[tuple]:
+    """Key paths below ``path`` holding inf or NaN, in a validated model, dict or list."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, BaseModel):
+        return [p for name in type(value).model_fields for p in _non_finite(getattr(value, name), path + (name,))]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, path + (k,))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, path + (i,))]
+    return []
+
+
+def _env_note(full: tuple, env_origins: Mapping[tuple, str] | None) -> str:
+    """`` (from environment variable NAME)`` when the value at ``full`` (or below it, for a problem
+    reported on a whole block) came from ``{env: NAME}``."""
+    if not env_origins:
+        return ""
+    names = sorted({name for path, name in env_origins.items() if path[:len(full)] == full
+                    or full[:len(path)] == path})
+    if not names:
+        return ""
+    return f" (from environment variable{'s' if len(names) > 1 else ''} {', '.join(names)})"
+
+
 def validate_model(model: type[BaseModel], data: Any, *, source: str, path: tuple = (),
-                   doc: YamlDocument | None = None, error_cls: type[ConfigError] = ConfigError) -> BaseModel:
-    """Validate ``data`` against ``model``; on failure raise one error naming every bad key path."""
+                   doc: YamlDocument | None = None, error_cls: type[ConfigError] = ConfigError,
+                   allow_inf_nan: bool = False, env_origins: Mapping[tuple, str] | None = None) -> BaseModel:
+    """Validate ``data`` against ``model``; on failure raise one error naming the bad key paths (at
+    most :data:`MAX_PROBLEMS_SHOWN` of them, then a count).
+
+    Unless ``allow_inf_nan`` (op and resource config: the user's model decides), no number in the
+    result may be inf or NaN, whatever the model says: an infinite interval or timeout silently
+    disables what it times (or overflows the timer that takes it). ``env_origins`` maps key paths
+    to the environment variables their values came from, so a bad value names its variable."""
     try:
-        return model.model_validate({} if data is None else data)
+        result = model.model_validate({} if data is None else data)
     except ValidationError as exc:
-        problems = []
-        first_line = None
-        for err in exc.errors():
-            full = path + tuple(err.get("loc", ()))
-            line = doc.line_of(full) if doc else None
-            first_line = first_line or line
-            where = format_path(full) or "(top level)"
-            suffix = f" (line {line})" if line and len(exc.errors()) > 1 else ""
-            problems.append(f"{where}: {_describe(err, model)}{suffix}")
-        if len(problems) == 1:
-            full_path, _, message = problems[0].partition(": ")
-            raise error_cls(message, source=source, path=full_path, line=first_line) from None
-        raise error_cls("invalid config:\n  " + "\n  ".join(problems), source=source,
-                        line=first_line) from None
+        errors = exc.errors()  # builds the list: once, not once per error
+        problems = [(path + tuple(err.get("loc", ())), _describe(err, model))
+                    for err in errors[:MAX_PROBLEMS_SHOWN]]
+        _raise(problems, len(errors), source=source, doc=doc, error_cls=error_cls, env_origins=env_origins)
+    if not allow_inf_nan:
+        bad = _non_finite(result, ())
+        if bad:
+            _raise([(path + p, NOT_FINITE) for p in bad[:MAX_PROBLEMS_SHOWN]],
+                   len(bad), source=source, doc=doc, error_cls=error_cls, env_origins=env_origins)
+    return result
+
+
+def _raise(problems: list[tuple[tuple, str]], total: int, *, source: str, doc: YamlDocument | None,
+           error_cls: type[ConfigError], env_origins: Mapping[tuple, str] | None) -> typing.NoReturn:
+    lines = []
+    first_line = None
+    for full, message in problems:
+        line = doc.line_of(full) if doc else None
+        first_line = first_line or line
+        where = format_path(full) or "(top level)"
+        suffix = f" (line {line})" if line and total > 1 else ""
+        lines.append((where, f"{message}{_env_note(full, env_origins)}{suffix}"))
+    if total == 1:
+        where, message = lines[0]
+        raise error_cls(message, source=source, path=where, line=first_line) from None
+    head = "invalid config" if total <= len(lines) else \
+        f"invalid config ({total:,} problems; the first {len(lines)})"
+    more = [f"... and {total - len(lines):,} more"] if total > len(lines) else []
+    raise error_cls(head + ":\n  " + "\n  ".join([f"{w}: {m}" for w, m in lines] + more), source=source,
+                    line=first_line) from None

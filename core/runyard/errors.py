@@ -81,5 +81,17 @@ class SchemaRevisionError(StorageError):
     pass
 
 
+class StorageUnavailableError(StorageError):
+    """The database cannot be used right now — unreachable, restarting, pool exhausted, disk full or
+    read-only — but may be later: a run worker waits such errors out (docs/run-worker.md)."""
+
+
+class StorageOutageError(StorageError):
+    """A run worker waited for unavailable storage longer than ``run_worker.outage_tolerance_seconds``;
+    the message names the spill file holding the events it could not write."""
+
+    exit_code = 3
+
+
 class InvalidTransitionError(RunyardError):
     """A run is not in a status that allows the requested action."""

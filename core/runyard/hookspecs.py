@@ -161,8 +161,10 @@ def runyard_register_instance_sections(registry: SectionRegistry) -> None:
 
     Called once per process, the first time an instance file with a top-level key runyard does not
     own is opened (so in any process that opens the instance: CLI, daemon, web UI, run workers).
-    Core then resolves ``{env: ...}`` in the block, validates it (errors name file, line and key
-    path) and refuses a key no installed plugin owns. Read the validated block with
+    Core then validates the block (errors name file, line and key path; no number may be inf or
+    NaN) and refuses a key no installed plugin owns; a block holding ``{env: ...}`` references is
+    resolved and validated when ``instance.section("name")`` is first called, in the process that
+    uses it, and run workers and code servers do not inherit the variables it names. Read the validated block with
     ``instance.section("name")``; ``runyard instance info`` lists it with secrets masked. Import
     nothing heavy: only the model's module.
     """

@@ -2,12 +2,25 @@
 
 Every tag under the reserved ``runyard/`` prefix is defined here; code that sets or reads one
 imports the constant instead of spelling the string, so a search for the constant finds every
-writer and reader. A user's own tags must not start with :data:`RESERVED_PREFIX`.
+writer and reader.
+
+Reserved tags are set by runyard only: a user (``--tag``, GraphQL ``tags``, run config ``tags:``,
+job tags, a run request's tags, the Python API) may set only :data:`USER_TAGS`, the ones documented
+as settings of a run. :func:`check_user_tags` is the check the entry points call; it refuses the
+others with :class:`ReservedTagError`, naming the tag (run config's ``tags:`` is checked with
+:func:`reserved_tags` where run config is resolved, as a config error at ``tags.<tag>``). Runyard
+never trusts a reserved tag for its own bookkeeping either (the daemon recognises a tick's runs by
+the run ids it recorded on the tick), so a tag written past the entry points (straight into
+storage) fools nobody.
 """
 
 from __future__ import annotations
 
-#: the prefix of every tag below; user tags must avoid it
+from collections.abc import Iterable, Mapping
+
+from .errors import ConfigError
+
+#: the prefix of every tag below; a user's tags may use it only for :data:`USER_TAGS`
 RESERVED_PREFIX = "runyard/"
 
 #: the code location a run's job came from (its workspace entry's location name)
@@ -36,3 +49,37 @@ ROOT_RUN_ID_TAG = "runyard/root_run_id"
 #: every tag name above, for documentation and checks
 ALL_TAGS = (LOCATION_TAG, SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
             PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG)
+
+#: the reserved tags a user may set: settings of a run, documented as such (docs/concepts.md).
+#: Every other ``runyard/`` tag records what runyard did and is refused from users.
+USER_TAGS = frozenset({PRIORITY_TAG, MAX_RUNTIME_TAG})
+
+
+class ReservedTagError(ConfigError):
+    """A user tried to set a reserved ``runyard/`` tag (exit code 2); ``tag`` names it."""
+
+    def __init__(self, message: str, *, tag: str, source: str | None = None, path: str | None = None):
+        self.tag = tag
+        super().__init__(message, source=source, path=path)
+
+
+def reserved_tags(tags: Iterable[str] | None) -> list[str]:
+    """The names in ``tags`` a user may not set (reserved and not in :data:`USER_TAGS`), sorted."""
+    return sorted(k for k in (tags or ()) if str(k).startswith(RESERVED_PREFIX) and k not in USER_TAGS)
+
+
+def reserved_tag_message(tag: str) -> str:
+    """Why ``tag`` is refused, and what a user may set instead."""
+    return (f"'{tag}' is a reserved tag: runyard sets {RESERVED_PREFIX}* tags itself (a user may set only "
+            f"{', '.join(sorted(USER_TAGS))})")
+
+
+def check_user_tags(tags: Mapping[str, str] | None, source: str = "tags", path: str | None = None) -> None:
+    """Raise :class:`ReservedTagError` naming the first tag of ``tags`` a user may not set. ``source``
+    says where the tags came from (``tags``, ``job 'etl'``, ``run request``), ``path`` the key path
+    of the tags mapping inside it (the tag is appended)."""
+    refused = reserved_tags(tags)
+    if refused:
+        tag = refused[0]
+        raise ReservedTagError(reserved_tag_message(tag), tag=tag, source=source,
+                               path=f"{path}.{tag}" if path else None)

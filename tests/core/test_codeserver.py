@@ -239,7 +239,7 @@ class CodeServer:
 
 def raw(method: str, url: str, body: bytes | None = None) -> tuple[int, dict]:
     """One HTTP request without the client: (status, parsed JSON body)."""
-    req = urllib.request.Request(url, data=body, method=method)
+    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())

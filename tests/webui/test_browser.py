@@ -34,9 +34,27 @@ def page(browser):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.extend(_csp_violations([msg])))
     yield pg
     context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors (or Content-Security-Policy violations) on the page: {errors}"
+
+
+def _csp_violations(messages) -> list[str]:
+    return [m.text for m in messages if m.type == "error" and "Content Security Policy" in m.text]
+
+
+def test_graphiql_runs_under_the_content_security_policy(webui, browser):
+    """GraphiQL's inline script runs by nonce and its CDN is allowed (the CDN itself may be out of
+    reach here: then its globals are missing, which proves the inline script ran)."""
+    context = browser.new_context()
+    pg = context.new_page()
+    messages = []
+    pg.on("console", lambda msg: messages.append(msg))
+    pg.goto(webui.url + "/graphql")
+    pg.wait_for_load_state("load")
+    context.close()
+    assert _csp_violations(messages) == []
 
 
 def test_launch_from_the_launchpad_and_watch_the_run_live(webui, page):

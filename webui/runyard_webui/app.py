@@ -14,16 +14,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .settings import WebuiSettings
 
 
-def _graphql_view(schema, web):
-    from graphql_server.flask.views import GraphQLView
-
-    class RunyardGraphQLView(GraphQLView):
-        def get_context(self, request, response) -> dict[str, Any]:  # noqa: ANN001
-            return {"request": request, "response": response, "web": web}
-
-    return RunyardGraphQLView.as_view("graphql", schema=schema.graphql_schema, graphql_ide="graphiql")
-
-
 def _check_auth(settings: WebuiSettings) -> Response | None:
     auth = settings.auth
     if auth is None or request.path == "/healthz":
@@ -52,6 +42,7 @@ def _plugin_routes(app: Flask, web: Any) -> None:
 def create_app(instance: Instance, workspace: Workspace | None = None,
                settings: WebuiSettings | None = None) -> Flask:
     """The web UI over ``instance`` (and the code locations of ``workspace``, started by the caller)."""
+    from . import graphql_view, security
     from .context import WebContext
     from .pages import pages
     from .schema import build_schema
@@ -62,10 +53,21 @@ def create_app(instance: Instance, workspace: Workspace | None = None,
     app = Flask(__name__)
     app.config["RUNYARD_WEB"] = web
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # waitress refuses larger ones first
     app.before_request(lambda: _check_auth(settings))
-    app.add_url_rule("/graphql", view_func=_graphql_view(build_schema(), web))
+    security.install(app, settings)  # Host and Origin checks run before auth; headers on every answer
+    graphql_view.register(app, build_schema(), web)
     app.register_blueprint(pages)
     _plugin_routes(app, web)
+
+    from runyard.errors import StorageError
+
+    @app.errorhandler(StorageError)
+    def storage_unavailable(exc: StorageError):
+        """Storage is down (or refuses us): an error page at once, 503, never a held request."""
+        from flask import render_template
+
+        return render_template("error.html", code=503, message=f"Storage is unavailable: {exc}"), 503
 
     @app.get("/healthz")
     def healthz():

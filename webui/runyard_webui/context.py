@@ -10,16 +10,18 @@ the code pointer that server reports, so the run worker (not the web UI) imports
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from .limits import LongPollSlots
 
 if TYPE_CHECKING:  # pragma: no cover
     from runyard.instance.instance import Instance
     from runyard.operations.follow import EventPage
     from runyard.operations.instigators import InstigatorInfo
     from runyard.operations.launch import LaunchResult
+    from runyard.operations.workspace import LocationWatch
     from runyard.storage.records import RunRecord
     from runyard.workspace.workspace import CodeLocation, Workspace
 
@@ -65,18 +67,36 @@ def _refusals() -> Iterator[None]:
 class WebContext:
     """Shared by every request thread. ``workspace`` may be None: runs are still browsable."""
 
-    # A location without a snapshot is asked again at most this often: a code server that is down
-    # must not cost every page view a connection attempt.
-    RETRY_UNAVAILABLE_SECONDS = 5.0
+    # A location's health is asked again at most this often (with a short timeout): the status a
+    # page shows is at most this old, and a code server that is down does not cost every page view a
+    # connection attempt. Reloads announced by other processes are picked up on the same check.
+    LOCATION_CHECK_SECONDS = 2.0
 
     def __init__(self, instance: Instance, workspace: Workspace | None, settings: WebuiSettings):
         self.instance = instance
         self.workspace = workspace
         self.settings = settings
-        self._last_retry: dict[str, float] = {}
+        self._watch: LocationWatch | None = None
+        self.long_polls = LongPollSlots(settings.long_poll_slots())
+
+    @property
+    def watch(self) -> LocationWatch | None:
+        """The workspace's locations kept current (:class:`runyard.operations.workspace.LocationWatch`)."""
+        if self._watch is None and self.workspace is not None:
+            from runyard.operations.workspace import LocationWatch
+
+            # storage is asked for when a check needs it: a database that is down at the first
+            # page view does not stop the watch from reading announcements later
+            self._watch = LocationWatch.of(self.workspace, lambda: self.storage)
+        return self._watch
+
+    #: a request waits at most this long for an unavailable database, then answers 503
+    STORAGE_WAIT_SECONDS = 1.0
 
     @property
     def storage(self):
+        # set before the first connection (check_ready), so even that one does not wait long
+        self.instance.storage_unchecked().max_wait_seconds = self.STORAGE_WAIT_SECONDS
         return self.instance.storage
 
     def _check_writable(self, what: str) -> None:
@@ -85,15 +105,8 @@ class WebContext:
 
     # ---- code locations --------------------------------------------------------------------------
     def locations(self) -> list[CodeLocation]:
-        if self.workspace is None:
-            return []
-        now = time.monotonic()
-        for loc in self.workspace.locations():
-            if (loc.snapshot is None and loc.status != "starting"
-                    and now - self._last_retry.get(loc.name, -1e9) >= self.RETRY_UNAVAILABLE_SECONDS):
-                self._last_retry[loc.name] = now
-                loc.refresh()
-        return self.workspace.locations()
+        watch = self.watch
+        return [] if watch is None else watch.locations(max_age=self.LOCATION_CHECK_SECONDS)
 
     def job(self, location: str, job_name: str) -> tuple[CodeLocation, Any]:
         from runyard.operations.workspace import find_job
@@ -108,7 +121,7 @@ class WebContext:
             raise WebError("the web UI was started without a workspace", NOT_FOUND)
         with _refusals():
             find_location(self.locations(), name)
-        return self.workspace.reload(name)[0]
+        return self.watch.reload(name)[0]  # announced: the daemon reloads its own server too
 
     # ---- runs ------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> RunRecord:
@@ -152,12 +165,14 @@ class WebContext:
     def run_events(self, run_id: str, after_id: int | None = None, limit: int = 1000,
                    wait_seconds: float = 0.0) -> EventPage:
         """Events after ``after_id``; when there are none and the run is not finished, wait up to
-        ``wait_seconds`` (at most ``webui.long_poll_seconds``) for one: a long poll."""
+        ``wait_seconds`` (at most ``webui.long_poll_seconds``) for one: a long poll. Without a free
+        long-poll slot (``webui.max_long_polls``) it answers at once."""
         from runyard.operations.follow import next_events
 
         self.get_run(run_id)
-        return next_events(self.instance, run_id, after_id=after_id, limit=max(1, min(int(limit), 5000)),
-                           wait_seconds=min(max(wait_seconds, 0.0), self.settings.long_poll_seconds))
+        with self.long_polls.wait_allowed(min(max(wait_seconds, 0.0), self.settings.long_poll_seconds)) as wait:
+            return next_events(self.instance, run_id, after_id=after_id, limit=max(1, min(int(limit), 5000)),
+                               wait_seconds=wait)
 
     def step_logs(self, run_id: str, step_key: str, stream: str = "stdout", offset: int = 0,
                   max_bytes: int = 256 * 1024) -> dict[str, Any]:

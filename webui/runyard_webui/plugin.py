@@ -26,10 +26,12 @@ def runyard_dev_options():
     import click
 
     return [
-        click.Option(["-p", "--port", "webui_port"], type=int, default=None,
+        click.Option(["-p", "--port", "webui_port"], type=click.IntRange(0, 65535), default=None,
                      help="Web UI port [webui.port in the instance file, default 3000; 0 picks a free one]."),
         click.Option(["--webui/--no-webui", "with_webui"], default=True, show_default=True,
                      help="Serve the web UI too."),
+        click.Option(["--insecure-no-auth", "webui_insecure_no_auth"], is_flag=True, default=False,
+                     help="Let the web UI serve beyond loopback (webui.host) without webui.auth."),
     ]
 
 
@@ -42,4 +44,5 @@ def runyard_dev_services(context):
 
     instance = context.instance
     settings = load_webui_settings(instance, {"port": context.options.get("webui_port")})
-    return [build_web_server(instance, context.workspace, settings)]
+    return [build_web_server(instance, context.workspace, settings,
+                             insecure_no_auth=bool(context.options.get("webui_insecure_no_auth")))]

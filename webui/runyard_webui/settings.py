@@ -32,8 +32,37 @@ class WebuiSettings(_Strict):
     read_only: bool = Field(False, description="Refuse every mutation (launch, terminate, delete, "
                             "schedule and sensor toggles): a window onto production.")
     auth: BasicAuthSettings | None = Field(None, description="HTTP basic auth for every page and the API.")
-    long_poll_seconds: float = Field(20, gt=0, le=120, description="Longest time one `runEvents` call "
-                                     "waits for new events before answering empty.")
+    long_poll_seconds: float = Field(20, gt=0, le=120, allow_inf_nan=False, description="Longest time one "
+                                     "`runEvents` call waits for new events before answering empty.")
+    allowed_hosts: list[str] | None = Field(None, description="Host names (a leading dot: a domain and its "
+                                            "subdomains; `*`: any) accepted in the `Host` header, besides the "
+                                            "loopback names and the bound host. Guards against DNS rebinding.")
+    # ---- limits: one client cannot take the web UI down -------------------------------------------
+    max_body_bytes: int = Field(4 << 20, ge=1024, le=1 << 30, description="Largest request body; larger "
+                                "ones are refused (413) from their headers, before they are read.")
+    max_query_tokens: int = Field(5000, ge=100, le=1_000_000, description="Most lexical tokens in one GraphQL "
+                                  "document: parsing stops there, so a huge query costs no more than this.")
+    max_query_depth: int = Field(15, ge=2, le=100, description="Deepest field nesting of one GraphQL query.")
+    max_aliases: int = Field(30, ge=0, le=10_000, description="Most aliased fields in one GraphQL query.")
+    max_fields: int = Field(1000, ge=10, le=100_000, description="Most fields in one GraphQL query, "
+                            "fragments expanded.")
+    max_query_cost: int = Field(100_000, ge=100, le=100_000_000, description="Highest estimated cost of one "
+                                "GraphQL query: each field counts once per item its enclosing lists may return.")
+    max_variables_depth: int = Field(32, ge=2, le=200, description="Deepest nesting of a request's JSON "
+                                     "variables.")
+    max_long_polls: int = Field(4, ge=0, le=256, description="Long polls waiting at once in this process, "
+                                "never more than threads - 1; one that finds no free slot answers at once.")
+    connection_limit: int = Field(500, ge=1, le=10_000, description="Open connections served at once; more "
+                                  "wait to be accepted.")
+    channel_timeout_seconds: float = Field(30, gt=0, le=3600, allow_inf_nan=False, description="An idle "
+                                           "connection (or one whose request never completes) is closed after "
+                                           "this long.")
+    cleanup_interval_seconds: float = Field(10, gt=0, le=3600, allow_inf_nan=False, description="How often idle "
+                                            "connections are looked for.")
+
+    def long_poll_slots(self) -> int:
+        """Long polls allowed at once: one request thread always stays free for everything else."""
+        return max(0, min(self.max_long_polls, self.threads - 1))
 
 
 def load_webui_settings(instance: Any, overrides: dict[str, Any] | None = None) -> WebuiSettings:

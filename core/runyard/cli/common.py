@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..params import HOST, PORT, RUN_ID, SECONDS, FiniteFloatRange  # noqa: F401 - for the commands here
 
 
 def open_instance():

@@ -34,10 +34,17 @@ def daemon(ctx, python_files, workspace_file):
         serve_daemon(python_files, workspace_file, banner="runyard daemon")
 
 
+_STATE_COLORS = {"leader": "green", "standby": None, "stale": "yellow", "dead": "red", "stopped": None}
+
+
 @daemon.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def daemon_status(as_json):
-    """Each daemon's loops: last heartbeat, leadership, last error; and who holds the lease."""
+    """Each daemon's state and loops: last heartbeat, last error; and who holds the lease.
+
+    A daemon's state comes from its newest heartbeat's age: leader or standby while it reports,
+    stale after 3 of its heartbeat intervals of silence, dead after 6, stopped after a clean stop.
+    """
     from ..daemon.status import daemon_status as collect
 
     data = collect(open_instance().storage, time.time())
@@ -53,10 +60,16 @@ def daemon_status(as_json):
     if not daemons:
         click.echo("No daemon heartbeats.")
     for d in daemons.values():
-        role = "leader" if d["leader"] else ("stopped" if d.get("stopped") else "standby")
-        click.echo(f"{click.style(d['daemon_id'], bold=True)}  {role}")
+        state = d["state"]
+        text = click.style(state, fg=_STATE_COLORS.get(state), bold=state in ("dead", "stale"))
+        detail = f"last heartbeat {d['age_seconds']:g}s ago, every {d['heartbeat_interval_seconds']:g}s"
+        if state in ("dead", "stale") and d["leader"]:
+            detail += "; still holds the lease until it expires"
+        click.echo(f"{click.style(d['daemon_id'], bold=True)}  {text}  ({detail})")
         for loop, info in sorted(d["loops"].items()):
             line = f"  {loop:<11} last heartbeat {fmt_time(info['last_heartbeat'])} ({info['age_seconds']:g}s ago)"
+            if info["stale"] and state in ("leader", "stale"):
+                line += click.style("  stale", fg="yellow")
             if info["last_error"]:
                 line += click.style(f"  error: {info['last_error']}", fg="red")
             click.echo(line)

@@ -33,7 +33,7 @@ def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, b
     with ServiceRunner(stop_timeout=STOP_TIMEOUT_SECONDS) as runner:
         instance = open_instance()
         runner.callback(lambda: release_instance(instance), "instance")
-        workspace = open_workspace(python_files, workspace_file, required=False)
+        workspace = open_workspace(python_files, workspace_file, required=False, env=code_server_environ(instance))
         if workspace is not None:
             runner.start(CallbackService("code servers", workspace.start, lambda _timeout: workspace.shutdown()))
         daemon = Daemon(instance, workspace)
@@ -64,6 +64,14 @@ def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, b
         click.echo("Press Ctrl-C to stop.", err=True)
         runner.wait()
         click.echo("Stopping...", err=True)
+
+
+def code_server_environ(instance) -> dict[str, str]:
+    """The environment of the code servers a service starts: none of the instance file's variables
+    (a code server opens no instance, and runs user code)."""
+    from ..instance.instance import CODE_SERVER_KEYS
+
+    return instance.child_environ(CODE_SERVER_KEYS)
 
 
 # ---- what plugins contribute ---------------------------------------------------------------------

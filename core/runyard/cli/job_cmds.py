@@ -93,8 +93,21 @@ def execute(python_file, module, attribute, working_directory, job_name, config_
     run = prepare_run(instance, job_def, code_pointer=pointer, run_config=run_config, tags=tag_map,
                       step_keys_to_execute=step_keys)
     click.echo(f"Executing job '{job_name}' as run {run.run_id} (in this process){_steps_note(run)}.")
-    execute_run(instance, run.run_id, job=job_def, listeners=[progress_printer(verbose)])
+    _record_this_process(instance, run.run_id)
+    execute_run(instance, run.run_id, job=job_def, listeners=[progress_printer(verbose)], contain_processes=True)
     _summary(instance, run)
+
+
+def _record_this_process(instance, run_id: str) -> None:
+    """This process is the run's worker: recorded like a launched one, so `runyard run health` can
+    finish the run if the process dies without writing its end (e.g. storage stayed unavailable)."""
+    import os
+
+    from ..launchers import procinfo
+
+    pid = os.getpid()
+    instance.storage.update_run(run_id, launcher_info={"pid": pid, "pid_start": procinfo.start_ticks(pid),
+                                                       "host": os.uname().nodename, "in_process": True})
 
 
 @job.command("launch")

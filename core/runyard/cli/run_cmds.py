@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..storage.records import FINISHED_STATUSES, RunStatus
-from .common import echo_json, fmt_duration, fmt_time, format_event, open_instance, styled_status
+from .common import RUN_ID, echo_json, fmt_duration, fmt_time, format_event, open_instance, styled_status
 
 STATUSES = [s.value for s in RunStatus]
 
@@ -28,7 +28,8 @@ def run_json(r) -> dict:
               help="Only runs in this status (repeatable).")
 @click.option("--job", "job_name", help="Only runs of this job.")
 @click.option("--tag", "tags", multiple=True, help="Only runs with tag KEY=VALUE (repeatable).")
-@click.option("--limit", default=50, show_default=True, help="At most this many runs, newest first.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="At most this many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_runs(statuses, job_name, tags, limit, as_json):
     """List runs, newest first."""
@@ -53,7 +54,7 @@ def list_runs(statuses, job_name, tags, limit, as_json):
 
 
 @run.command("show")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(run_id, as_json):
     """Show one run: status, config, tags, and each step's outcome."""
@@ -98,7 +99,7 @@ def step_summary(instance, run_id: str) -> list[dict]:
 
 
 @run.command("logs")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--step", "step_key", metavar="KEY",
               help="Print the captured stdout of this step (its compute log) instead of the event log.")
 @click.option("--stderr", is_flag=True, help="With --step: the step's stderr instead of its stdout.")
@@ -184,7 +185,7 @@ def _print_step_logs(instance, run_id: str, step_key: str, stream: str, follow: 
 
 
 @run.command("terminate")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 def terminate(run_id):
     """Stop a run: cancel it if it has not started, else signal its worker (SIGTERM, then SIGKILL)."""
     instance = open_instance()
@@ -198,7 +199,7 @@ def terminate(run_id):
 
 
 @run.command("delete")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--keep-files", is_flag=True, help="Keep the run's worker log, captured step output and "
               "stored outputs under the home.")
@@ -215,7 +216,7 @@ def delete(run_id, yes, keep_files):
 
 
 @run.command("health")
-@click.argument("run_ids", nargs=-1)
+@click.argument("run_ids", nargs=-1, type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 def health(run_ids, as_json):
     """Check the workers of in-progress runs; runs whose worker died are marked FAILURE."""
@@ -235,7 +236,7 @@ def health(run_ids, as_json):
 
 
 @run.command("reexecute")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--from-failure", "from_failure", is_flag=True,
               help="Only the steps that did not succeed in the run, and everything downstream of them.")
 @click.option("--all-steps", "all_steps", is_flag=True, help="Every step of the job (the default).")
@@ -272,7 +273,7 @@ def reexecute(run_id, from_failure, all_steps, ops, tags, verbose, wait):
 
 
 @click.command("execute-run")
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 def execute_run(run_id):
     """Run worker: execute one stored run (launchers start this; the instance comes from the
     environment, RUNYARD_HOME / RUNYARD_INSTANCE_FILE)."""

@@ -61,15 +61,22 @@ def list_locations(workspace_file, as_json):
 def reload_locations(workspace_file, location, as_json):
     """Reload the definitions of one LOCATION, or of every location.
 
-    A code_server location re-imports its definitions (POST /v1/reload). A local location is
-    started afresh by this command, so its reload reports what it loads now. Exits 1 if a location
-    fails to load or cannot be reached.
+    A code_server location re-imports its definitions (POST /v1/reload): every process using that
+    server sees them. A local location is started afresh by this command, so its reload reports
+    what it loads now. Either way the reload is announced through the instance's storage, and the
+    daemons and web UIs of this instance reload their own servers of that location within a few
+    seconds. Exits 1 if a location fails to load or cannot be reached.
     """
+    from ..operations.workspace import LocationWatch
+    from .common import open_instance
+
+    instance = open_instance()
     ws = _open(workspace_file)
     try:
-        results = ws.reload(location)
+        results = LocationWatch(ws, lambda: instance.storage).reload(location)
     finally:
         ws.shutdown()
+        instance.dispose()
     if as_json:
         echo_json(results)
     else:

@@ -5,7 +5,8 @@ about them over HTTP/JSON, and the client that the daemon and the web UI use to 
   (no user code, no definitions imports); the client validates every answer into them.
 * :mod:`.client` — :class:`CodeServerClient`, stdlib ``urllib`` only.
 * server side, one concern each: :mod:`.server` (the location service and its endpoints),
-  :mod:`.transport` (HTTP routes and serving), :mod:`.loading` (importing and reloading the
+  :mod:`.transport` (HTTP routes and the WSGI app), :mod:`.auth` (the token, JSON-only POSTs, no
+  browsers), :mod:`.httpd` (serving with waitress, and its limits), :mod:`.loading` (importing and reloading the
   definitions), :mod:`.validation` (run config and op selection), :mod:`.evaluation` (schedules and
   sensors under a time limit), :mod:`.snapshot_builder` (definitions to snapshot, and its id),
   :mod:`.serving` (``runyard code-server`` as a process, and its readiness handshake).

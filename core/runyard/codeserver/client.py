@@ -55,14 +55,16 @@ DEFAULT_EVALUATION_TIMEOUT = 90.0
 
 
 class CodeServerClient:
-    """Talks to the code server at ``host:port``. Thread-safe (one connection per call)."""
+    """Talks to the code server at ``host:port``, sending ``token`` (when given) as
+    ``Authorization: Bearer``. Thread-safe (one connection per call)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4000, timeout: float = DEFAULT_TIMEOUT,
-                 *, evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT):
+                 *, evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT, token: str | None = None):
         self.host = host
         self.port = int(port)
         self.timeout = float(timeout)
         self.evaluation_timeout = float(evaluation_timeout)
+        self.token = token
 
     @property
     def address(self) -> str:
@@ -76,9 +78,10 @@ class CodeServerClient:
         return f"CodeServerClient({self.address})"
 
     # ---- endpoints ----------------------------------------------------------------------------------
-    def health(self) -> HealthInfo:
-        """``GET /v1/health``. Answers even when the definitions fail to load (``status == "error"``)."""
-        return self._call("GET", "/health", None, HealthInfo.model_validate)
+    def health(self, *, timeout: float | None = None) -> HealthInfo:
+        """``GET /v1/health``. Answers even when the definitions fail to load (``status == "error"``).
+        ``timeout``: wait this long instead of the client's timeout (a status check must be quick)."""
+        return self._call("GET", "/health", None, HealthInfo.model_validate, timeout=timeout)
 
     def snapshot(self) -> LocationSnapshot:
         """``GET /v1/snapshot``: jobs, resources, schedules, sensors and ``snapshot_id``."""
@@ -129,8 +132,10 @@ class CodeServerClient:
         url = self.base_url + path
         where = f"code server at {self.address}"
         data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json", "Accept": "application/json"})
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         wait = timeout or self.timeout
         try:
             with _OPENER.open(request, timeout=wait) as response:

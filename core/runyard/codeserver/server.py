@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..storage.records import CodePointer
+from .auth import RequestGuard
 from .evaluation import evaluate_schedule, evaluate_sensor
+from .httpd import HttpLimits, HttpServer
 from .loading import LoadedState, load_location, purge_user_modules
 from .protocol import (
     EvaluationResult,
@@ -31,7 +33,7 @@ from .protocol import (
     default_location_name,
 )
 from .snapshot import LocationSnapshot
-from .transport import HttpError, make_http_server
+from .transport import HttpError, make_wsgi_app
 from .validation import validate_run
 
 log = logging.getLogger("runyard.codeserver")
@@ -59,10 +61,12 @@ def parse_request(model: type[R], body: dict[str, Any]) -> R:
 
 
 class CodeLocationServer:
-    """Loads the definitions at ``pointer`` and serves them on ``host:port`` (0: a free port)."""
+    """Loads the definitions at ``pointer`` and serves them on ``host:port`` (0: a free port).
+    With a ``token``, every request but ``GET /healthz`` must carry it (see :mod:`.auth`)."""
 
     def __init__(self, pointer: CodePointer, *, location_name: str | None = None, host: str = "127.0.0.1",
-                 port: int = DEFAULT_PORT, evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT):
+                 port: int = DEFAULT_PORT, evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT,
+                 token: str | None = None, limits: HttpLimits | None = None):
         from .. import __version__
 
         self.pointer = pointer
@@ -73,13 +77,13 @@ class CodeLocationServer:
         self._reload_lock = threading.Lock()
         # Bind before importing user code: a port that is taken fails fast, and connections made
         # while the definitions import wait in the listen backlog instead of being refused.
-        self.httpd = make_http_server(host, port, self)
+        self.httpd = HttpServer(host, port, make_wsgi_app(self, RequestGuard(token)), limits or HttpLimits())
         self.host = host
         self.state: LoadedState = load_location(pointer)
 
     @property
     def port(self) -> int:
-        return self.httpd.server_address[1]
+        return self.httpd.port
 
     @property
     def url(self) -> str:
@@ -87,11 +91,10 @@ class CodeLocationServer:
         return f"http://{host}:{self.port}"
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever()
 
     def shutdown(self) -> None:
         self.httpd.shutdown()
-        self.httpd.server_close()
 
     # ---- endpoints ----------------------------------------------------------------------------------
     def health(self) -> HealthInfo:

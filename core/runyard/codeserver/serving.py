@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..storage.records import CodePointer
+from .auth import TOKEN_ENV, is_loopback
+from .httpd import HttpLimits
 from .protocol import ServerReady
 from .server import CodeLocationServer
 
@@ -60,10 +62,21 @@ def _watch_parent(stop: threading.Event) -> None:
 def run_code_server(pointer: CodePointer, *, location_name: str | None, host: str, port: int,
                     evaluation_timeout: float, exit_with_parent: bool = False,
                     ready_fd: int | None = None, ready_file: str | None = None,
-                    echo: Callable[[str], None] = print) -> int:
-    """Serve until SIGTERM/SIGINT (or, with ``exit_with_parent``, until the parent exits)."""
+                    echo: Callable[[str], None] = print, token: str | None = None,
+                    limits: HttpLimits | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or, with ``exit_with_parent``, until the parent exits). Without a
+    ``token`` anyone who reaches ``host:port`` may use it: the caller decides whether that is allowed
+    (``runyard code-server`` allows it on loopback only, or with ``--insecure-no-auth``)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if token is None:
+        if is_loopback(host):
+            log.warning("serving without a token: any program on this machine can make this server run the "
+                        "definitions' code (web pages cannot). Set %s or --token-env NAME to require one.",
+                        TOKEN_ENV)
+        else:
+            log.warning("serving %s without a token (--insecure-no-auth): anyone who reaches it can make it run "
+                        "the definitions' code", host)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -72,7 +85,7 @@ def run_code_server(pointer: CodePointer, *, location_name: str | None, host: st
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server = CodeLocationServer(pointer, location_name=location_name, host=host, port=port,
-                                    evaluation_timeout=evaluation_timeout)
+                                    evaluation_timeout=evaluation_timeout, token=token, limits=limits)
         thread = threading.Thread(target=server.serve_forever, name="code-server", daemon=True)
         thread.start()
         if server.state.error:

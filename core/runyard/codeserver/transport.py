@@ -1,6 +1,6 @@
-"""HTTP for the code server: the routes under ``/v1/`` and a threaded stdlib HTTP server that
-answers every request with JSON, errors included (``{"error": {"message", "traceback", "kind"}}``;
-500, still JSON, for a bug in runyard).
+"""HTTP for the code server: the routes under ``/v1/`` and the WSGI app that answers every request
+with JSON, errors included (``{"error": {"message", "traceback", "kind"}}``; 500, still JSON, for a
+bug in runyard). :mod:`.auth` checks each request first; :mod:`.httpd` serves the app.
 
 ======  ================================  =========================================================
 GET     /v1/health                        status (ok | error), location name, snapshot id, load
@@ -10,28 +10,33 @@ POST    /v1/jobs/<job>/validate           ``{run_config, ops?}`` -> ok + plan, o
 POST    /v1/schedules/<name>/evaluate     ``{tick_time}`` -> run requests or a skip reason
 POST    /v1/sensors/<name>/evaluate       ``{cursor, last_tick_time}`` -> run requests / skip / cursor
 POST    /v1/reload                        re-import the definitions
+GET     /healthz                          liveness only (``{"status": "ok"}``), the one path that
+                                          needs no token
 ======  ================================  =========================================================
+
+A request body is one JSON object of at most 16 MB (``Content-Length`` required on a POST, 411
+without it) nested at most :data:`MAX_JSON_DEPTH` deep.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
 import traceback
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .protocol import API_VERSION, WireModel
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .auth import RequestGuard
     from .server import CodeLocationServer
 
 log = logging.getLogger("runyard.codeserver")
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# Deeper than any run config; bounds the work of everything that walks a request afterwards.
+MAX_JSON_DEPTH = 100
 
 ENDPOINTS = [
     "GET /v1/health",
@@ -40,6 +45,7 @@ ENDPOINTS = [
     "POST /v1/schedules/<name>/evaluate",
     "POST /v1/sensors/<name>/evaluate",
     "POST /v1/reload",
+    "GET /healthz",
 ]
 
 
@@ -47,8 +53,9 @@ class HttpError(Exception):
     """Answer ``status`` with ``{"error": {...}}``."""
 
     def __init__(self, status: int, message: str, kind: str, *, traceback: str | None = None,
-                 **extra: Any):
+                 headers: Iterable[tuple[str, str]] = (), **extra: Any):
         self.status = status
+        self.headers = list(headers)
         self.body = {"error": {"message": message, "kind": kind, "traceback": traceback, **extra}}
         super().__init__(message)
 
@@ -90,79 +97,85 @@ def _unknown_path(path: str) -> HttpError:
                      endpoints=ENDPOINTS)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
-class _HTTPServer6(_HTTPServer):
-    address_family = socket.AF_INET6
+def _read_body(environ: dict[str, Any]) -> dict[str, Any]:
+    """The request's JSON object. waitress has checked ``Content-Length`` (digits, under the body
+    limit) and read the body before the app runs."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise HttpError(400, f"request body nests too deep (over {MAX_JSON_DEPTH} levels)", "bad_request") from None
+    except ValueError as exc:
+        raise HttpError(400, f"request body is not JSON: {exc}", "bad_request") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "request body must be a JSON object", "bad_request")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"request body nests too deep (over {MAX_JSON_DEPTH} levels)", "bad_request")
+    return data
 
 
-def make_http_server(host: str, port: int, app: CodeLocationServer) -> ThreadingHTTPServer:
-    """Bound (not yet serving) to ``host:port``; raises ``OSError`` when the port is taken."""
-    server_cls = _HTTPServer6 if ":" in host else _HTTPServer
-    httpd = server_cls((host, port), _Handler)
-    httpd.app = app  # type: ignore[attr-defined]
-    return httpd
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by lower-case name."""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "runyard-code-server"
-    protocol_version = "HTTP/1.0"
+def make_wsgi_app(app: CodeLocationServer, guard: RequestGuard) -> Callable[..., Iterable[bytes]]:
+    """The code server as a WSGI application."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _body(self) -> dict[str, Any]:
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        # the raw path: a job name may hold an escaped "/" (PATH_INFO has it decoded)
+        path = environ.get("REQUEST_URI") or environ.get("PATH_INFO") or "/"
+        headers: list[tuple[str, str]] = []
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise HttpError(400, "bad Content-Length", "bad_request") from None
-        if length > MAX_BODY_BYTES:
-            raise HttpError(413, f"request body over {MAX_BODY_BYTES} bytes", "bad_request")
-        raw = self.rfile.read(length) if length else b""
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise HttpError(400, f"request body is not JSON: {exc}", "bad_request") from None
-        if not isinstance(data, dict):
-            raise HttpError(400, "request body must be a JSON object", "bad_request")
-        return data
-
-    def _handle(self, method: str) -> None:
-        app: CodeLocationServer = self.server.app  # type: ignore[attr-defined]
-        try:
-            status, model = route(app, method, self.path, self._body)
-            payload: Any = model.to_json()
+            guard.check(method, environ.get("PATH_INFO") or "/", _headers(environ))
+            if method == "POST" and not environ.get("CONTENT_LENGTH"):
+                raise HttpError(411, f"{method} {path} needs a Content-Length header (the length of its "
+                                     "JSON body)", "bad_request")
+            if method == "GET" and environ.get("PATH_INFO") == "/healthz":
+                status, payload = 200, {"status": "ok"}
+            else:
+                status, model = route(app, method, path, lambda: _read_body(environ))
+                payload = model.to_json()
         except HttpError as exc:
-            status, payload = exc.status, exc.body
+            status, payload, headers = exc.status, exc.body, exc.headers
         except Exception as exc:  # a bug in runyard: still a JSON answer, never a bare 500
-            log.exception("error handling %s %s", method, self.path)
+            log.exception("error handling %s %s", method, path)
             status, payload = 500, {"error": {"message": f"internal error in the code server: "
                                                          f"{type(exc).__name__}: {exc}",
                                               "kind": "internal_error", "traceback": traceback.format_exc()}}
         data = json.dumps(payload, default=str).encode("utf-8")
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
-            pass
+        start_response(_STATUS_LINES.get(status, f"{status} Error"),
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+        return [data]
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        self._handle("GET")
+    return wsgi
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
+_STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
+                 404: "404 Not Found", 405: "405 Method Not Allowed", 411: "411 Length Required",
+                 413: "413 Content Too Large", 415: "415 Unsupported Media Type",
+                 500: "500 Internal Server Error", 503: "503 Service Unavailable"}

@@ -29,6 +29,7 @@ from .lease import LeaseKeeper
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..instance.instance import Instance
+    from ..operations.workspace import LocationWatch
     from ..storage.records import RunRecord, Tick
     from ..workspace.workspace import CodeLocation, Workspace
 
@@ -52,7 +53,9 @@ class Daemon:
         self._queue_thread: threading.Thread | None = None
         self._errors: dict[str, tuple[float, str] | None] = {loop: None for loop in (*LOOPS, "lease")}
         self._last_beat: dict[str, float] = {}
+        self._periods: dict[str, float] = {"lease": self.lease.retry_interval}
         self._work_lock = threading.Lock()
+        self._watch: LocationWatch | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Daemon:
@@ -77,10 +80,12 @@ class Daemon:
             loops.append(("retention", self.prune_runs, retention_settings.interval_seconds,
                           {"next_run_time": datetime.now(UTC)}))
         for name, fn, seconds, extra in loops:
+            self._periods[name] = float(seconds)
             sched.add_job(self.run_loop, "interval", args=(name, fn), seconds=seconds, id=name, **extra)
         sched.start()
         self._scheduler = sched
         if getattr(self.instance.run_coordinator, "queues_runs", False):
+            self._periods["queue"] = float(self.instance.run_coordinator.dequeue_interval)
             self._queue_thread = threading.Thread(target=queue.queue_main, args=(self,),
                                                   name="runyard-daemon-queue", daemon=True)
             self._queue_thread.start()
@@ -135,9 +140,13 @@ class Daemon:
         self._last_beat[loop] = now
         err = self._errors.get(loop)
         lease = self.lease.lease
+        # ``interval`` and ``period`` let a reader in another process judge this heartbeat's age
+        # (daemon/status.py): silent for several intervals means stuck or dead, not standing by
+        interval = self.settings.heartbeat_interval_seconds
         info = {"leader": lease is not None, "token": lease.token if lease else None,
                 "last_error": err[1] if err else None, "error_time": err[0] if err else None,
-                "pid": os.getpid(), "stopping": self._stop.is_set()}
+                "pid": os.getpid(), "stopping": self._stop.is_set(), "interval": interval,
+                "period": max(interval, self._periods.get(loop, interval))}
         try:
             self.storage.heartbeat(self.daemon_id, loop, info)
         except Exception as exc:  # noqa: BLE001
@@ -158,10 +167,16 @@ class Daemon:
         self._beat(name, force=changed)
 
     def locations(self) -> list[CodeLocation]:
-        """The workspace's code locations that have a snapshot now."""
-        from ..operations.workspace import loaded_locations
+        """The workspace's code locations that have a snapshot now, each checked at most once a
+        second: a new snapshot (a reload here, on a shared code server, or announced through storage
+        by another process) is picked up on the next pass (docs/daemon.md)."""
+        if self.workspace is None:
+            return []
+        if self._watch is None:
+            from ..operations.workspace import LocationWatch
 
-        return loaded_locations(self.workspace)
+            self._watch = LocationWatch.of(self.workspace, self.storage)
+        return self._watch.loaded(max_age=1.0)
 
     # ---- the loops (each in its own module; called directly by tests) ---------------------------
     def dequeue(self) -> list[RunRecord]:

@@ -1,7 +1,8 @@
 """The run monitoring loop, every ``run_monitoring.poll_interval_seconds``: a run stuck STARTING or
 CANCELING past its timeout has its worker terminated and is finished; a STARTED run past its
 ``runyard/max_runtime`` tag is terminated; every other in-progress run gets the launcher's health
-check (a dead worker finishes the run)."""
+check (a dead worker finishes the run). However a run is finished here, the steps it left open get a
+``STEP_FAILURE`` saying why (:mod:`runyard.execution.open_steps`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..execution.open_steps import closing_events, open_steps_in_storage
 from ..storage.records import IN_PROGRESS_STATUSES, EventType, RunFilter, RunRecord, RunStatus
 from ..tags import MAX_RUNTIME_TAG
 
@@ -71,9 +73,12 @@ def _timed_out(daemon: Daemon, run: RunRecord, now: float) -> str | None:
         return None
     instance = daemon.instance
     instance.run_launcher.terminate(TerminateRunContext(instance=instance, run=run))
-    if instance.transition(run, [timeout.status], timeout.final,
-                           f"Run did not {timeout.what} within {seconds:g}s (run_monitoring.{timeout.setting}); "
-                           "its worker was terminated.", data={"reason": timeout.reason}):
+    message = (f"Run did not {timeout.what} within {seconds:g}s (run_monitoring.{timeout.setting}); "
+               "its worker was terminated.")
+    closing = closing_events(run.run_id, open_steps_in_storage(daemon.storage, run.run_id),
+                             message.rstrip("."), timeout.reason)
+    if instance.transition(run, [timeout.status], timeout.final, message, data={"reason": timeout.reason},
+                           events=closing):
         return timeout.reason
     return None
 

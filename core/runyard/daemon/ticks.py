@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..storage.records import RunFilter, RunStatus, TickStatus
+from ..storage.records import RunStatus, TickStatus
 from ..tags import LOCATION_TAG, RUN_KEY_TAG, TICK_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,34 +38,39 @@ def evaluation_failed(daemon: Daemon, tick: Tick, error: Any) -> Tick:
 def create_runs(daemon: Daemon, loc: CodeLocation, tick: Tick, tag: str, name: str,
                 requests: Sequence[tuple[Any, str | None]]) -> Tick:
     """Create and submit a run per ``(run request, run key)``, tagged with ``tag: name`` (the
-    schedule or sensor), the tick and the run key; then finish the tick. A run key already claimed
-    makes no second run; a tick retried after its daemon died finds the runs it made already."""
+    schedule or sensor), the tick and the run key; then finish the tick.
+
+    A keyed run's id is recorded on the tick (``planned_runs``) and its key claimed for that id
+    before the run is created, so a tick retried after its daemon died finds its runs by those ids
+    and creates the ones it had not made yet; a key claimed by any other run makes no run. The
+    daemon never looks runs up by their tags: a run whose tags claim to be this tick's (forged past
+    the entry points, which refuse reserved tags) is not adopted."""
     from ..operations.launch import create_from_location, validate_on_location
+    from ..tags import check_user_tags
 
     storage = daemon.storage
     errors: list[str] = []
     skipped: list[str] = []
     for req, run_key in requests:
         try:
-            existing = None
-            if run_key is not None:
-                found = storage.get_runs(RunFilter(tags={tag: name, RUN_KEY_TAG: run_key, TICK_TAG: str(tick.id)}),
-                                         limit=1)
-                existing = found[0] if found else None
-            if existing is not None:  # this tick, retried: its run exists already
-                run = existing
-                storage.claim_run_key(name, run_key, run.run_id)
-            else:
+            planned = tick.planned_runs.get(run_key) if run_key is not None else None
+            run = storage.get_run(planned) if planned is not None else None
+            if run is None:  # not created yet (first attempt, or the daemon died before creating it)
+                check_user_tags(req.tags, f"run request of {name}")
                 validation = validate_on_location(loc, req.job_name, req.run_config)
                 if not validation.ok:
                     errors.append(f"run config for job '{req.job_name}' is invalid: "
                                   + "; ".join(str(getattr(e, "message", e)) for e in validation.errors))
                     continue
                 tags = {**req.tags, tag: name, TICK_TAG: str(tick.id), LOCATION_TAG: loc.name}
-                run_id = uuid.uuid4().hex
+                run_id = planned or uuid.uuid4().hex
                 if run_key is not None:
                     tags[RUN_KEY_TAG] = run_key
+                    if planned is None:
+                        tick.planned_runs[run_key] = run_id
+                        storage.update_tick(tick)  # the id is on the tick before the key is claimed
                     if not storage.claim_run_key(name, run_key, run_id):
+                        del tick.planned_runs[run_key]
                         skipped.append(run_key)
                         continue
                 run = create_from_location(daemon.instance, loc, validation, run_config=req.run_config,

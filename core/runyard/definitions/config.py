@@ -5,7 +5,7 @@ Run config has four top-level keys, all optional::
     ops:        {<op node name>: {config: {...}}}
     resources:  {<resource key>: {config: {...}}}
     execution:  {<executor name>: {...executor config}}
-    tags:       {...}   # merged into the run's tags
+    tags:       {...}   # merged into the run's tags (no reserved runyard/ tag but runyard.tags.USER_TAGS)
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def _mapping(value: Any, path: str) -> dict[str, Any]:
 def _validate(model: type[BaseModel], data: Any, path: tuple) -> BaseModel:
     from ..config_models import validate_model
 
-    return validate_model(model, data, source=RUN_CONFIG_SOURCE, path=path, error_cls=RunConfigError)
+    # op and resource config models are the user's: they decide whether inf and NaN are values
+    return validate_model(model, data, source=RUN_CONFIG_SOURCE, path=path, error_cls=RunConfigError,
+                          allow_inf_nan=True)
 
 
 def resolve_run_config(job: JobDefinition, run_config: dict[str, Any] | None) -> ResolvedRunConfig:
@@ -130,6 +132,10 @@ def resolve_run_config(job: JobDefinition, run_config: dict[str, Any] | None) ->
         resolved.executor_name = job.executor_name
         resolved.executor_config = dict(job.executor_config)
     resolved.tags = {str(k): str(v) for k, v in _mapping(raw.get("tags"), "tags").items()}
+    from ..tags import reserved_tag_message, reserved_tags
+
+    for tag in reserved_tags(resolved.tags)[:1]:  # set by runyard only (runyard.tags.USER_TAGS)
+        raise RunConfigError(reserved_tag_message(tag), source=RUN_CONFIG_SOURCE, path=f"tags.{tag}")
     return resolved
 
 

@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from ..private_files import make_private_dirs, open_private
+
 
 @dataclass
 class OutputContext:
@@ -69,10 +71,10 @@ class FilesystemIOManager(IOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         path = self._path(context.home, context.run_id, context.step_key, context.output_name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_private_dirs(os.path.dirname(path))  # outputs are the user's data: 0700 / 0600
         tmp = f"{path}.tmp{os.getpid()}"
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
                 pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)  # readers never see a half-written file
         except BaseException:

@@ -20,14 +20,19 @@ def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePoi
     """Validate run config (and the executor) against ``job``, then store a NOT_STARTED run.
 
     Raises :class:`runyard.errors.RunConfigError` before anything is written if the config is bad,
-    and :class:`runyard.errors.DefinitionError` if an op needs a resource the job does not provide.
+    and :class:`runyard.errors.DefinitionError` if an op needs a resource the job does not provide;
+    :class:`runyard.tags.ReservedTagError` if ``tags`` (or the job's) set a reserved ``runyard/`` tag.
     ``step_keys_to_execute`` limits the run to those steps; a run without a parent cannot then read
     an input from a step outside them (a ``RunConfigError`` names the op, input and upstream op).
     """
     from ..definitions.config import resolve_run_config, validate_executor
     from ..definitions.selection import check_fresh_selection
+    from ..tags import check_user_tags
     from .plan import ExecutionPlan
 
+    check_user_tags(job.tags, f"job '{job.name}'", "tags")
+    if parent_run_id is None:  # a re-execution's tags are its parent's, checked by plan_reexecution
+        check_user_tags(tags)
     job._check_resources(final=True)  # a job run without Definitions never had its resources checked
     resolved = resolve_run_config(job, run_config)
     validate_executor(resolved)
@@ -112,9 +117,10 @@ def plan_reexecution(instance: Instance, parent: RunRecord, graph: JobGraph, mod
     from-failure finds nothing to re-execute or when a step needs an output no run of the chain made.
     """
     from ..errors import RunyardError
-    from ..tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+    from ..tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, check_user_tags
     from .reexecution import resolve_external_outputs, steps_to_retry
 
+    check_user_tags(tags)
     step_keys = selected
     if mode == "from_failure":
         step_keys = steps_to_retry(instance, graph, parent)

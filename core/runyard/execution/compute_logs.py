@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import RunyardError
+from ..private_files import make_private_dirs, open_private
 from ..storage.records import EventType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,7 +102,7 @@ class LocalComputeLogManager(ComputeLogManager):
     @contextmanager
     def capture(self, run_id: str, step_key: str, attempt: int) -> Iterator[StepLogFiles]:
         files = self.files(run_id, step_key)
-        os.makedirs(os.path.dirname(files.stdout), exist_ok=True)
+        make_private_dirs(os.path.dirname(files.stdout))  # logs hold whatever ops print: 0700 / 0600
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
         header = (f"=== runyard: step '{step_key}' of run {run_id}, attempt {attempt + 1}, "
                   f"pid {os.getpid()}, {stamp} ===\n")
@@ -160,7 +161,7 @@ def _dup(fd: int) -> int | None:
 
 def _open_append(path: str) -> int:
     """Open for appending, on an fd above 2 (so it never is the fd it will replace)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     if fd <= 2:
         high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
         os.close(fd)

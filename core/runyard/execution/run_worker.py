@@ -7,6 +7,10 @@ FAILURE or CANCELED — each a compare-and-set written with its event.
 
 SIGTERM means "terminate": the run goes CANCELING, the current step is interrupted, resources are
 torn down, and the run ends CANCELED.
+
+A run that ends any other way than SUCCESS closes the steps it leaves open (:mod:`.open_steps`).
+A worker that owns its process (``contain_processes``: a launched worker, ``runyard job execute``)
+is a child subreaper and kills every process its run started before it writes the final status.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunyardError
+from ..launchers import procinfo
 from ..storage.records import FINISHED_STATUSES, STATUS_EVENT, Event, EventType, RunRecord, RunStatus
-from .events import EventSink
+from .events import EventSink, OutagePolicy
+from .open_steps import OpenSteps, closing_events
 from .step import ResourceInitError, RunTerminated
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,23 +57,64 @@ class _Termination:
             raise RunTerminated()
 
 
+class _RunScope:
+    """What a run must not leave behind: open steps, and (when the worker owns its process) the
+    processes its steps started. ``keep``: the children this process had before the run."""
+
+    def __init__(self, run_id: str, contain_processes: bool) -> None:
+        self.run_id = run_id
+        self.open_steps = OpenSteps()
+        self.contain_processes = contain_processes and procinfo.become_subreaper()
+        self.keep = procinfo.child_snapshot() if self.contain_processes else frozenset()
+
+    def kill_processes(self) -> None:
+        if self.contain_processes:
+            procinfo.kill_tree(self.keep)
+
+    def close(self, sink: EventSink, reason: str, cause: str) -> None:
+        """Kill what is left and close the open steps (their events go with the final status)."""
+        self.kill_processes()
+        for event in closing_events(self.run_id, self.open_steps.keys, reason, cause):
+            sink.emit_event(event)
+
+
 def execute_run(instance: Instance, run_id: str, *, job: JobDefinition | None = None,
-                listeners: list[Callable[[Event], None]] | None = None) -> RunRecord:
-    """Run a stored run (NOT_STARTED or STARTING) to a final status and return it."""
+                listeners: list[Callable[[Event], None]] | None = None,
+                contain_processes: bool = False) -> RunRecord:
+    """Run a stored run (NOT_STARTED or STARTING) to a final status and return it.
+
+    ``contain_processes``: this process exists for this run (a launched worker, ``runyard job
+    execute``), so it may become a child subreaper and kill, at each in-process step's end and at
+    the run's end, every process the run started (processes it had before the run are left alone)."""
     run = instance.get_run(run_id)
     if run.status not in (RunStatus.NOT_STARTED, RunStatus.STARTING):
         raise RunyardError(f"Run {run_id} is {run.status}; a run worker only executes a run that is "
                            "NOT_STARTED or STARTING (it may already have been executed).")
-    sink = EventSink(instance.storage, run_id)
-    sink.listeners.extend(listeners or [])
+    sink = EventSink(instance.storage, run_id, outage=outage_policy(instance))
+    scope = _RunScope(run_id, contain_processes)
+    sink.listeners.extend([scope.open_steps, *(listeners or [])])
     term = _Termination()
     term.install()
     sink.start()
     try:
-        return _execute(instance, run, job, sink, term)
-    finally:
+        result = _execute(instance, run, job, sink, term, scope)
+    except BaseException:
+        sink.close(raise_errors=False)  # the run's own error is the one to report
+        raise
+    else:
         sink.close()
+        return result
+    finally:
         term.uninstall()
+        scope.kill_processes()
+
+
+def outage_policy(instance: Instance) -> OutagePolicy:
+    """``run_worker:`` of the instance file as the event sink's outage policy."""
+    settings = instance.settings.run_worker
+    spill_dir = os.path.join(instance.home, os.path.expanduser(settings.spill_dir or "spill"))
+    return OutagePolicy(tolerance_seconds=settings.outage_tolerance_seconds,
+                        max_buffered_events=settings.max_buffered_events, spill_dir=spill_dir)
 
 
 def _transition(instance: Instance, run: RunRecord, sink: EventSink, expected: list[RunStatus],
@@ -75,23 +122,31 @@ def _transition(instance: Instance, run: RunRecord, sink: EventSink, expected: l
     """A status change carrying every buffered event; if the change is refused the events are
     still stored."""
 
+    tried: list[bool] = []
+
     def write(batch: list[Event]) -> bool:
+        retry = bool(tried)
+        tried.append(True)
         ok = instance.transition(run, expected, status, message, data=data, events=batch)
+        if not ok and retry and instance.get_run(run.run_id).status == status:
+            return True  # an attempt that reported an error had committed after all (with the events)
         if not ok and batch:
             instance.storage.store_events(batch)
         return ok
 
-    ok = sink.write_with(write)
+    shown = Event(run_id=run.run_id, event_type=STATUS_EVENT[status], message=message,
+                  level="ERROR" if status == RunStatus.FAILURE else "INFO", data=data or {})
+    # storage unavailable: waits out the outage, or gives up with the status event in the spill file
+    ok = sink.write_with(write, pending=[shown])
     if ok and sink.listeners:  # live viewers see status changes too
-        shown = Event(run_id=run.run_id, event_type=STATUS_EVENT[status], message=message,
-                      level="ERROR" if status == RunStatus.FAILURE else "INFO", data=data or {})
         for listener in sink.listeners:
             listener(shown)
     return ok
 
 
-def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStatus, message: str,
-            data: dict[str, Any] | None = None) -> bool:
+def _finish(instance: Instance, run: RunRecord, sink: EventSink, scope: _RunScope, status: RunStatus,
+            message: str, data: dict[str, Any] | None = None) -> bool:
+    scope.close(sink, f"the run ended {status}: {message.rstrip('.')}", "run_failed")
     expected = [RunStatus.STARTED, RunStatus.CANCELING, RunStatus.STARTING, RunStatus.NOT_STARTED]
     if status == RunStatus.SUCCESS:  # a run being canceled never turns into a success
         expected.remove(RunStatus.CANCELING)
@@ -99,7 +154,7 @@ def _finish(instance: Instance, run: RunRecord, sink: EventSink, status: RunStat
 
 
 def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink: EventSink,
-             term: _Termination) -> RunRecord:
+             term: _Termination, scope: _RunScope) -> RunRecord:
     from ..component import ComponentContext, build_component
     from ..definitions.config import resolve_run_config, validate_executor
     from ..executors.base import ExecuteContext
@@ -108,14 +163,12 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
     from .reexecution import external_outputs_for_run
     from .step import StepRunner
 
-    started = instance.transition(run, [RunStatus.NOT_STARTED, RunStatus.STARTING], RunStatus.STARTED,
-                                  f"Started run worker (pid {os.getpid()}).", data={"pid": os.getpid()})
+    started = _transition(instance, run, sink, [RunStatus.NOT_STARTED, RunStatus.STARTING],
+                          RunStatus.STARTED, f"Started run worker (pid {os.getpid()}).", {"pid": os.getpid()})
     if not started:
         current = instance.get_run(run.run_id)
         raise RunyardError(f"Run {run.run_id} could not be started: it is {current.status}.")
-    run = instance.get_run(run.run_id)
-    for listener in sink.listeners:
-        listener(Event(run_id=run.run_id, event_type=EventType.RUN_START, message="Run started."))
+    run = sink.call(lambda: instance.get_run(run.run_id))
     runner = None
     try:
         term.interruptible = True
@@ -127,9 +180,9 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
             plan = ExecutionPlan.build(job, run.step_keys_to_execute,
                                        external_outputs=external_outputs_for_run(instance, run, job))
         except RunyardError as exc:
-            _finish(instance, run, sink, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
+            _finish(instance, run, sink, scope, RunStatus.FAILURE, f"Could not prepare the run: {exc}",
                     {"error": str(exc), "traceback": getattr(exc, "user_traceback", None)})
-            return instance.get_run(run.run_id)
+            return sink.call(lambda: instance.get_run(run.run_id))
         executor = build_component(executor_cls, executor_config, ComponentContext(
             home=instance.home, instance_file=instance.instance_file, name=resolved.executor_name))
         runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home,
@@ -140,48 +193,51 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
             try:
                 runner.init_resources()
             except ResourceInitError as exc:
-                _finish(instance, run, sink, RunStatus.FAILURE, str(exc),
+                _finish(instance, run, sink, scope, RunStatus.FAILURE, str(exc),
                         {"error": str(exc), "traceback": exc.traceback})
-                return instance.get_run(run.run_id)
+                return sink.call(lambda: instance.get_run(run.run_id))
         context = ExecuteContext(run=run, job=job, plan=plan, resolved=resolved, instance=instance,
-                                 events=sink, step_runner=runner, is_terminating=lambda: term.requested)
+                                 events=sink, step_runner=runner, is_terminating=lambda: term.requested,
+                                 contain_processes=scope.contain_processes)
         result = executor.execute(context)
         term.interruptible = False
     except RunTerminated:
         term.interruptible = False
-        return _cancel(instance, run, sink, runner, "the run worker received SIGTERM")
+        return _cancel(instance, run, sink, scope, runner, "the run worker received SIGTERM")
     except BaseException as exc:
         term.interruptible = False
         if runner is not None:
             runner.teardown_resources()
-        _finish(instance, run, sink, RunStatus.FAILURE, f"Run worker crashed: {type(exc).__name__}: {exc}",
+        _finish(instance, run, sink, scope, RunStatus.FAILURE, f"Run worker crashed: {type(exc).__name__}: {exc}",
                 {"error": traceback.format_exc()})
         if isinstance(exc, Exception):
-            return instance.get_run(run.run_id)
+            return sink.call(lambda: instance.get_run(run.run_id))
         raise
     if term.requested or result.interrupted:
-        return _cancel(instance, run, sink, runner, "termination was requested")
+        return _cancel(instance, run, sink, scope, runner, "termination was requested")
     runner.teardown_resources()
     if result.succeeded:
-        _finish(instance, run, sink, RunStatus.SUCCESS,
+        _finish(instance, run, sink, scope, RunStatus.SUCCESS,
                 f"Finished run of job '{run.job_name}': {len(result.outcomes)} step(s) succeeded.")
     else:
         failed = result.failed
-        _finish(instance, run, sink, RunStatus.FAILURE,
+        _finish(instance, run, sink, scope, RunStatus.FAILURE,
                 f"Run of job '{run.job_name}' failed: step(s) {', '.join(failed)} failed"
                 + (f", {len(result.skipped)} skipped." if result.skipped else "."),
                 {"failed_steps": failed, "skipped_steps": result.skipped})
-    return instance.get_run(run.run_id)
+    return sink.call(lambda: instance.get_run(run.run_id))
 
 
-def _cancel(instance: Instance, run: RunRecord, sink: EventSink, runner: Any, why: str) -> RunRecord:
+def _cancel(instance: Instance, run: RunRecord, sink: EventSink, scope: _RunScope, runner: Any,
+            why: str) -> RunRecord:
     _transition(instance, run, sink, [RunStatus.STARTED, RunStatus.STARTING], RunStatus.CANCELING,
                 f"Canceling: {why}.")
     if runner is not None:
         runner.teardown_resources()
+    scope.close(sink, f"the run was canceled ({why})", "run_canceled")
     _transition(instance, run, sink, [RunStatus.CANCELING], RunStatus.CANCELED,
                 "Run canceled; steps in flight were interrupted.")
-    current = instance.get_run(run.run_id)
+    current = sink.call(lambda: instance.get_run(run.run_id))
     if current.status not in FINISHED_STATUSES:  # pragma: no cover - defensive
         raise RunyardError(f"Run {run.run_id} could not be canceled cleanly (now {current.status}).")
     return current

@@ -39,6 +39,9 @@ class ExecuteContext:
     step_runner: StepRunner
     is_terminating: Callable[[], bool]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the run worker owns its process and is a child subreaper: an executor that runs steps in it
+    #: kills, when each step ends, the processes the step started (see ``in_process``)
+    contain_processes: bool = False
 
 
 @dataclass

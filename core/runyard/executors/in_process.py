@@ -1,12 +1,20 @@
 """The ``in_process`` executor: every step in the run worker's own process, one after another in
-plan order. Cheapest per step; use ``multiprocess`` for parallelism and isolation."""
+plan order. Cheapest per step; use ``multiprocess`` for parallelism and isolation.
+
+When the run worker owns its process (``context.contain_processes``), each step attempt ends with
+:func:`~runyard.launchers.procinfo.kill_tree`: every process the step started from the worker's
+main thread, where ops run, and every orphan its descendants handed to the subreaper worker, is
+SIGKILLed with its descendants. That costs one read of a /proc file per step when the step started
+nothing; a process an op starts from another thread is killed when the run ends."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from pydantic import BaseModel, ConfigDict
 
+from ..launchers import procinfo
 from ..storage.records import StepStatus
 from .base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
 
@@ -24,6 +32,11 @@ class InProcessExecutor(Executor):
         result = ExecutionResult()
         not_ok: set[str] = set()
         runner = context.step_runner
+        # What the worker runs before the first step (a resource's server, say) lives until the run
+        # ends; whatever a step starts from this thread (ops run here) or orphans is killed when the
+        # step ends, on every way out. The run worker's own end kills the rest.
+        keep = procinfo.child_snapshot() if context.contain_processes else None
+        tid = threading.get_native_id()
         for key in context.plan.order:
             if context.is_terminating():
                 result.interrupted = True
@@ -37,7 +50,11 @@ class InProcessExecutor(Executor):
                 continue
             attempt = 0
             while True:
-                outcome = runner.run_attempt(key, attempt)
+                try:
+                    outcome = runner.run_attempt(key, attempt)
+                finally:
+                    if keep is not None:
+                        procinfo.kill_tree(keep, thread=tid)
                 if outcome.status != StepStatus.RETRY:
                     break
                 if outcome.retry_delay:

@@ -21,12 +21,26 @@ def is_env_ref(value: Any) -> bool:
         and isinstance(value.get("env"), str)
 
 
+def env_names(value: Any) -> set[str]:
+    """The names of every variable ``{env: NAME}`` in ``value`` refers to."""
+    if is_env_ref(value):
+        return {value["env"]}
+    if isinstance(value, dict):
+        return {name for v in value.values() for name in env_names(v)}
+    if isinstance(value, list):
+        return {name for v in value for name in env_names(v)}
+    return set()
+
+
 def resolve_env(value: Any, *, source: str | None = None, path: tuple = (), lines: Any = None,
-                environ: dict[str, str] | None = None) -> Any:
-    """Return ``value`` with every env reference replaced by the variable's value."""
+                environ: dict[str, str] | None = None, origins: dict[tuple, str] | None = None) -> Any:
+    """Return ``value`` with every env reference replaced by the variable's value. ``origins``, when
+    given, collects ``{key path: variable name}`` so a bad value can be reported with its variable."""
     environ = os.environ if environ is None else environ
     if is_env_ref(value):
         name = value["env"]
+        if origins is not None:
+            origins[path] = name
         if name in environ:
             return environ[name]
         if "default" in value:
@@ -35,9 +49,9 @@ def resolve_env(value: Any, *, source: str | None = None, path: tuple = (), line
                           source=source, path=format_path(path) or None,
                           line=lines.line_of(path) if lines else None)
     if isinstance(value, dict):
-        return {k: resolve_env(v, source=source, path=path + (k,), lines=lines, environ=environ)
+        return {k: resolve_env(v, source=source, path=path + (k,), lines=lines, environ=environ, origins=origins)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_env(v, source=source, path=path + (i,), lines=lines, environ=environ)
+        return [resolve_env(v, source=source, path=path + (i,), lines=lines, environ=environ, origins=origins)
                 for i, v in enumerate(value)]
     return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,8 @@ from ..storage.records import (
     RunRecord,
     RunStatus,
 )
-from .env import resolve_env
-from .sections import get_section_registry, validate_sections
+from .env import env_names, resolve_env
+from .sections import get_section_registry, resolve_section, validate_sections
 from .settings import InstanceSettings, Selection, parse_selection
 from .yaml_source import YamlDocument, load_yaml_file, load_yaml_text
 
@@ -46,6 +46,11 @@ INSTANCE_FILE_ENV = "RUNYARD_INSTANCE_FILE"
 INSTANCE_FILE_NAME = "runyard.yaml"
 DEFAULT_HOME = ".runyard"
 COMPONENT_KEYS = ("storage", "run_coordinator", "run_launcher")
+#: the top-level instance-file keys a run worker uses: runyard's own but the coordinator and launcher
+#: (a worker runs its run; it neither submits nor launches). Plugin sections are not among them.
+RUN_WORKER_KEYS = frozenset(InstanceSettings.model_fields) - {"run_coordinator", "run_launcher"}
+#: a code server opens no instance: it uses no key (and gets none of the file's variables)
+CODE_SERVER_KEYS: frozenset[str] = frozenset()
 
 
 def resolve_home(home: str | None = None) -> str:
@@ -64,17 +69,21 @@ class Instance:
             from ..errors import ConfigError
 
             raise ConfigError("the instance file must be a mapping of settings", source=doc.source, line=1)
-        # Plain settings resolve {env: ...} now; component config is resolved when the component is
-        # built, so a process only needs the variables of the components it uses.
-        raw = {key: value if key in COMPONENT_KEYS else
-               resolve_env(value, source=doc.source, path=(key,), lines=doc)
-               for key, value in raw.items()}
+        # runyard's plain settings resolve {env: ...} now; component config is resolved when the
+        # component is built and a plugin section when its plugin first asks for it, so a process
+        # resolves (and needs) only the variables of what it uses: a run worker never resolves the
+        # web UI's password (docs/instance.md, "Secrets stay where they are used").
+        core_keys = frozenset(InstanceSettings.model_fields)
+        origins: dict[tuple, str] = {}
+        settings = {key: value if key in COMPONENT_KEYS else
+                    resolve_env(value, source=doc.source, path=(key,), lines=doc, origins=origins)
+                    for key, value in raw.items() if key in core_keys}
+        self.settings: InstanceSettings = validate_model(InstanceSettings, settings, source=doc.source, doc=doc,
+                                                         env_origins=origins)
         # Top-level keys runyard does not own are plugin sections (``webui:``), validated by the model
         # their plugin registered; plugins are only loaded here when the file has such a key.
-        core_keys = frozenset(InstanceSettings.model_fields)
-        self.settings: InstanceSettings = validate_model(
-            InstanceSettings, {k: v for k, v in raw.items() if k in core_keys}, source=doc.source, doc=doc)
-        self._sections = validate_sections({k: v for k, v in raw.items() if k not in core_keys}, core_keys, doc)
+        self._sections, self._pending_sections = validate_sections(
+            {k: v for k, v in raw.items() if k not in core_keys}, core_keys, doc)
         # Selections are checked now (a class selection is imported and checked against its kind);
         # a registered name is looked up only when its component is first needed, so a command that
         # never needs, say, a launcher never loads the launcher plugins.
@@ -97,6 +106,24 @@ class Instance:
         """An instance from config text, e.g. in tests."""
         return cls(os.path.abspath(home), load_yaml_text(text, os.path.join(home, INSTANCE_FILE_NAME)))
 
+    def child_environ(self, uses: Collection[str], extra: Mapping[str, str] | None = None,
+                      base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child process runyard starts: ``base`` (default: this process's)
+        without every variable the instance file names with ``{env: NAME}`` only outside the
+        top-level keys the child ``uses`` (:data:`RUN_WORKER_KEYS`, :data:`CODE_SERVER_KEYS`), plus
+        ``extra``. So the web UI's password, set for the web UI, never reaches a run worker or a code
+        server, which run user code (docs/instance.md, "Secrets stay where they are used")."""
+        base = os.environ if base is None else base
+        raw = self.doc.data if isinstance(self.doc.data, dict) else {}
+        used: set[str] = set()
+        unused: set[str] = set()
+        for key, value in raw.items():
+            (used if key in uses else unused).update(env_names(value))
+        dropped = unused - used
+        env = {k: v for k, v in base.items() if k not in dropped}
+        env.update(extra or {})
+        return env
+
     def worker_env(self) -> dict[str, str]:
         """Environment that lets a run worker open this same instance (never resolved secrets).
         Workers read the instance file from disk: an instance built by :meth:`from_yaml` whose text
@@ -111,6 +138,13 @@ class Instance:
         """The validated block of the top-level section ``name`` that a plugin owns (through
         ``runyard_register_instance_sections``); its model's defaults when the file has no such block."""
         if name in self._sections:
+            return self._sections[name]
+        pending = self._pending_sections.get(name)
+        if pending is not None:
+            # stored before the pending entry goes: a concurrent caller resolves it again, never
+            # falls through to the defaults (which would be "no auth" for the web UI)
+            self._sections[name] = resolve_section(pending, self.doc)
+            self._pending_sections.pop(name, None)
             return self._sections[name]
         from ..errors import PluginError
 
@@ -137,10 +171,12 @@ class Instance:
 
         sel = selection or self._selection(kind)
         cls = sel.cls or get_registry(kind).get(sel.name or "", where=sel.where)
-        config = resolve_env(sel.config, source=self.doc.source, path=sel.path, lines=self.doc)
+        origins: dict[tuple, str] = {}
+        config = resolve_env(sel.config, source=self.doc.source, path=sel.path, lines=self.doc, origins=origins)
         model = getattr(cls, "config_model", None)
         if model is not None:
-            config = validate_model(model, config, source=self.doc.source, path=sel.path, doc=self.doc)
+            config = validate_model(model, config, source=self.doc.source, path=sel.path, doc=self.doc,
+                                    env_origins=origins)
         name = sel.name or f"{cls.__module__}.{cls.__qualname__}"
         return _build_component(cls, config, ComponentContext(home=self.home, instance_file=self.instance_file,
                                                               name=name))
@@ -332,10 +368,14 @@ class Instance:
         result = launcher.check_run_worker_health(HealthCheckContext(instance=self, run=run))
         if result.health != WorkerHealth.DEAD:
             return result.health.value
+        from ..execution.open_steps import closing_events, open_steps_in_storage
+
         final = RunStatus.CANCELED if run.status == RunStatus.CANCELING else RunStatus.FAILURE
+        closing = closing_events(run_id, open_steps_in_storage(self.storage, run_id),
+                                 f"the run worker died ({result.message})", "run_worker_died")
         self.transition(run, [run.status], final,
                         f"Run worker died: {result.message}. Run marked {final} by the health check.",
-                        data={"reason": result.message})
+                        data={"reason": result.message}, events=closing)
         return "dead"
 
     def delete_run(self, run_id: str, *, files: bool = False) -> None:

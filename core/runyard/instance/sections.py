@@ -112,21 +112,53 @@ def unknown_key_message(key: str, core_keys: frozenset[str], registry: SectionRe
             f"{registry.describe_installed()}")
 
 
-def validate_sections(raw: dict[str, Any], core_keys: frozenset[str], doc: YamlDocument) -> dict[str, BaseModel]:
-    """The plugin sections of an instance file (``raw``: its top-level keys runyard does not own,
-    ``{env: ...}`` already resolved), each validated against its plugin's model. A key no installed
-    plugin owns is an error naming the installed sections (or the distribution to install)."""
+@dataclass(frozen=True, kw_only=True)
+class PendingSection:
+    """A section block holding ``{env: ...}`` references, validated when its plugin first asks for it."""
+
+    registration: SectionRegistration
+    key: Any
+    value: Any
+
+
+def validate_sections(raw: dict[str, Any], core_keys: frozenset[str],
+                      doc: YamlDocument) -> tuple[dict[str, BaseModel], dict[str, PendingSection]]:
+    """The plugin sections of an instance file (``raw``: its top-level keys runyard does not own),
+    each validated against its plugin's model: ``(validated, pending)``. A block that refers to
+    environment variables is pending: it is resolved and validated by :func:`resolve_section` in
+    the process that uses it (the web UI resolves its password; a run worker never does). A key no
+    installed plugin owns is an error naming the installed sections (or the distribution to install)."""
     if not raw:
-        return {}
+        return {}, {}
     from ..config_models import validate_model
     from ..errors import ConfigError
+    from .env import env_names
 
     registry = get_section_registry(core_keys)
+    unknown = [key for key in raw if registry.get(str(key)) is None]
+    if unknown:
+        key = unknown[0]
+        more = f" (and {len(unknown) - 1:,} more unknown keys)" if len(unknown) > 1 else ""
+        raise ConfigError(unknown_key_message(str(key), core_keys, registry) + more, source=doc.source,
+                          path=str(key), line=doc.line_of((key,)))
     out: dict[str, BaseModel] = {}
+    pending: dict[str, PendingSection] = {}
     for key, value in raw.items():
         reg = registry.get(str(key))
-        if reg is None:
-            raise ConfigError(unknown_key_message(str(key), core_keys, registry), source=doc.source, path=str(key),
-                              line=doc.line_of((key,)))
-        out[reg.name] = validate_model(reg.model, value, source=doc.source, path=(key,), doc=doc)
-    return out
+        if env_names(value):
+            pending[reg.name] = PendingSection(registration=reg, key=key, value=value)
+        else:
+            out[reg.name] = validate_model(reg.model, value, source=doc.source, path=(key,), doc=doc)
+    return out, pending
+
+
+def resolve_section(pending: PendingSection, doc: YamlDocument) -> BaseModel:
+    """Resolve a pending section's ``{env: ...}`` references and validate it (errors name the file,
+    line, key and the variable a bad value came from)."""
+    from ..config_models import validate_model
+    from .env import resolve_env
+
+    origins: dict[tuple, str] = {}
+    value = resolve_env(pending.value, source=doc.source, path=(pending.key,), lines=doc, origins=origins)
+    return validate_model(pending.registration.model, value, source=doc.source, path=(pending.key,), doc=doc,
+                          env_origins=origins)

@@ -4,6 +4,7 @@ SQLite instance under the home directory."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,37 +16,57 @@ from .yaml_source import YamlDocument, format_path
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and NaN are refused by every model validated from a config file (config_models.validate_model);
+    # saying it here too makes the error pydantic's own "finite number" at the key.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Upper bounds of times: beyond them a timer overflows (APScheduler's intervals are timedeltas) or
+# the setting would in effect turn its loop off, which has its own switch.
+HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
 
 
 class RunMonitoringSettings(_Strict):
     enabled: bool = True
-    start_timeout_seconds: float = Field(180, gt=0)
-    cancel_timeout_seconds: float = Field(180, gt=0)
-    poll_interval_seconds: float = Field(5, gt=0)
+    start_timeout_seconds: float = Field(180, gt=0, le=WEEK)
+    cancel_timeout_seconds: float = Field(180, gt=0, le=WEEK)
+    poll_interval_seconds: float = Field(5, gt=0, le=HOUR)
 
 
 class DaemonSettings(_Strict):
     """``daemon:``: how ``runyard daemon`` works. Every key has a default (see docs/daemon.md)."""
 
-    lease_seconds: float = Field(15, gt=0, description="the leader lease's time to live; a standby takes "
+    lease_seconds: float = Field(15, gt=0, le=HOUR, description="the leader lease's time to live; a standby takes "
                                  "over at most this long after the leader died (renewed every third of it)")
-    max_catchup_ticks: int = Field(5, ge=1, description="after downtime, at most this many due ticks of "
+    max_catchup_ticks: int = Field(5, ge=1, le=10_000, description="after downtime, at most this many due ticks of "
                                    "each schedule are run (the newest ones; older missed ticks are dropped)")
-    schedule_interval_seconds: float = Field(0.5, gt=0, description="how often schedules are checked for due ticks")
-    sensor_interval_seconds: float = Field(1, gt=0, description="how often sensors are checked (each still "
+    schedule_interval_seconds: float = Field(0.5, gt=0, le=HOUR,
+                                             description="how often schedules are checked for due ticks")
+    sensor_interval_seconds: float = Field(1, gt=0, le=HOUR, description="how often sensors are checked (each still "
                                            "waits its own minimum_interval_seconds)")
-    heartbeat_interval_seconds: float = Field(5, gt=0, description="how often each loop heartbeats")
-    dequeue_batch_size: int = Field(20, gt=0, description="most runs one queue claim takes")
+    heartbeat_interval_seconds: float = Field(5, gt=0, le=HOUR, description="how often each loop heartbeats")
+    dequeue_batch_size: int = Field(20, gt=0, le=10_000, description="most runs one queue claim takes")
 
 
 class RetentionSettings(_Strict):
     """``retention:``: the daemon deletes finished runs older than ``runs_days`` (docs/daemon.md)."""
 
-    runs_days: float | None = Field(None, gt=0, description="delete finished runs created more than this "
+    runs_days: float | None = Field(None, gt=0, le=36_500, description="delete finished runs created more than this "
                                     "many days ago, with their events and local files; null keeps them")
-    interval_seconds: float = Field(3600, gt=0, description="how often the daemon prunes")
-    batch_size: int = Field(100, ge=1, description="runs read per batch while pruning")
+    interval_seconds: float = Field(3600, gt=0, le=WEEK, description="how often the daemon prunes")
+    batch_size: int = Field(100, ge=1, le=100_000, description="runs read per batch while pruning")
+
+
+class RunWorkerSettings(_Strict):
+    """``run_worker:``: how a run worker rides out storage outages (docs/run-worker.md)."""
+
+    outage_tolerance_seconds: float = Field(600, gt=0, allow_inf_nan=False, description="longest continuous "
+                                            "storage outage a run worker waits out (keeping its events) before "
+                                            "it exits non-zero, leaving them in a spill file")
+    max_buffered_events: int = Field(10_000, ge=1, description="unwritten events a run worker keeps in memory "
+                                     "during an outage; older ones are spilled to a local file")
+    spill_dir: str | None = Field(None, description="directory of spill files (<run_id>.jsonl); relative "
+                                  "paths are resolved against the home. Default: <home>/spill.")
 
 
 class LocalComputeLogsSettings(_Strict):
@@ -113,6 +134,7 @@ class InstanceSettings(_Strict):
     run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    run_worker: RunWorkerSettings = Field(default_factory=RunWorkerSettings)
 
 
 @dataclass
@@ -125,6 +147,29 @@ class Selection:
     path: tuple
     cls: type | None = None
     where: str = field(default="")
+
+
+def _import_class(module: str, cls_name: str, doc: YamlDocument, path: tuple) -> type:
+    """``module.cls_name``, which must be a class; any failure is a ConfigError at the key."""
+
+    def fail(message: str, key: str) -> ConfigError:
+        return ConfigError(message, source=doc.source, path=format_path(path + (key,)),
+                           line=doc.line_of(path + (key,)))
+
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - the module is the user's: whatever it raises is the message
+        raise fail(f"cannot load class {cls_name} from module {module}: {type(exc).__name__}: {exc}",
+                   "class") from None
+    try:
+        cls = getattr(mod, cls_name)
+    except AttributeError:
+        raise fail(f"cannot load class {cls_name} from module {module}: it has no such attribute", "class") from None
+    if not isinstance(cls, type):
+        what = ("a module" if inspect.ismodule(cls) else "a function" if callable(cls)
+                else f"a {type(cls).__name__}")
+        raise fail(f"{module}.{cls_name} is {what}, not a class", "class")
+    return cls
 
 
 def parse_selection(kind: str, raw: Any, doc: YamlDocument) -> Selection:
@@ -141,12 +186,12 @@ def parse_selection(kind: str, raw: Any, doc: YamlDocument) -> Selection:
             raise ConfigError("a class selection needs exactly 'module', 'class' and optional 'config'"
                               f" (got {sorted(raw)})", source=doc.source, path=kind, line=doc.line_of(path))
         module, cls_name = raw["module"], raw["class"]
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load class {cls_name} from module {module}: {exc}",
-                              source=doc.source, path=format_path(path + ("class",)),
-                              line=doc.line_of(path + ("class",))) from None
+        for key, value in (("module", module), ("class", cls_name)):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{key} must be a string naming a {'module' if key == 'module' else 'class'}",
+                                  source=doc.source, path=format_path(path + (key,)),
+                                  line=doc.line_of(path + (key,)))
+        cls = _import_class(module, cls_name, doc, path)
         from ..registry import kind_mismatch
 
         # Checked now, when the instance loads: a wrong class would otherwise fail only when used.

@@ -5,6 +5,11 @@ called :meth:`prepare`; otherwise (and with ``warm: false``) a worker is a fresh
 ``python -m runyard execute-run RUN_ID``. Either way the worker runs in its own session (so it
 outlives the launcher and can be signalled as a group), gets the instance through its environment,
 writes its output to ``<home>/logs/runs/<run_id>.log``, and is identified by pid plus start time.
+
+Nothing a worker started outlives it: the worker kills its own descendants (it is a child
+subreaper, see :mod:`runyard.execution.run_worker`), and when a worker dies without doing so
+(SIGKILL), whoever notices — the zygote, the thread that waits for a cold worker, a health check,
+terminate — kills what is left of the worker's session.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..private_files import make_private_dirs, open_private
 from ..storage.records import FINISHED_STATUSES
 from . import procinfo
 from .base import (
@@ -67,19 +73,24 @@ class ProcessRunLauncher(RunLauncher):
             pass
 
     def _worker_env(self, context: LaunchRunContext) -> dict[str, str]:
-        return {**self.config.env, **context.instance.worker_env()}
+        """A worker's whole environment: this process's, less the variables named only by parts of
+        the instance file a worker does not use (the web UI's password...), plus ``env`` and the instance."""
+        from ..instance.instance import RUN_WORKER_KEYS
+
+        return context.instance.child_environ(RUN_WORKER_KEYS,
+                                              extra={**self.config.env, **context.instance.worker_env()})
 
     def prepare(self, instance) -> None:
         # The zygote itself starts with the first launch and leaves after warm_idle_seconds without
         # one, so an idle daemon or web UI holds no extra process.
         self._warm = self.config.warm
 
-    def _ensure_zygote(self) -> subprocess.Popen:
+    def _ensure_zygote(self, env: dict[str, str]) -> subprocess.Popen:
         with self._zygote_lock:
             if self._zygote is not None and self._zygote.poll() is None:
                 return self._zygote
             proc = subprocess.Popen([sys.executable, "-m", "runyard.launchers.zygote",
-                                     str(self.config.warm_idle_seconds)],
+                                     str(self.config.warm_idle_seconds)], env=env,  # forks keep its environment
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
             ready = proc.stdout.readline()
             if not ready:
@@ -90,7 +101,7 @@ class ProcessRunLauncher(RunLauncher):
     def _launch_warm(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
         request = json.dumps({"run_id": run_id, "env": env, "cwd": os.getcwd(), "log_path": log_path})
         for attempt in (1, 2):  # the zygote may have just left for idleness: start a new one once
-            proc = self._ensure_zygote()
+            proc = self._ensure_zygote(env)
             with self._zygote_lock:
                 assert proc.stdin is not None and proc.stdout is not None
                 try:
@@ -106,18 +117,35 @@ class ProcessRunLauncher(RunLauncher):
 
     def _launch_cold(self, run_id: str, env: dict[str, str], log_path: str) -> tuple[int, int | None]:
         python = self.config.python or sys.executable
-        with open(log_path, "ab") as log:
+        with os.fdopen(open_private(log_path), "ab") as log:
             proc = subprocess.Popen([python, "-m", "runyard", "execute-run", run_id],
-                                    env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self._children[proc.pid] = proc
+        threading.Thread(target=self._wait_cold, args=(proc, log_path), name=f"runyard-worker-{proc.pid}",
+                         daemon=True).start()
         return proc.pid, procinfo.start_ticks(proc.pid)
+
+    def _wait_cold(self, proc: subprocess.Popen, log_path: str) -> None:
+        """Reap a cold worker as soon as it exits, so a long-running service keeps no zombie per
+        finished run; record its exit status next to its log (as the zygote does for warm ones);
+        and if a signal killed it, kill what it left in its session."""
+        code = proc.wait()
+        try:
+            with os.fdopen(open_private(log_path + ".exit", os.O_WRONLY | os.O_TRUNC), "w") as f:
+                f.write(f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0
+                        else f"exited with code {code}")
+        except (OSError, ValueError):
+            pass
+        if code < 0:
+            procinfo.kill_session(proc.pid)
+        self._children.pop(proc.pid, None)
 
     # ---- interface -------------------------------------------------------------------------------
     def launch_run(self, context: LaunchRunContext) -> None:
         run_id = context.run.run_id
         log_path = self.log_path(context.instance.home, run_id)
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        make_private_dirs(os.path.dirname(log_path))
         env = self._worker_env(context)
         warm = self.config.warm and self._warm
         try:
@@ -154,12 +182,13 @@ class ProcessRunLauncher(RunLauncher):
             child.poll()  # reap our own child so it does not linger as a zombie
         if procinfo.is_alive(pid, info.get("pid_start")):
             return HealthCheckResult(WorkerHealth.RUNNING, f"process {pid} is running")
+        procinfo.kill_session(pid, info.get("pid_start"))  # what the dead worker left behind
         return HealthCheckResult(WorkerHealth.DEAD, self._exit_reason(pid, info.get("log_path")))
 
     def terminate(self, context: TerminateRunContext) -> bool:
         info = context.run.launcher_info
         pid, start = info.get("pid"), info.get("pid_start")
-        if not pid or not procinfo.is_alive(pid, start):
+        if not pid or info.get("host") not in (None, os.uname().nodename) or not procinfo.is_alive(pid, start):
             return False
         try:
             os.kill(pid, signal.SIGTERM)
@@ -167,20 +196,21 @@ class ProcessRunLauncher(RunLauncher):
             return False
         deadline = time.monotonic() + self.config.grace_period_seconds
         storage = context.instance.storage
-        while time.monotonic() < deadline:
-            child = self._children.get(pid)
-            if child is not None:
-                child.poll()
-            if not procinfo.is_alive(pid, start):
-                return True
+        while procinfo.is_alive(pid, start) and time.monotonic() < deadline:
             run = storage.get_run(context.run.run_id)
             if run is not None and run.status in FINISHED_STATUSES:
-                return True
+                # it wrote its final status and is exiting: a moment more, not the whole grace period
+                deadline = min(deadline, time.monotonic() + 2.0)
             time.sleep(0.05)
-        try:  # it ignored SIGTERM: kill its whole session
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # SIGKILL what is left of its session: the worker itself if it ignored SIGTERM, and anything
+        # it started that is still there (a SIGKILLed worker cannot clean up after itself), and,
+        # while the worker still holds them as a subreaper, those of its descendants that left it
+        alive = procinfo.is_alive(pid, start)
+        below = procinfo.descendants(pid) if alive else []
+        if alive:
+            procinfo.kill_processes([(pid, start)] if start is not None else [])
+        procinfo.kill_session(pid, start)
+        procinfo.kill_processes(below)
         return True
 
     def dispose(self) -> None:

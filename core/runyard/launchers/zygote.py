@@ -6,6 +6,10 @@ does anything; a fork of this process pays about a millisecond. The zygote is si
 forking it is safe), reads one JSON request per line on stdin, answers one JSON line on stdout,
 reaps its children and writes each one's exit status next to its log, and exits when its parent
 closes the pipe. Forked workers call ``setsid`` so they outlive the zygote and its parent.
+
+The zygote is a child subreaper: what a worker killed by a signal orphaned comes back to it, even
+a daemon that left the worker's session, and it kills that together with the rest of the dead
+worker's session. Only then (never on a launch) does it read /proc beyond its own children.
 """
 
 from __future__ import annotations
@@ -55,10 +59,26 @@ def _reap(signum: int, frame: object) -> None:
         exit_file = _exit_files.pop(pid, None)
         if exit_file:
             try:
-                with open(exit_file, "w") as f:
+                with os.fdopen(os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                     f.write(describe_exit(status))
             except OSError:
                 pass
+            if os.WIFSIGNALED(status):  # it could not kill what it started: do it for it
+                _kill_leftovers(pid)
+
+
+def _kill_leftovers(worker: int) -> None:
+    """SIGKILL the dead worker's session, and every child of ours that is not a worker (orphans
+    re-parented to us, this subreaper, as the worker and its descendants died)."""
+    from runyard.launchers import procinfo
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # no nested _reap meanwhile
+    try:
+        procinfo.kill_session(worker)
+        workers = (procinfo.read_stat(pid) for pid in procinfo.children(os.getpid()) if pid in _exit_files)
+        procinfo.kill_tree(frozenset((w.pid, w.start_ticks) for w in workers if w is not None))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 _exit_files: dict[int, str] = {}
@@ -67,14 +87,17 @@ _exit_files: dict[int, str] = {}
 def _child(request: dict) -> None:
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # private_files
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.environ.update(request.get("env", {}))
+    if "env" in request:  # the worker's whole environment (secrets it does not use already left out)
+        os.environ.clear()
+        os.environ.update(request["env"])
     if request.get("cwd"):
         os.chdir(request["cwd"])
     code = 1
@@ -97,6 +120,9 @@ def main() -> None:
     # closes the pipe, not on SIGINT (and prints no traceback).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload()
+    from runyard.launchers.procinfo import become_subreaper, start_ticks
+
+    become_subreaper()
     signal.signal(signal.SIGCHLD, _reap)
     idle_seconds = float(sys.argv[1]) if len(sys.argv) > 1 else None
     out = sys.stdout
@@ -113,12 +139,13 @@ def main() -> None:
             continue
         request = json.loads(line)
         out.flush()
+        # SIGCHLD waits until the new worker is registered: the handler kills unknown children
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         pid = os.fork()
         if pid == 0:
             _child(request)
         _exit_files[pid] = request["log_path"] + ".exit"
-        from runyard.launchers.procinfo import start_ticks
-
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         out.write(json.dumps({"pid": pid, "start": start_ticks(pid)}) + "\n")
         out.flush()
 

@@ -10,6 +10,13 @@ step between creating and submitting (recording the run on its tick), so the pie
 
 From definitions imported in this process (``runyard job launch -f FILE``):
 :func:`launch_from_definitions`.
+
+Reserved tags: the user's ``tags`` (``--tag``, GraphQL ``tags``) and the job's and run config's tags
+must not set a reserved ``runyard/`` tag other than :data:`runyard.tags.USER_TAGS`
+(:func:`runyard.tags.check_user_tags`, raising :class:`~runyard.tags.ReservedTagError`). The
+launch functions here check what the user gave; :func:`create_from_location` also checks the tags
+the location's validation reports (the job's and the run config's), and adds the tags runyard sets
+itself (a tick's, a re-execution's) from its ``tags`` argument, which only runyard code fills.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..tags import LOCATION_TAG
+from ..tags import LOCATION_TAG, check_user_tags
 from .errors import UnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,7 +78,10 @@ def create_from_location(instance: Instance, loc: CodeLocation, validation: Vali
                          root_run_id: str | None = None) -> RunRecord:
     """Store a NOT_STARTED run that ``validation`` accepted: the job's tags, then ``tags``, then the
     ``runyard/location`` tag; the location's code pointer unless ``code_pointer`` is given; the
-    validated step selection unless ``step_keys_to_execute`` is given."""
+    validated step selection unless ``step_keys_to_execute`` is given. ``tags`` may hold reserved
+    tags (runyard's callers set them); a user's tags are checked by the caller first. The tags the
+    validation reports (the job's and the run config's) are the user's: a reserved one is refused."""
+    check_user_tags(validation.tags, f"job '{validation.job_name}' or run config")
     return instance.create_run(
         job_name=validation.job_name, run_config=dict(run_config or {}),
         tags={**validation.tags, **(tags or {}), LOCATION_TAG: loc.name},
@@ -93,9 +103,11 @@ def submit(instance: Instance, run: RunRecord) -> LaunchResult:
 def launch_from_location(instance: Instance, loc: CodeLocation, job_name: str, run_config: Any = None,
                          tags: Mapping[str, str] | None = None, ops: str | None = None) -> LaunchResult:
     """Validate on ``loc``'s code server, store the run and submit it. Invalid run config comes back
-    as ``errors`` with nothing stored."""
+    as ``errors`` with nothing stored; a reserved tag in ``tags`` raises
+    :class:`~runyard.tags.ReservedTagError` (nothing stored)."""
     from ..codeserver.protocol import ConfigErrorData
 
+    check_user_tags(tags)
     if run_config is None:
         run_config = {}
     if not isinstance(run_config, Mapping):
@@ -111,8 +123,9 @@ def launch_from_definitions(instance: Instance, job: JobDefinition, *, code_poin
                             step_keys_to_execute: list[str] | None = None) -> RunRecord:
     """Validate against ``job`` (imported in this process), store the run and submit it. A bad
     coordinator or launcher config fails before the run is stored; a bad run config raises
-    :class:`~runyard.errors.RunConfigError` with nothing stored. The run has no location tag: it
-    did not come from a workspace location."""
+    :class:`~runyard.errors.RunConfigError` with nothing stored, a reserved tag
+    :class:`~runyard.tags.ReservedTagError`. The run has no location tag: it did not come from a
+    workspace location."""
     from ..execution.api import prepare_run
 
     _ = instance.run_coordinator, instance.run_launcher

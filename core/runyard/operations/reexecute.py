@@ -27,7 +27,9 @@ def reexecute_from_location(instance: Instance, locations: Iterable[CodeLocation
     """Re-execute ``run_id`` (``mode`` ``all``, optionally with an op selection ``ops``, or
     ``from_failure``), planned from the job snapshot of the location the run came from; the run
     config is validated against the job as that location serves it now. Invalid run config comes
-    back as ``errors`` with nothing stored."""
+    back as ``errors`` with nothing stored. ``tags`` may not set a reserved tag
+    (:class:`~runyard.tags.ReservedTagError`, checked by the planning both re-execution paths share);
+    the parent's tags, reserved ones included, carry over."""
     from ..definitions.selection import parse_op_selection
     from ..execution.api import check_reexecutable, plan_reexecution
 
@@ -48,7 +50,8 @@ def reexecute_from_location(instance: Instance, locations: Iterable[CodeLocation
 def reexecute_from_definitions(instance: Instance, run_id: str, *, mode: str = "all", ops: str | None = None,
                                tags: Mapping[str, str] | None = None) -> RunRecord:
     """Re-execute ``run_id`` with its job imported from its code pointer in this process; raises
-    what :func:`runyard.execution.api.prepare_reexecution` raises."""
+    what :func:`runyard.execution.api.prepare_reexecution` raises (a reserved tag in ``tags``:
+    :class:`~runyard.tags.ReservedTagError`, checked by its planning)."""
     from ..execution.api import reexecute_run
 
     return reexecute_run(instance, run_id, mode=mode, ops=ops, tags=dict(tags or {}))

@@ -1,10 +1,18 @@
 """Open a workspace and find what it serves: code locations, their jobs, and the location a run came
-from. The daemon, ``runyard daemon|schedule|sensor|dev`` and ``runyard webui`` open workspaces here."""
+from; keep a process's view of its locations current (:class:`LocationWatch`) and announce reloads
+to the other processes. The daemon, ``runyard daemon|schedule|sensor|dev`` and ``runyard webui``
+open workspaces here."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from collections.abc import Iterable, Sequence
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..tags import LOCATION_TAG
@@ -12,8 +20,14 @@ from .errors import NotFoundError, OperationError, UnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..codeserver.snapshot import JobSnapshot
+    from ..storage.base import RunStorage
     from ..storage.records import RunRecord
     from ..workspace.workspace import CodeLocation, Workspace
+
+log = logging.getLogger("runyard.workspace")
+
+_WATCHES: weakref.WeakKeyDictionary[Workspace, LocationWatch] = weakref.WeakKeyDictionary()
+_WATCHES_LOCK = threading.Lock()
 
 
 class WorkspaceUsageError(OperationError):
@@ -49,21 +63,115 @@ def open_workspace(files: Sequence[str] = (), workspace_file: str | None = None,
     return Workspace.from_file(workspace_file or DEFAULT_WORKSPACE_FILE, **kwargs)
 
 
-def loaded_locations(workspace: Workspace | None) -> list[CodeLocation]:
-    """The locations that have a snapshot; one without is asked again first (a code server that
-    came back is picked up), one that still fails is left out."""
-    if workspace is None:
-        return []
-    out = []
-    for loc in workspace.locations():
-        if loc.snapshot is None:
+#: where a reload of a code location is announced to other processes: the key-value entry
+#: ``<prefix><location name>``, holding a fresh id per reload
+RELOAD_KEY_PREFIX = "runyard/location-reload/"
+#: how long a status check waits for a code server's health answer
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+def announce_reload(storage: RunStorage, name: str) -> str:
+    """Tell every process serving location ``name`` that its definitions were reloaded; returns the
+    announcement as stored (a fresh id and the time)."""
+    announcement = json.dumps({"id": uuid.uuid4().hex, "at": time.time()})
+    storage.kv_set(RELOAD_KEY_PREFIX + name, announcement)
+    return announcement
+
+
+class LocationWatch:
+    """This process's view of a workspace's code locations, kept current: the daemon's and the web
+    UI's (each process has its own workspace: its own code servers for ``python_file`` and
+    ``python_module`` entries, and clients of the shared servers of ``code_server`` entries).
+
+    Each location is checked when asked for and its last check is older than ``max_age`` seconds:
+    its server's health is asked (waiting at most ``health_timeout``), so the status is the
+    location's real health and a new snapshot id (a reload of a shared server, by anyone) fetches
+    the new snapshot. A reload announced through storage by another process (:meth:`reload` there,
+    ``runyard workspace reload``, the web UI's reload) makes this process reload its own server of
+    a local location first. Thread-safe; storage trouble only delays announcements. Get one with
+    :meth:`of`: processes that share a workspace (``runyard dev``: the daemon and the web UI) share
+    its watch, so a reload made by one is not made again by the other."""
+
+    def __init__(self, workspace: Workspace, storage: RunStorage | Callable[[], RunStorage] | None = None, *,
+                 max_age: float = 1.0, health_timeout: float = HEALTH_TIMEOUT_SECONDS):
+        self.workspace = workspace
+        self._storage = storage  # or how to get it when needed (the web UI's may be down at first)
+        self.max_age = max_age
+        self.health_timeout = health_timeout
+        self._lock = threading.Lock()
+        # announcements made before now are already loaded: this process's servers started after
+        self._seen = {loc.name: self._announced(loc.name) for loc in workspace.locations()}
+
+    @classmethod
+    def of(cls, workspace: Workspace, storage: RunStorage | Callable[[], RunStorage] | None = None, *,
+           health_timeout: float = HEALTH_TIMEOUT_SECONDS) -> LocationWatch:
+        """The watch of ``workspace`` in this process (made on first use)."""
+        with _WATCHES_LOCK:
+            watch = _WATCHES.get(workspace)
+            if watch is None:
+                watch = _WATCHES[workspace] = cls(workspace, storage, health_timeout=health_timeout)
+            return watch
+
+    @property
+    def storage(self) -> RunStorage | None:
+        return self._storage() if callable(self._storage) else self._storage
+
+    def _announced(self, name: str) -> str | None:
+        try:
+            storage = self.storage
+            return None if storage is None else storage.kv_get(RELOAD_KEY_PREFIX + name)
+        except Exception as exc:  # noqa: BLE001 - storage down: the announcement is read next time
+            log.debug("reading the reload announcement of %s failed: %s", name, exc)
+            return None
+
+    def locations(self, max_age: float | None = None) -> list[CodeLocation]:
+        """Every location, in workspace order, each checked if its last check is older than
+        ``max_age`` (default: the watch's)."""
+        max_age = self.max_age if max_age is None else max_age
+        now = time.monotonic()
+        for loc in self.workspace.locations():
+            if loc.checked_at is None or now - loc.checked_at >= max_age:
+                self.check(loc)
+        return self.workspace.locations()
+
+    def loaded(self, max_age: float | None = None) -> list[CodeLocation]:
+        """The locations that have a snapshot (after checking them)."""
+        return [loc for loc in self.locations(max_age) if loc.snapshot is not None]
+
+    def check(self, loc: CodeLocation) -> str:
+        """Reload ``loc``'s own server if another process announced a reload, then ask its health.
+        Returns its status."""
+        from ..codeserver.errors import CodeServerError
+
+        loc.checked_at = time.monotonic()  # concurrent askers use this check's answer
+        announced = self._announced(loc.name)
+        with self._lock:
+            new = announced is not None and announced != self._seen.get(loc.name)
+            if new:
+                self._seen[loc.name] = announced
+        if new and loc.is_local:
+            log.info("code location %s was reloaded elsewhere; reloading it here", loc.name)
             try:
-                loc.refresh()
-            except Exception:  # noqa: BLE001 - an unreachable location is simply not served now
+                loc.client.reload()
+            except CodeServerError as exc:  # not running now: a restarted server loads the new code
+                log.warning("reloading code location %s failed: %s", loc.name, exc)
+        return loc.refresh(health_timeout=self.health_timeout)
+
+    def reload(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Reload one location (or all) here, then announce it to other processes for each location
+        whose server answered. The results of :meth:`Workspace.reload`."""
+        results = self.workspace.reload(name)
+        for r in results:
+            if r["status"] == "unavailable" or self._storage is None:
                 continue
-        if loc.snapshot is not None:
-            out.append(loc)
-    return out
+            try:
+                announcement = announce_reload(self.storage, r["location"])
+            except Exception as exc:  # noqa: BLE001 - reloaded here; others pick it up on their next reload
+                log.warning("announcing the reload of %s failed: %s", r["location"], exc)
+                continue
+            with self._lock:
+                self._seen[r["location"]] = announcement
+        return results
 
 
 def find_location(locations: Iterable[CodeLocation], name: str) -> CodeLocation:

@@ -140,6 +140,11 @@ class RunStorage(Component, ABC):
     supports_notifications: ClassVar[bool] = False
     #: seconds between looks when :meth:`wait_for_events` / :meth:`wait_for_runs` poll
     poll_interval: float = 0.1
+    #: at most how long one call of this process waits for an unavailable database (reconnect
+    #: retries) before raising :class:`~runyard.errors.StorageError`; None: the storage's own setting
+    #: (Postgres: ``reconnect_timeout``). Interactive processes (the web UI) set it low so a request
+    #: answers in seconds during an outage; run workers keep the default and ride outages out.
+    max_wait_seconds: float | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def check_ready(self) -> None:  # noqa: B027 - optional hook
@@ -320,7 +325,8 @@ class RunStorage(Component, ABC):
 
     @abstractmethod
     def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:
-        """Reserve a run key for an instigator; False if it was used before."""
+        """Reserve a run key for an instigator; False if it was used before by another run (claiming
+        it again for the run that holds it answers True: a retried tick's claim)."""
 
     # ---- daemon: heartbeats and leases -----------------------------------------------------------
     @abstractmethod

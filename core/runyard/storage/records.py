@@ -251,6 +251,9 @@ class Tick:
     skip_reason: str | None = None
     error: str | None = None
     id: int | None = None
+    #: run key -> the id of the run this tick creates for it, recorded before the run is created:
+    #: how a retried tick finds its own runs (never by their tags, which a user could forge)
+    planned_runs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

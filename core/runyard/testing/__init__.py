@@ -12,10 +12,11 @@ Subclass a suite in your test module and provide its fixture::
             yield s
             s.dispose()
 
-The suites: :mod:`.storage`, :mod:`.launcher`, :mod:`.coordinator`, :mod:`.executor`. The helpers
-they build on are public (:mod:`.helpers`) and importable from here: :func:`wait_until`,
-:func:`pid_gone`, :func:`live_pids_in_group`, :func:`live_children`, :func:`descendants`,
-:func:`kill_group`, :func:`read_value_after`, :func:`storage_contents` and :class:`SuiteHome`.
+The suites: :mod:`.storage`, :mod:`.launcher`, :mod:`.coordinator`, :mod:`.executor`,
+:mod:`.containment`. The helpers they build on are public (:mod:`.helpers`) and importable
+from here: :func:`wait_until`, :func:`pid_gone`, :func:`live_pids_in_group`, :func:`live_children`,
+:func:`descendants`, :func:`kill_group`, :func:`processes_with_env`, :func:`read_value_after`,
+:func:`storage_contents` and :class:`SuiteHome`.
 """
 
 # The suites' plain ``assert`` statements must show the values that failed, as in the author's own
@@ -29,7 +30,7 @@ except ImportError:  # pragma: no cover - pytest is not installed
 else:
     pytest.register_assert_rewrite("runyard.testing.storage", "runyard.testing.launcher",
                                    "runyard.testing.coordinator", "runyard.testing.executor",
-                                   "runyard.testing.helpers")
+                                   "runyard.testing.helpers", "runyard.testing.containment")
 
 from .helpers import (  # noqa: E402 - after the rewrite registration above
     PREAMBLE,
@@ -39,10 +40,11 @@ from .helpers import (  # noqa: E402 - after the rewrite registration above
     live_children,
     live_pids_in_group,
     pid_gone,
+    processes_with_env,
     read_value_after,
     storage_contents,
     wait_until,
 )
 
 __all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
-           "pid_gone", "read_value_after", "storage_contents", "wait_until"]
+           "pid_gone", "processes_with_env", "read_value_after", "storage_contents", "wait_until"]

@@ -26,7 +26,7 @@ from ..launchers import procinfo
 from ..storage.records import FINISHED_STATUSES, Event, RunRecord
 
 __all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
-           "pid_gone", "read_value_after", "storage_contents", "wait_until"]
+           "pid_gone", "processes_with_env", "read_value_after", "storage_contents", "wait_until"]
 
 #: what every definitions file written by a suite starts with
 PREAMBLE = """\
@@ -96,6 +96,13 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Every live process (of this user) whose environment, as it was when it started, has
+    ``name=value``: a marker a test puts in a worker's environment finds everything the worker
+    started, even processes that left its session or process group."""
+    return [p.pid for p in procinfo.processes() if p.alive and procinfo.environ(p.pid).get(name) == value]
 
 
 def kill_group(pgid: int) -> None:

@@ -403,18 +403,21 @@ class StorageConformanceSuite:
         assert t is not None and t.id is not None
         assert storage.create_tick(Tick(instigator="nightly", tick_time=100.0)) is None
         assert storage.create_tick(Tick(instigator="other", tick_time=100.0)) is not None
-        t.status, t.run_ids, t.skip_reason = "SUCCESS", ["r1"], None
+        t.status, t.run_ids, t.skip_reason, t.planned_runs = "SUCCESS", ["r1"], None, {"nightly:100": "r1"}
         storage.update_tick(t)
         storage.create_tick(Tick(instigator="nightly", tick_time=200.0, status="SKIPPED", skip_reason="why"))
         ticks = storage.get_ticks("nightly")
         assert [x.tick_time for x in ticks] == [200.0, 100.0]
         assert ticks[1].status == "SUCCESS" and ticks[1].run_ids == ["r1"]
+        assert ticks[1].planned_runs == {"nightly:100": "r1"} and ticks[0].planned_runs == {}
         assert ticks[0].skip_reason == "why"
 
     def test_run_keys_are_claimed_once(self, storage):
         assert storage.claim_run_key("sensor", "k1", "r1")
         assert not storage.claim_run_key("sensor", "k1", "r2")
         assert storage.claim_run_key("other", "k1", "r3")
+        assert storage.claim_run_key("sensor", "k1", "r1")  # again for its holder: a retried tick
+        assert not storage.claim_run_key("sensor", "k1", "r2")
 
     # Keys that differ only in case, accents, width or trailing spaces are different keys everywhere
     # (a case-insensitive collation makes File_A.csv and file_a.csv one run key).

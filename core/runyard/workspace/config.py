@@ -13,6 +13,7 @@
           host: code.internal                # default 127.0.0.1
           port: 4000
           location_name: remote              # default: host:port
+          token: {env: ETL_CODE_TOKEN}       # the server's token (never written in the file)
 
 Relative paths are relative to the workspace file's directory. Errors name the file, the line and
 the key path; a python_file that does not exist is an error naming it. Parsing imports no user code.
@@ -22,10 +23,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..codeserver.protocol import default_location_name
@@ -46,6 +47,18 @@ class _CodeServerEntry(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     location_name: str | None = None
+    token: dict[str, str] | None = None
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _env_only(cls, value: Any) -> Any:
+        from ..instance.env import is_env_ref
+
+        if value is not None and not (is_env_ref(value) and set(value) == {"env"}):
+            # the message must not echo the value: it may be the secret itself
+            raise PydanticCustomError("token_env", "must be {{env: NAME}}, the environment variable holding the "
+                                      "code server's token (a secret is not written in the workspace file)")
+        return value
 
 
 class _Entry(_Strict):
@@ -72,7 +85,7 @@ class _Entry(_Strict):
             if options:
                 raise PydanticCustomError(
                     "entry_option", "'{key}' does not apply to a code_server entry (give location_name "
-                    "inside code_server: {{host, port, location_name}})", {"key": options[0]})
+                    "inside code_server: {{host, port, location_name, token}})", {"key": options[0]})
         elif data.get(kinds[0]) in (None, ""):
             raise PydanticCustomError("entry_value", "{kind} needs a value", {"kind": kinds[0]})
         return data
@@ -94,6 +107,8 @@ class LocationOrigin:
     working_directory: str | None = None
     host: str | None = None
     port: int | None = None
+    # a code_server entry's token, resolved from its {env: NAME}; kept out of repr and comparisons
+    token: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_local(self) -> bool:
@@ -126,6 +141,18 @@ def _check_name(name: str, doc: YamlDocument, path: tuple) -> None:
                           source=doc.source, path=format_path(path), line=doc.line_of(path))
 
 
+def _resolve_token(ref: dict[str, str] | None, doc: YamlDocument, path: tuple) -> str | None:
+    from ..instance.env import resolve_env
+
+    if ref is None:
+        return None
+    token = resolve_env(ref, source=doc.source, path=path, lines=doc)
+    if not token:
+        raise ConfigError(f"environment variable {ref['env']} is empty (referenced as {{env: {ref['env']}}})",
+                          source=doc.source, path=format_path(path), line=doc.line_of(path))
+    return token
+
+
 def parse_workspace(doc: YamlDocument) -> list[LocationOrigin]:
     """Validate a loaded workspace document; return its locations in file order."""
     from ..config_models import validate_model
@@ -147,7 +174,8 @@ def parse_workspace(doc: YamlDocument) -> list[LocationOrigin]:
             cs = entry.code_server
             name = cs.location_name or f"{cs.host}:{cs.port}"
             name_path = at + ("code_server", "location_name")
-            origin = LocationOrigin("code_server", name, host=cs.host, port=cs.port)
+            origin = LocationOrigin("code_server", name, host=cs.host, port=cs.port,
+                                    token=_resolve_token(cs.token, doc, at + ("code_server", "token")))
         else:
             wd = resolve(entry.working_directory) if entry.working_directory else None
             if wd is not None and not os.path.isdir(wd):

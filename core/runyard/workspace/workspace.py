@@ -5,7 +5,8 @@ they never import the user's definitions.
 For ``python_file`` and ``python_module`` entries the workspace starts a local code server
 (``python -m runyard code-server ... --port 0``) in its own process, learns the chosen port from
 the server's readiness handshake (one JSON line on a pipe passed as ``--ready-fd``, parsed into a
-:class:`~runyard.codeserver.protocol.ServerReady`; the banner on its stdout is only logged), and
+:class:`~runyard.codeserver.protocol.ServerReady`; the banner on its stdout is only logged), gives
+it a token of its own through its environment (see :mod:`runyard.codeserver.auth`), and
 supervises it: a server that dies is restarted (a supervisor thread, with a backoff that doubles on
 each quick death). ``code_server`` entries are reached as they are.
 :meth:`Workspace.shutdown` stops every process the workspace started; a server started by a
@@ -33,6 +34,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..codeserver.auth import TOKEN_ENV, generate_token
 from ..codeserver.client import CodeServerClient
 from ..codeserver.errors import CodeServerError, CodeServerUnavailableError
 from ..codeserver.protocol import HealthInfo, SerializedError, ServerReady
@@ -58,7 +60,7 @@ class _LocalServer:
     readiness handshake."""
 
     def __init__(self, origin: LocationOrigin, python: str, evaluation_timeout: float | None,
-                 env: dict[str, str] | None):
+                 env: dict[str, str] | None, token: str):
         self.origin = origin
         args = [python, "-m", "runyard", "code-server", "--host", "127.0.0.1", "--port", "0",
                 "--location-name", origin.location_name, "--exit-with-parent"]
@@ -74,6 +76,8 @@ class _LocalServer:
             args += ["--evaluation-timeout", str(evaluation_timeout)]
         child_env = dict(os.environ if env is None else env)
         child_env["PYTHONUNBUFFERED"] = "1"
+        # the server's token travels in its environment, never in argv (which `ps` shows everyone)
+        child_env[TOKEN_ENV] = token
         self.output_tail: collections.deque[str] = collections.deque(maxlen=40)
         self.handshake: ServerReady | None = None
         self.handshake_error: str | None = None
@@ -185,6 +189,9 @@ class CodeLocation:
         # the client waits for an evaluation a bit longer than the server lets it run
         self._client_eval_timeout = (evaluation_timeout or 60.0) + 30.0
         self._client: CodeServerClient | None = None
+        # A local server gets a token of its own (kept across restarts); a remote one's comes from
+        # the workspace file's {env: NAME}.
+        self._token = generate_token() if origin.is_local else origin.token
         if not origin.is_local:
             self._client = self._make_client(str(origin.host), int(origin.port or 0))
         self.status = STARTING if origin.is_local else UNAVAILABLE
@@ -194,9 +201,12 @@ class CodeLocation:
         self.restarts = 0
         self.lock = threading.RLock()
         self._server: _LocalServer | None = None
+        #: ``time.monotonic()`` of the last :meth:`refresh` (None: never asked)
+        self.checked_at: float | None = None
 
     def _make_client(self, host: str, port: int) -> CodeServerClient:
-        return CodeServerClient(host, port, self._client_timeout, evaluation_timeout=self._client_eval_timeout)
+        return CodeServerClient(host, port, self._client_timeout, evaluation_timeout=self._client_eval_timeout,
+                                token=self._token)
 
     @property
     def client(self) -> CodeServerClient:
@@ -220,14 +230,16 @@ class CodeLocation:
     def snapshot_id(self) -> str | None:
         return self.snapshot.snapshot_id if self.snapshot else None
 
-    def refresh(self) -> str:
-        """Ask the server for its health; fetch the snapshot when its id changed. Returns the status."""
+    def refresh(self, *, health_timeout: float | None = None) -> str:
+        """Ask the server for its health (waiting at most ``health_timeout``, default the client's
+        timeout); fetch the snapshot when its id changed. Returns the status."""
+        self.checked_at = time.monotonic()
         with self.lock:
             client = self._client
         if client is None:
             return self.status
         try:
-            health = client.health()
+            health = client.health(timeout=health_timeout)
             snapshot = self.snapshot
             if health.ok and (snapshot is None or snapshot.snapshot_id != health.snapshot_id):
                 snapshot = client.snapshot()
@@ -322,7 +334,7 @@ class Workspace:
                 return
             loc.status, loc._client = STARTING, None
             try:
-                loc._server = _LocalServer(loc.origin, self.python, self.evaluation_timeout, self.env)
+                loc._server = _LocalServer(loc.origin, self.python, self.evaluation_timeout, self.env, loc._token)
             except OSError as exc:
                 loc._server = None
                 loc.status = UNAVAILABLE

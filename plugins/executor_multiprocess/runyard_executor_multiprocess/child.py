@@ -7,6 +7,7 @@ from typing import Any
 
 from runyard.execution.events import EventEmitter
 from runyard.execution.step import RunTerminated, StepOutcome, StepRunner
+from runyard.launchers import procinfo
 from runyard.storage.records import Event, StepStatus
 
 
@@ -30,8 +31,12 @@ def run_step_attempt(conn: Any, step_key: str, attempt: int, runner_args: dict[s
     """Run the attempt with a fresh StepRunner (resources are set up per step process).
 
     The process's stdout and stderr go to the step's compute log files for its whole life
-    (resource setup and teardown included) when the instance captures compute logs."""
+    (resource setup and teardown included) when the instance captures compute logs.
+
+    The step process is a child subreaper and, once resources are torn down, kills every process
+    the attempt started (orphaned daemons included) before it reports the outcome."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+    procinfo.become_subreaper()
     emitter = PipeEmitter(conn, runner_args["run"].run_id)
     runner = StepRunner(sink=emitter, **runner_args)
     with runner.capture_logs(step_key, attempt):
@@ -40,6 +45,9 @@ def run_step_attempt(conn: Any, step_key: str, attempt: int, runner_args: dict[s
         except RunTerminated:  # run_attempt already reported the interruption
             outcome = StepOutcome(step_key, StepStatus.FAILURE, attempt, error="interrupted by termination")
         finally:
-            runner.teardown_resources()
+            try:
+                runner.teardown_resources()
+            finally:
+                procinfo.kill_tree()
     conn.send(("outcome", outcome))
     conn.close()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from runyard.component import ComponentContext
-from runyard.errors import StorageError
+from runyard.errors import StorageError, StorageUnavailableError
 from runyard.storage.records import Event
 from runyard.storage.sql import SqlRunStorage
 from runyard.storage.sql import schema as s
@@ -100,6 +101,7 @@ class PostgresRunStorage(SqlRunStorage):
         self._connect_args = libpq_options(config, url)
         engine = pooled_engine(url, config, self._connect_args)
         event.listen(engine, "connect", self._on_connect)
+        event.listen(engine, "do_connect", self._cap_connect_timeout)
         display = url.set(drivername="postgresql").render_as_string(hide_password=True)
         super().__init__(engine, display_url=display)
         self._url = url
@@ -115,6 +117,13 @@ class PostgresRunStorage(SqlRunStorage):
         return cls(config)
 
     # ---- connections -----------------------------------------------------------------------------
+    def _cap_connect_timeout(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        """A process that caps its waits (``max_wait_seconds``: the web UI) does not wait the full
+        ``connect_timeout`` for a server that does not answer (libpq's least is 2 s)."""
+        if self.max_wait_seconds is not None and "connect_timeout" in cparams:
+            cap = math.ceil(self.max_wait_seconds)
+            cparams["connect_timeout"] = max(2, min(int(cparams["connect_timeout"]), cap))
+
     def _on_connect(self, dbapi_conn: Any, record: Any) -> None:
         """Remember which server session this connection is, to settle an interrupted COMMIT."""
         with dbapi_conn.cursor() as cur:
@@ -201,12 +210,12 @@ class PostgresRunStorage(SqlRunStorage):
         elif "refused" in low or "timeout expired" in low or "could not connect" in low \
                 or "could not translate host name" in low:
             hint = " Is the server running and reachable from this machine?"
-        return StorageError(f"Storage {self.name or 'postgres'} at {self.display_url} failed: "
+        return StorageUnavailableError(f"Storage {self.name or 'postgres'} at {self.display_url} failed: "
                             f"{detail.rstrip('.')}.{hint}")
 
     def _pool_exhausted(self) -> StorageError:
         cfg = self.config
-        return StorageError(
+        return StorageUnavailableError(
             f"Storage {self.name or 'postgres'} at {self.display_url}: all {cfg.pool_size + cfg.max_overflow} "
             f"connections of this process's pool (pool_size {cfg.pool_size} + max_overflow "
             f"{cfg.max_overflow}) stayed busy for pool_timeout={cfg.pool_timeout:g}s.")
@@ -215,17 +224,25 @@ class PostgresRunStorage(SqlRunStorage):
         """Sleep before the next try; raise when ``reconnect_timeout`` is used up. Returns the deadline."""
         now = time.monotonic()
         if deadline is None:
-            deadline = now + self.config.reconnect_timeout
+            deadline = now + self._reconnect_window()
         if now >= deadline:
             err = self._unreachable(exc)
-            raise StorageError(f"{err} Gave up after retrying for {self.config.reconnect_timeout:g}s "
-                               "(reconnect_timeout); the operation was not applied.") from exc
+            window = self._reconnect_window()
+            setting = ("reconnect_timeout" if window == self.config.reconnect_timeout
+                       else "this process's limit")
+            raise StorageUnavailableError(f"{err} Gave up after retrying for {window:g}s "
+                               f"({setting}); the operation was not applied.") from exc
         delay = min(0.05 * (2 ** attempt), 2.0, max(0.0, deadline - now))
         if attempt % 5 == 0:
             log.warning("storage %s: %s; retrying for up to %.0fs", self.display_url, _first_line(exc),
                         deadline - now)
         time.sleep(delay)
         return deadline
+
+    def _reconnect_window(self) -> float:
+        """How long one operation retries after losing the server (``max_wait_seconds`` caps it)."""
+        window = self.config.reconnect_timeout
+        return window if self.max_wait_seconds is None else min(window, self.max_wait_seconds)
 
     def _invalidate_pool(self, raw: Any, exc: BaseException) -> None:
         """The server dropped us: connections opened before now are stale too."""
@@ -258,7 +275,7 @@ class PostgresRunStorage(SqlRunStorage):
                         raise self._unreachable(exc) from exc
                     raise
                 if state.committing and self._maybe_committed(exc):
-                    deadline = deadline or time.monotonic() + self.config.reconnect_timeout
+                    deadline = deadline or time.monotonic() + self._reconnect_window()
                     if self._committed_xid(state, deadline):
                         return state.result
                 deadline = self._pause(exc, attempt, deadline)
@@ -294,7 +311,7 @@ class PostgresRunStorage(SqlRunStorage):
                     return fn(conn)
             except DBAPIError as exc:
                 if not self._is_transient(exc) or time.monotonic() >= deadline:
-                    raise StorageError(
+                    raise StorageUnavailableError(
                         f"{self._unreachable(exc)} A write was interrupted during COMMIT and whether it "
                         "was applied could not be looked up; check before repeating it.") from exc
                 self._pause(exc, attempt, deadline)
@@ -411,7 +428,7 @@ class PostgresRunStorage(SqlRunStorage):
                 raw.close()
             assert failure is not None
             if sent and isinstance(failure, psycopg2.OperationalError) and self._maybe_committed(failure):
-                deadline = deadline or time.monotonic() + self.config.reconnect_timeout
+                deadline = deadline or time.monotonic() + self._reconnect_window()
                 if self._events_committed(events[-1], backend, deadline):
                     return
             deadline = self._pause(failure, attempt, deadline)

@@ -25,10 +25,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from runyard.component import ComponentContext
-from runyard.errors import StorageError
+from runyard.errors import StorageError, StorageUnavailableError
+from runyard.private_files import create_private_file, make_private_dirs
 from runyard.storage.records import Event
 from runyard.storage.sql import SqlRunStorage
 from runyard.storage.sql import schema as s
+from runyard.storage.sql.dialects import sqlite_hint
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # as the shared SQL storage
 _EVENT_COLUMNS = ("run_id", "event_type", "timestamp", "step_key", "level", "message", "data")
@@ -67,7 +69,7 @@ class SqliteRunStorage(SqlRunStorage):
     def __init__(self, path: str, config: SqliteStorageConfig | None = None):
         self.config = config or SqliteStorageConfig()
         self.path = os.path.abspath(path)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._create_private()
         engine = create_engine(
             f"sqlite:///{self.path}",
             poolclass=QueuePool if self.config.pool_size else NullPool,
@@ -77,6 +79,18 @@ class SqliteRunStorage(SqlRunStorage):
         )
         self._install_pragmas(engine)
         super().__init__(engine, display_url=f"sqlite:///{self.path}")
+
+    def _create_private(self) -> None:
+        """Create the directory and an empty database file readable by this user only: SQLite gives
+        the -wal and -shm files the database file's mode (docs/plugins/storage_sqlite.md)."""
+        try:
+            make_private_dirs(os.path.dirname(self.path))
+            if not os.path.exists(self.path):
+                create_private_file(self.path)
+        except OSError as exc:
+            where = exc.filename or self.path
+            raise StorageUnavailableError(f"Storage sqlite at {self.path}: cannot create {where}: "
+                               f"{exc.strerror or exc}") from None
 
     @classmethod
     def from_config(cls, config: SqliteStorageConfig, context: ComponentContext) -> SqliteRunStorage:
@@ -137,7 +151,11 @@ class SqliteRunStorage(SqlRunStorage):
                 cur.close()
         except sqlite3.Error as exc:
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StorageError(f"Storage {self.name or 'sqlite'} at {self.display_url} failed: {detail}") from exc
+            hint = sqlite_hint(detail)
+            # locked, full, read-only, cannot open: may pass; anything else (a constraint) will not
+            error = StorageUnavailableError if isinstance(exc, sqlite3.OperationalError) else StorageError
+            raise error(f"Storage {self.name or 'sqlite'} at {self.display_url} failed: {detail}"
+                        + (f" {hint}" if hint else "")) from exc
         finally:
             conn.close()
 

@@ -302,16 +302,23 @@ def test_notification_payloads_are_small_pointers(pg_url):
 
 
 def test_listener_reconnects_after_its_session_is_killed(pg_url):
-    watcher = open_storage(pg_url, poll_interval=30)
+    app = f"ry-listen-{uuid.uuid4().hex[:8]}"  # only this test's sessions are terminated
+    watcher = open_storage(pg_url, poll_interval=30, application_name=app)
     truncate_all(watcher)
     run = make_run()
     watcher.add_run(run)
     assert not watcher.wait_for_events(run.run_id, None, timeout=0.05)  # starts the listener
+    bystander = psycopg2.connect(pg_url, application_name="ry-bystander")  # another application's LISTEN
+    bystander.autocommit = True
+    with bystander.cursor() as cur:
+        cur.execute("LISTEN someone_elses_channel")
     admin = psycopg2.connect(pg_url)
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' "
-                    "AND pid <> pg_backend_pid()")
+                    "AND application_name = %s AND datname = current_database() AND pid <> pg_backend_pid()",
+                    (app,))
+        assert cur.rowcount == 1
     time.sleep(0.5)
     timer = threading.Timer(1.0, lambda: open_storage(pg_url).store_event(ev(run.run_id, "after")))
     timer.start()
@@ -320,6 +327,9 @@ def test_listener_reconnects_after_its_session_is_killed(pg_url):
     assert time.monotonic() - start < 8
     timer.join()
     assert watcher._listener.connections_opened >= 2
+    with bystander.cursor() as cur:  # the test cut only its own sessions
+        cur.execute("SELECT 1")
+    bystander.close()
     admin.close()
     watcher.dispose()
 
@@ -443,20 +453,21 @@ def test_event_batch_interrupted_during_commit_is_stored_once(pg_url, commit_fir
 
 
 def test_reads_and_writes_ride_out_a_killed_session(pg_url):
-    storage = open_storage(pg_url, pool_size=2)
+    app = f"ry-killed-{uuid.uuid4().hex[:8]}"  # only this test's sessions are terminated
+    storage = open_storage(pg_url, pool_size=2, application_name=app)
     truncate_all(storage)
     run = make_run()
     storage.add_run(run)
     admin = psycopg2.connect(pg_url)
     admin.autocommit = True
     with admin.cursor() as cur:  # kill every pooled session of this storage
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'runyard' "
-                    "AND datname = current_database() AND pid <> pg_backend_pid()")
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()", (app,))
     time.sleep(0.2)
     assert storage.get_run(run.run_id).run_id == run.run_id
     with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'runyard' "
-                    "AND datname = current_database() AND pid <> pg_backend_pid()")
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()", (app,))
     time.sleep(0.2)
     storage.store_event(ev(run.run_id, "still here"))
     assert storage.transition_run(run.run_id, [S.NOT_STARTED], S.STARTED)

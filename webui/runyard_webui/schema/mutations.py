@@ -49,8 +49,11 @@ ReloadPayload = type("ReloadPayload", (graphene.ObjectType,),
 
 
 def _parse_run_config(run_config, run_config_yaml):
-    """Run config from JSON (``runConfig``) or YAML text (``runConfigYaml``, what the launchpad sends)."""
-    import yaml
+    """Run config from JSON (``runConfig``) or YAML text (``runConfigYaml``, what the launchpad sends).
+    The YAML goes through runyard's one loader, as ``-c`` files do: same limits (alias expansion,
+    depth, size), dates read as ISO strings."""
+    from runyard.errors import ConfigError
+    from runyard.instance.yaml_source import load_yaml_text
 
     from ..context import WebError
 
@@ -58,13 +61,16 @@ def _parse_run_config(run_config, run_config_yaml):
         raise WebError("give runConfig or runConfigYaml, not both")
     if run_config_yaml is None:
         return run_config
+    if not run_config_yaml.strip():
+        return {}
     try:
-        return yaml.safe_load(run_config_yaml) if run_config_yaml.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise WebError(f"run config is not valid YAML{where}: {problem}") from exc
+        data = load_yaml_text(run_config_yaml, "runConfigYaml").data
+    except ConfigError as exc:
+        where = f" at line {exc.line}" if exc.line else ""
+        key = f" ({exc.path})" if exc.path else ""
+        raise WebError(f"run config is not valid YAML{where}{key}: {exc.message.removeprefix('invalid YAML: ')}") \
+            from None
+    return {} if data is None else data
 
 
 def _launch_payload(result) -> LaunchRunPayload:

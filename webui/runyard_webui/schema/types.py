@@ -282,13 +282,19 @@ class DaemonLoop(graphene.ObjectType):
     name = graphene.String(required=True)
     last_heartbeat = graphene.Float(required=True)
     age_seconds = graphene.Float(required=True)
+    stale = graphene.Boolean(required=True, description="Silent for more than 3 of its periods.")
     last_error = graphene.String()
     error_time = graphene.Float()
 
 
 class Daemon(graphene.ObjectType):
     daemon_id = graphene.String(required=True)
-    leader = graphene.Boolean(required=True)
+    state = graphene.String(required=True, description="leader, standby, stale, dead or stopped: from the "
+                                                       "age of its newest heartbeat (docs/daemon.md)")
+    age_seconds = graphene.Float(required=True, description="Age of its newest heartbeat.")
+    heartbeat_interval_seconds = graphene.Float(required=True)
+    leader = graphene.Boolean(required=True, description="Holds the unexpired lease (a dead leader does "
+                                                         "until the lease expires).")
     stopped = graphene.Boolean(required=True)
     loops = graphene.List(graphene.NonNull(DaemonLoop), required=True)
 
@@ -297,6 +303,9 @@ class Daemon(graphene.ObjectType):
         return [DaemonLoop(name=name, **loop) for name, loop in sorted(root["loops"].items())]
 
     resolve_daemon_id = staticmethod(lambda root, info: root["daemon_id"])
+    resolve_state = staticmethod(lambda root, info: root["state"])
+    resolve_age_seconds = staticmethod(lambda root, info: root["age_seconds"])
+    resolve_heartbeat_interval_seconds = staticmethod(lambda root, info: root["heartbeat_interval_seconds"])
     resolve_leader = staticmethod(lambda root, info: bool(root.get("leader")))
     resolve_stopped = staticmethod(lambda root, info: bool(root.get("stopped")))
 

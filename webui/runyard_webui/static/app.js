@@ -76,6 +76,7 @@ const runyard = (() => {
       run(runId: $id) { startTime endTime steps { stepKey status attempts startTime endTime error } } }`;
     for (;;) {
       let data;
+      const asked = Date.now();
       try { data = await gql(query, {id: runId, after: cursor}); }
       catch (e) { message.textContent = `live updates stopped: ${e.message}`; message.hidden = false; return; }
       const page = data.runEvents;
@@ -93,6 +94,8 @@ const runyard = (() => {
       }
       if (data.run) renderSteps(root, data.run);
       if (page.finished && page.events.length === 0) return;
+      // an empty page at once: the server had no long-poll slot free (webui.max_long_polls), so wait a little
+      if (page.events.length === 0 && Date.now() - asked < 1000) await new Promise(r => setTimeout(r, 1000));
     }
   }
 
@@ -193,9 +196,18 @@ const runyard = (() => {
     setInterval(tick, 3000);
   }
 
+  // Every page starts its own part here: the pages carry no inline script, so the Content-Security-Policy
+  // can forbid inline scripts altogether (docs/webui.md, "Security defaults").
   document.addEventListener("DOMContentLoaded", () => {
     liveRuns(document.querySelector("[data-live-runs]"));
     reloads(document);
+    toggles(document);
+    launchpad(document.getElementById("launchpad"));
+    const run = document.getElementById("run");
+    if (run && run.dataset.runId) followRun(run);
+    followLogs(document.getElementById("log"));
+    document.querySelectorAll("select[data-submit-on-change]").forEach(select =>
+      select.addEventListener("change", () => select.form.submit()));
   });
   // ---- a step's captured output, followed while the step runs ----------------------------------
   async function followLogs(pre) {

@@ -143,6 +143,22 @@ class SqliteDialect(SqlDialect):
     def serialize(self, conn: Connection, name: str) -> None:
         pass
 
+    def explain(self, exc: DBAPIError) -> str | None:
+        return sqlite_hint(str(getattr(exc, "orig", None) or exc))
+
+
+def sqlite_hint(message: str) -> str | None:
+    """What the OS is saying behind SQLite's terse messages (SQLITE_FULL, _READONLY, _CANTOPEN)."""
+    low = message.lower()
+    if "disk is full" in low or "disk i/o error" in low:
+        return "(No space left on device: free space on the disk holding the database and its -wal file.)"
+    if "readonly database" in low or "read-only" in low:
+        return ("(Read-only: the database file, its directory or the file system is not writable by this "
+                "process.)")
+    if "unable to open database" in low:
+        return "(Check that the directory exists and is writable by this process.)"
+    return None
+
 
 #: first key of every PostgreSQL advisory lock runyard takes ("ry")
 PG_LOCK_NAMESPACE = 0x7279

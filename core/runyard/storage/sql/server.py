@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 #: why a URL could not be parsed, without SQLAlchemy's message (it may quote the password)
 UNPARSABLE_URL = ("the URL cannot be parsed: check the port, and write special characters of the user name "
@@ -48,6 +48,14 @@ class ServerStorageConfig(BaseModel):
         """Raise ``ValueError`` (never quoting ``raw``) for a URL this storage cannot use."""
         raise NotImplementedError
 
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # reported at the url key (a secret: its value is never echoed), with the variable it came from
+        if url is not None:
+            cls.check_url(url.get_secret_value())
+        return url
+
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> ServerStorageConfig:
         keys = ("host", "user", "password", "database", *self.location_keys)
@@ -56,10 +64,6 @@ class ServerStorageConfig(BaseModel):
             if parts or "port" in self.model_fields_set:
                 raise ValueError(f"give either url or host/port/user/password/database, not both "
                                  f"(got url and {', '.join(parts or ['port'])})")
-            try:
-                self.check_url(self.url.get_secret_value())
-            except ValueError as exc:  # reported at the model level: the input (a secret) is not echoed
-                raise ValueError(f"url: {exc}") from None
         elif not parts:
             raise ValueError(f"set url ({self.url_form}) or host and database")
         elif self.database is None:
@@ -87,9 +91,11 @@ def check_scheme(raw: str, *, accepted: tuple[str, ...], families: tuple[str, ..
     from sqlalchemy.engine import make_url
 
     try:
-        make_url(raw)
+        port = make_url(raw).port
     except Exception:  # noqa: BLE001 - its message may quote the password: never pass it on
         raise ValueError(UNPARSABLE_URL) from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{UNPARSABLE_URL} (the port must be 1 to 65535)")
 
 
 def pooled_engine(url: Any, config: ServerStorageConfig, connect_args: dict[str, Any]) -> Any:

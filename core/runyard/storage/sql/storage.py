@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from ...errors import SchemaRevisionError, StorageError
+from ...errors import SchemaRevisionError, StorageError, StorageUnavailableError
 from ...tags import PRIORITY_TAG
 from ..base import (
     IN_PROGRESS_STATUSES,
@@ -145,14 +145,14 @@ class SqlRunStorage(RunStorage):
     def _unreachable(self, exc: DBAPIError) -> StorageError:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         hint = self.dialect.explain(exc)
-        return StorageError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}"
+        return StorageUnavailableError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}"
                             + (f" {hint}" if hint else ""))
 
     def _pool_busy(self) -> StorageError:
         pool = self.engine.pool
         timeout = pool.timeout() if hasattr(pool, "timeout") else None
         waited = f" for {timeout:g} s (pool_timeout)" if timeout is not None else ""
-        return StorageError(f"Storage {self.name or 'sql'} at {self.display_url}: every connection of this "
+        return StorageUnavailableError(f"Storage {self.name or 'sql'} at {self.display_url}: every connection of this "
                             f"process's pool stayed busy{waited}; raise pool_size / max_overflow, or "
                             "pool_timeout")
 
@@ -553,7 +553,7 @@ class SqlRunStorage(RunStorage):
     @staticmethod
     def _tick_data(tick: Tick) -> str:
         return _dumps({"run_ids": tick.run_ids, "run_keys": tick.run_keys, "cursor": tick.cursor,
-                       "skip_reason": tick.skip_reason, "error": tick.error})
+                       "skip_reason": tick.skip_reason, "error": tick.error, "planned_runs": tick.planned_runs})
 
     def create_tick(self, tick: Tick) -> Tick | None:
         def op(conn: Connection) -> int:
@@ -582,7 +582,7 @@ class SqlRunStorage(RunStorage):
             ticks.append(Tick(id=r.id, instigator=r.instigator, tick_time=r.tick_time, status=TickStatus(r.status),
                               run_ids=d.get("run_ids", []), run_keys=d.get("run_keys", []),
                               cursor=d.get("cursor"), skip_reason=d.get("skip_reason"),
-                              error=d.get("error")))
+                              error=d.get("error"), planned_runs=d.get("planned_runs") or {}))
         return ticks
 
     def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:
@@ -590,7 +590,9 @@ class SqlRunStorage(RunStorage):
             self.transact(lambda conn: conn.execute(insert(s.run_keys).values(
                 instigator=instigator, run_key=run_key, run_id=run_id)))
         except IntegrityError:
-            return False
+            held = self.query(lambda conn: conn.execute(select(s.run_keys.c.run_id).where(
+                s.run_keys.c.instigator == instigator, s.run_keys.c.run_key == run_key)).scalar())
+            return held == run_id  # claimed before for this very run: a retried tick's claim
         return True
 
     # ---- daemon ----------------------------------------------------------------------------------
