@@ -15,9 +15,7 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -190,62 +188,3 @@ def test_a_killed_daemon_is_dead_in_status_not_standby(cli, storage, procs, tiny
     row = next(d for d in after["daemons"] if d["daemon_id"] == leader)
     assert row["leader"] and after["lease"]["expires_in_seconds"] > 0
     assert "still holds the lease" in cli.ok("daemon", "status").stdout
-
-
-class _WebUI:
-    def __init__(self, cli, procs, *args: str):
-        self.proc = procs.add(cli.popen("webui", "--port", "0", *args, start_new_session=True))
-        found: dict[str, str] = {}
-
-        def read():
-            for line in self.proc.stdout:
-                m = re.search(r"serving on (http://\S+)", line)
-                if m:
-                    found["url"] = m.group(1)
-
-        threading.Thread(target=read, daemon=True).start()
-        wait_until(lambda: found.get("url") or self.proc.poll() is not None, timeout=60, what="the web UI")
-        assert "url" in found, self.proc.stderr.read()
-        self.url = found["url"]
-
-    def gql(self, query: str) -> dict:
-        req = urllib.request.Request(self.url + "/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            answer = json.loads(resp.read())
-        assert not answer.get("errors"), answer["errors"]
-        return answer["data"]
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(self.url + path, timeout=60) as resp:
-            return resp.read().decode()
-
-
-def test_a_stopped_code_server_is_unavailable_everywhere(cli, storage, procs, tiny_defs, tmp_path):
-    server, port = _start_code_server(cli, procs, tiny_defs, tmp_path)
-    ws = tmp_path / "workspace.yaml"
-    ws.write_text(f"load_from:\n  - code_server: {{host: 127.0.0.1, port: {port}, location_name: remote}}\n")
-    daemon = _start_daemon(cli, procs, "-w", ws)
-    ui = _WebUI(cli, procs, "-w", str(ws))
-    (row,) = cli.json("workspace", "list", "-w", ws, "--json")
-    assert row["status"] == "ok"
-    assert ui.gql("{ locations { name status } }")["locations"] == [{"name": "remote", "status": "ok"}]
-    query = "{ daemonStatus { daemons { daemonId state ageSeconds heartbeatIntervalSeconds } } }"
-    (d,) = ui.gql(query)["daemonStatus"]["daemons"]
-    assert d["state"] == "leader" and d["heartbeatIntervalSeconds"] == 0.5
-
-    assert procs.stop(server) == 0
-    (row,) = cli.json("workspace", "list", "-w", ws, "--json")
-    assert row["status"] == "unavailable" and f"127.0.0.1:{port}" in row["error"]
-    started = time.monotonic()
-    wait_until(lambda: ui.gql("{ locations { status } }")["locations"] == [{"status": "unavailable"}],
-               timeout=15, what="the web UI to show the stopped code server as unavailable")
-    assert time.monotonic() - started < 15
-    page = ui.get("/status")
-    assert "unavailable" in page and f"127.0.0.1:{port}" in page
-
-    procs.stop(daemon, signal.SIGKILL)
-    wait_until(lambda: ui.gql(query)["daemonStatus"]["daemons"][0]["state"] == "dead", timeout=20,
-               what="GraphQL to show the killed daemon as dead")
-    assert 'data-state="dead"' in ui.get("/status")
-    assert procs.stop(ui.proc) == 0

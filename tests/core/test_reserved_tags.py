@@ -13,12 +13,7 @@ processes.
 
 from __future__ import annotations
 
-import json
 import re
-import signal
-import subprocess
-import threading
-import urllib.request
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -35,7 +30,6 @@ from runyard.tags import (
     ReservedTagError,
     reserved_tags,
 )
-from runyard.testing import wait_until
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")).timestamp()
 
@@ -88,71 +82,6 @@ def test_cli_refuses_reserved_tags_and_run_config_tags(cli, tiny_defs, tmp_path)
 
 
 # ---- GraphQL -----------------------------------------------------------------------------------------
-class _WebUI:
-    def __init__(self, cli, *args: str):
-        self.proc = cli.popen("webui", "--port", "0", *args)
-        found: dict[str, str] = {}
-
-        def read():
-            for line in self.proc.stdout:
-                m = re.search(r"serving on (http://\S+)", line)
-                if m:
-                    found["url"] = m.group(1)
-
-        threading.Thread(target=read, daemon=True).start()
-        wait_until(lambda: found.get("url") or self.proc.poll() is not None, timeout=60, what="the web UI")
-        assert "url" in found, self.proc.stderr.read()
-        self.url = found["url"]
-
-    def gql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        req = urllib.request.Request(self.url + "/graphql", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            answer = json.loads(resp.read())
-        assert not answer.get("errors"), answer["errors"]
-        return answer["data"]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-LAUNCH = """mutation($cfg: GenericScalar, $tags: [TagInput!]) {
-  launchRun(location: "defs", jobName: "tiny", runConfig: $cfg, tags: $tags) {
-    ok code message run { runId tags { key value } } errors { message path } } }"""
-REEXECUTE = """mutation($id: ID!, $tags: [TagInput!]) {
-  reexecuteRun(runId: $id, tags: $tags) { ok code message run { runId } } }"""
-
-
-def test_graphql_refuses_reserved_tags(cli, tiny_defs):
-    ui = _WebUI(cli, "-f", str(tiny_defs))
-    try:
-        forged = [{"key": SCHEDULE_TAG, "value": "every5"}, {"key": TICK_TAG, "value": "1"}]
-        refused = ui.gql(LAUNCH, {"tags": forged})["launchRun"]
-        assert not refused["ok"] and refused["run"] is None, refused
-        assert SCHEDULE_TAG in refused["message"] and "reserved" in refused["message"]
-        in_config = ui.gql(LAUNCH, {"cfg": {"tags": {RUN_KEY_TAG: "every5:1"}}})["launchRun"]
-        assert not in_config["ok"] and in_config["run"] is None, in_config
-        assert any(RUN_KEY_TAG in e["message"] and "reserved" in e["message"] for e in in_config["errors"])
-        assert ui.gql("{ runs { count } }")["runs"]["count"] == 0
-        allowed = ui.gql(LAUNCH, {"tags": [{"key": PRIORITY_TAG, "value": "7"}]})["launchRun"]
-        assert allowed["ok"], allowed
-        assert {"key": PRIORITY_TAG, "value": "7"} in allowed["run"]["tags"]
-        run_id = allowed["run"]["runId"]
-        status = "query($id: ID!) { run(runId: $id) { status } }"
-        wait_until(lambda: ui.gql(status, {"id": run_id})["run"]["status"] == "SUCCESS",
-                   timeout=60, what="the run to finish")
-        again = ui.gql(REEXECUTE, {"id": run_id, "tags": [{"key": "runyard/root_run_id", "value": "x"}]})
-        assert not again["reexecuteRun"]["ok"] and "runyard/root_run_id" in again["reexecuteRun"]["message"]
-        assert ui.gql("{ runs { count } }")["runs"]["count"] == 1
-    finally:
-        ui.stop()
-
-
 # ---- the daemon --------------------------------------------------------------------------------------
 @pytest.fixture
 def harness(daemon_harness):

@@ -15,8 +15,8 @@ Subclass a suite in your test module and provide its fixture::
 The suites: :mod:`.storage`, :mod:`.launcher`, :mod:`.coordinator`, :mod:`.executor`,
 :mod:`.containment`. The helpers they build on are public (:mod:`.helpers`) and importable
 from here: :func:`wait_until`, :func:`pid_gone`, :func:`live_pids_in_group`, :func:`live_children`,
-:func:`descendants`, :func:`kill_group`, :func:`processes_with_env`, :func:`read_value_after`,
-:func:`storage_contents` and :class:`SuiteHome`.
+:func:`descendants`, :func:`kill_group`, :func:`processes_with_env`, :func:`stop_processes_with_env`,
+:func:`read_value_after`, :func:`storage_contents` and :class:`SuiteHome`.
 """
 
 # The suites' plain ``assert`` statements must show the values that failed, as in the author's own
@@ -42,9 +42,11 @@ from .helpers import (  # noqa: E402 - after the rewrite registration above
     pid_gone,
     processes_with_env,
     read_value_after,
+    stop_processes_with_env,
     storage_contents,
     wait_until,
 )
 
 __all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
-           "pid_gone", "processes_with_env", "read_value_after", "storage_contents", "wait_until"]
+           "pid_gone", "processes_with_env", "read_value_after", "stop_processes_with_env", "storage_contents",
+           "wait_until"]

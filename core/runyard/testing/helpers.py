@@ -26,7 +26,8 @@ from ..launchers import procinfo
 from ..storage.records import FINISHED_STATUSES, Event, RunRecord
 
 __all__ = ["PREAMBLE", "SuiteHome", "descendants", "kill_group", "live_children", "live_pids_in_group",
-           "pid_gone", "processes_with_env", "read_value_after", "storage_contents", "wait_until"]
+           "pid_gone", "processes_with_env", "read_value_after", "stop_processes_with_env", "storage_contents",
+           "wait_until"]
 
 #: what every definitions file written by a suite starts with
 PREAMBLE = """\
@@ -103,6 +104,28 @@ def processes_with_env(name: str, value: str) -> list[int]:
     ``name=value``: a marker a test puts in a worker's environment finds everything the worker
     started, even processes that left its session or process group."""
     return [p.pid for p in procinfo.processes() if p.alive and procinfo.environ(p.pid).get(name) == value]
+
+
+def stop_processes_with_env(name: str, value: str, *, grace: float = 5.0) -> list[int]:
+    """End every process :func:`processes_with_env` finds for ``name=value`` (this one excepted):
+    give them ``grace`` seconds to exit on their own (a run worker writing its last events), then
+    SIGKILL the rest and wait until they are gone. Returns the pids that had to be killed — what a
+    test's teardown calls before dropping the database or stopping the server those processes use,
+    so none is left retrying against it."""
+    def found() -> list[int]:
+        return [pid for pid in processes_with_env(name, value) if pid != os.getpid()]
+
+    deadline = time.monotonic() + grace
+    while (left := found()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if left:
+        wait_until(lambda: not found(), 30, what=f"processes {left} to end after SIGKILL")
+    return left
 
 
 def kill_group(pgid: int) -> None:

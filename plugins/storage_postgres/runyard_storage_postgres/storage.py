@@ -64,10 +64,14 @@ _EVENT_COLUMNS = ("run_id", "event_type", "timestamp", "step_key", "level", "mes
 _INSERT_EVENTS = f"INSERT INTO {s.events.name} ({', '.join(_EVENT_COLUMNS)}) VALUES "
 _ROW_TEMPLATE = "(" + ",".join("%s" for _ in _EVENT_COLUMNS) + ")"
 
-# Connection failures no retry can fix.
+# Connection failures no retry can fix (and no outage tolerance either: the database, role or
+# password is wrong, not away).
 _FATAL_CONNECT = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
-                  "authentication failed", "permission denied", "ssl is not enabled",
-                  "could not translate host name")
+                  "authentication failed", "no password supplied", "permission denied",
+                  "ssl is not enabled", "could not translate host name")
+# invalid_authorization_specification / invalid_password (class 28), invalid_catalog_name (a
+# database that does not exist), insufficient_privilege
+_FATAL_CODES = ("28000", "28P01", "3D000", "42501")
 # Server errors after which a statement certainly did not commit: safe to run the transaction again.
 _ABORTED_CODES = ("40001", "40P01")
 # Errors that end the session: the transaction may or may not have committed if COMMIT was under way.
@@ -179,7 +183,7 @@ class PostgresRunStorage(SqlRunStorage):
             return True
         if code is None and isinstance(orig, (psycopg2.OperationalError, psycopg2.InterfaceError)):
             message = str(orig).lower()
-            if any(m in message for m in _FATAL_CONNECT):
+            if _is_permanent(orig):
                 return False
             if "starting up" in message or "shutting down" in message or "recovery mode" in message:
                 return True
@@ -196,6 +200,8 @@ class PostgresRunStorage(SqlRunStorage):
         return code is None or code in _SESSION_LOST_CODES or code.startswith("08")
 
     def _unreachable(self, exc: BaseException) -> StorageError:
+        """The error to raise for a failure the retries did not fix: :class:`StorageUnavailableError`
+        (a run worker waits it out) unless waiting cannot help (:func:`_is_permanent`)."""
         detail = _first_line(exc)
         low = detail.lower()
         hint = ""
@@ -210,8 +216,9 @@ class PostgresRunStorage(SqlRunStorage):
         elif "refused" in low or "timeout expired" in low or "could not connect" in low \
                 or "could not translate host name" in low:
             hint = " Is the server running and reachable from this machine?"
-        return StorageUnavailableError(f"Storage {self.name or 'postgres'} at {self.display_url} failed: "
-                            f"{detail.rstrip('.')}.{hint}")
+        error = StorageError if _is_permanent(exc) else StorageUnavailableError
+        return error(f"Storage {self.name or 'postgres'} at {self.display_url} failed: "
+                     f"{detail.rstrip('.')}.{hint}")
 
     def _pool_exhausted(self) -> StorageError:
         cfg = self.config
@@ -311,9 +318,9 @@ class PostgresRunStorage(SqlRunStorage):
                     return fn(conn)
             except DBAPIError as exc:
                 if not self._is_transient(exc) or time.monotonic() >= deadline:
-                    raise StorageUnavailableError(
-                        f"{self._unreachable(exc)} A write was interrupted during COMMIT and whether it "
-                        "was applied could not be looked up; check before repeating it.") from exc
+                    err = self._unreachable(exc)
+                    raise type(err)(f"{err} A write was interrupted during COMMIT and whether it "
+                                    "was applied could not be looked up; check before repeating it.") from exc
                 self._pause(exc, attempt, deadline)
                 attempt += 1
 
@@ -508,6 +515,16 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
     return " ".join((lines[0] if lines else type(orig).__name__).split())
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database, role or password is wrong — which no wait fixes — rather
+    than that the server is away (refused, reset, shutting down, starting up, timed out)."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "pgcode", None) in _FATAL_CODES:
+        return True
+    message = str(orig).lower()
+    return any(m in message for m in _FATAL_CONNECT)
 
 
 def _connection_error_types() -> tuple[type, ...]:

@@ -9,9 +9,13 @@ tests). If any of that is missing the tests FAIL with what to install or start; 
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
+from runyard.testing import stop_processes_with_env
 from runyard_storage_postgres.config import PostgresStorageConfig
 from runyard_storage_postgres.storage import PostgresRunStorage
 from runyard_storage_postgres.testing import (
@@ -41,11 +45,32 @@ def pg_url(pg_admin_url):
     drop_database(url, pg_admin_url)
 
 
+@pytest.fixture(autouse=True)
+def _no_process_left(request):
+    """Run workers, daemons and servers a test started for its home (``tmp_path/home``) are ended
+    when it ends — before the session's database is dropped or a private server stopped, so none
+    is left retrying against them (see :func:`end_processes_of`)."""
+    home = request.getfixturevalue("tmp_path") / "home" if "tmp_path" in request.fixturenames else None
+    yield
+    if home is not None:
+        end_processes_of(home)
+
+
+def end_processes_of(home: Path) -> None:
+    """End every process whose environment names ``home`` as its RUNYARD_HOME; warn about those that
+    had to be killed (a test that does not wait for what it started)."""
+    killed = stop_processes_with_env("RUNYARD_HOME", str(home))
+    if killed:
+        warnings.warn(f"killed {len(killed)} process(es) left running for {home}: {killed}", stacklevel=1)
+
+
 @pytest.fixture
-def fresh_db(pg_admin_url):
-    """A database of its own for one test (migrations, schema revisions)."""
+def fresh_db(pg_admin_url, tmp_path):
+    """A database of its own for one test (migrations, schema revisions). Processes of the test's
+    home are ended before it is dropped."""
     url = create_database(pg_admin_url, prefix="runyard_t1")
     yield url
+    end_processes_of(tmp_path / "home")
     drop_database(url, pg_admin_url)
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 
 from runyard.instance.instance import Instance
 from runyard.storage.records import FINISHED_STATUSES, RunFilter, RunStatus
-from runyard.testing import wait_until
+from runyard.testing import processes_with_env, wait_until
 
 DEFS = """
 from runyard import Definitions, RunRequest, job, op, schedule, sensor
@@ -113,6 +113,10 @@ def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
                 d.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(d.pid, signal.SIGKILL)
+    # The sensor kept requesting runs until the end: their workers finish on their own, and must
+    # have before the database is dropped (a worker left behind would retry against it).
+    wait_until(lambda: not processes_with_env("RUNYARD_HOME", str(home)), 60,
+               what="the run workers and code servers of the test's home to exit")
     # nothing doubled: one tick per time, one run per sensor run key, one launch per queued run
     ticks = storage.get_ticks("ticker", limit=10_000)
     assert len({t.tick_time for t in ticks}) == len(ticks)

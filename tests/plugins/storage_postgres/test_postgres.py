@@ -17,7 +17,7 @@ import pytest
 from conftest import open_storage, truncate_all
 from sqlalchemy import text
 
-from runyard.errors import ConfigError, SchemaRevisionError, StorageError
+from runyard.errors import ConfigError, SchemaRevisionError, StorageError, StorageUnavailableError
 from runyard.instance.instance import Instance
 from runyard.storage.records import EventType, RunStatus
 from runyard.testing.storage import ev, make_run
@@ -105,6 +105,7 @@ def test_wrong_password(private_server):
     assert "password authentication failed" in message and "Check user and password" in message
     assert "wrong-pw" not in message and "***" in message
     assert time.monotonic() - start < 5  # not retried: a wrong password does not fix itself
+    assert not isinstance(info.value, StorageUnavailableError)  # nor waited out by a run worker
 
 
 def test_right_password_works(private_server):
@@ -117,8 +118,8 @@ def test_unreachable_port_is_refused_at_once():
     port = free_port()
     storage = PostgresRunStorage(PostgresStorageConfig(url=f"postgresql://postgres@127.0.0.1:{port}/x"))
     start = time.monotonic()
-    with pytest.raises(StorageError, match=r"(?s)refused.*Is the server running"):
-        storage.check_ready()
+    with pytest.raises(StorageUnavailableError, match=r"(?s)refused.*Is the server running"):
+        storage.check_ready()  # unavailable, not wrong: a run worker waits it out
     assert time.monotonic() - start < 5
 
 
@@ -153,6 +154,7 @@ def test_database_that_does_not_exist(pg_url):
     message = str(info.value)
     assert 'database "runyard_no_such_db" does not exist' in message
     assert "Create the database first" in message and "createdb" in message
+    assert not isinstance(info.value, StorageUnavailableError)  # waiting cannot create it
 
 
 def test_newer_schema_revision_is_refused(fresh_db):

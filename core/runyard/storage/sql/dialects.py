@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Double, Float, String, Text, insert, select, text
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.types import TypeEngine
 
 from ...errors import StorageError
@@ -66,6 +66,16 @@ class SqlDialect:
     def explain(self, exc: DBAPIError) -> str | None:
         """A hint appended to a failed connection's message (what to check, what to create)."""
         return None
+
+    def is_outage(self, exc: DBAPIError) -> bool | None:
+        """What a failed connection or statement says about the database. ``True``: it is unavailable
+        and may come back (unreachable, restarting, out of connections): reported as
+        :class:`~runyard.errors.StorageUnavailableError`, which a run worker waits out. ``False``: it
+        cannot serve runyard until someone acts (the database, its tables or the account are gone or
+        wrong): a :class:`~runyard.errors.StorageError` reported at once. ``None``: not about the
+        database (the statement's own error, raised as it is). Default: ``True`` for
+        ``OperationalError``, else ``None``."""
+        return True if isinstance(exc, OperationalError) else None
 
     def is_retryable(self, exc: DBAPIError) -> bool:
         """Whether a write transaction that failed with ``exc`` was rolled back by the server and may
@@ -219,6 +229,11 @@ class PostgresDialect(SqlDialect):
 
 # MySQL/MariaDB server error numbers
 _MY_DEADLOCK, _MY_LOCK_WAIT_TIMEOUT = 1213, 1205
+# Failures no wait fixes: access denied (to the database; for the user, with or without a password;
+# from this host), unknown database, a runyard table gone (its database was dropped under an open
+# session), an auth method the client lacks. Refused or lost connections, "too many connections"
+# and a server shutting down stay outages.
+_MY_PERMANENT = frozenset({1044, 1045, 1049, 1130, 1146, 1251, 1698})
 _MY_HINTS = {
     1045: "Check user and password.",
     1044: "Grant the user rights on that database (GRANT ALL ON db.* TO user).",
@@ -288,6 +303,12 @@ class MysqlDialect(SqlDialect):
         if errno == 2003 and ("Name or service not known" in str(exc.orig) or "[Errno -" in str(exc.orig)):
             errno = 2005  # PyMySQL reports an unknown host name as "can't connect"
         return _MY_HINTS.get(errno)
+
+    def is_outage(self, exc: DBAPIError) -> bool | None:
+        errno = _mysql_errno(exc)
+        if errno in _MY_PERMANENT:
+            return False
+        return super().is_outage(exc)
 
     def is_retryable(self, exc: DBAPIError) -> bool:
         return _mysql_errno(exc) in (_MY_DEADLOCK, _MY_LOCK_WAIT_TIMEOUT)

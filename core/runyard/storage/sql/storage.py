@@ -93,7 +93,9 @@ class SqlRunStorage(RunStorage):
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if self.dialect.is_outage(exc) is None:
+                raise
             raise self._unreachable(exc) from exc
         except PoolTimeoutError as exc:
             raise self._pool_busy() from exc
@@ -110,7 +112,7 @@ class SqlRunStorage(RunStorage):
         except DBAPIError as exc:
             if self.dialect.is_retryable(exc):
                 raise _Retry from exc
-            if isinstance(exc, OperationalError):
+            if self.dialect.is_outage(exc) is not None:
                 raise self._unreachable(exc) from exc
             raise
         except PoolTimeoutError as exc:
@@ -132,7 +134,7 @@ class SqlRunStorage(RunStorage):
                 attempt += 1
                 cause = retry.__cause__
                 if attempt >= WRITE_ATTEMPTS:
-                    if isinstance(cause, OperationalError):
+                    if isinstance(cause, DBAPIError) and self.dialect.is_outage(cause) is not None:
                         raise self._unreachable(cause) from cause
                     raise cause from None
                 time.sleep(0.01 * 2 ** attempt)
@@ -143,10 +145,13 @@ class SqlRunStorage(RunStorage):
             return fn(conn)
 
     def _unreachable(self, exc: DBAPIError) -> StorageError:
+        """The error for a failure about the database itself: unavailable (a run worker waits it
+        out) or permanent, as :meth:`SqlDialect.is_outage` says."""
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         hint = self.dialect.explain(exc)
-        return StorageUnavailableError(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}"
-                            + (f" {hint}" if hint else ""))
+        error = StorageError if self.dialect.is_outage(exc) is False else StorageUnavailableError
+        return error(f"Storage {self.name or 'sql'} at {self.display_url} failed: {detail}"
+                     + (f" {hint}" if hint else ""))
 
     def _pool_busy(self) -> StorageError:
         pool = self.engine.pool
