@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/core and tests/e2e.
+"""Fixtures shared by every test directory (tests/core, tests/webui, tests/all, tests/e2e, ...).
 
 Everything here drives the real thing: the CLI runs as ``python -m runyard`` in a subprocess with
 ``RUNYARD_HOME`` pointing at a fresh directory, storage is a real SQLite file in that directory.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,39 @@ def site(tmp_path: Path):
         return {"PYTHONPATH": str(root)}
 
     return install
+
+
+# ---- long-running processes a test starts ----------------------------------------------------------
+
+class Procs:
+    """Processes a test starts, each in its own session; every one is stopped (its whole session) at
+    the end."""
+
+    def __init__(self):
+        self.started: list[subprocess.Popen] = []
+
+    def add(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self.started.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        return proc.returncode
+
+
+@pytest.fixture
+def procs():
+    """A :class:`Procs`: ``procs.add(cli.popen(..., start_new_session=True))``."""
+    p = Procs()
+    yield p
+    for proc in p.started:
+        p.stop(proc, signal.SIGKILL)

@@ -11,7 +11,6 @@ real process.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -60,38 +59,6 @@ def storage(home):
     instance = Instance.open(home=str(home))
     yield instance.storage
     instance.dispose()
-
-
-class Procs:
-    """Processes a test starts; every one is stopped (its whole session) at the end."""
-
-    def __init__(self):
-        self.started: list[subprocess.Popen] = []
-
-    def add(self, proc: subprocess.Popen) -> subprocess.Popen:
-        self.started.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    for proc in p.started:
-        p.stop(proc, signal.SIGKILL)
 
 
 def _status(cli) -> dict:

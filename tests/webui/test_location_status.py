@@ -9,7 +9,6 @@ processes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -22,51 +21,22 @@ from runyard.testing import wait_until
 FAST = "daemon: {heartbeat_interval_seconds: 0.5, schedule_interval_seconds: 0.5, lease_seconds: 30}\n"
 
 
-class Procs:
-    """Processes a test starts, each in its own session; every one is stopped at the end."""
-
-    def __init__(self):
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, cli, *args) -> subprocess.Popen:
-        proc = cli.popen(*args, start_new_session=True)
-        self.started.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
-
-
-@pytest.fixture
-def procs(home: Path):
+@pytest.fixture(autouse=True)
+def fast_daemon(home: Path):
     (home / "runyard.yaml").write_text(FAST)
-    p = Procs()
-    yield p
-    for proc in p.started:
-        p.stop(proc, signal.SIGKILL)
 
 
 def _start_code_server(cli, procs, defs: Path, tmp_path: Path) -> tuple[subprocess.Popen, int]:
     ready = tmp_path / "ready.json"
-    proc = procs.start(cli, "code-server", "-f", defs, "--port", "0", "--location-name", "remote",
-                       "--ready-file", ready)
+    proc = procs.add(cli.popen("code-server", "-f", defs, "--port", "0", "--location-name", "remote",
+                                 "--ready-file", ready, start_new_session=True))
     wait_until(lambda: ready.exists() or proc.poll() is not None, timeout=60, what="the code server")
     assert proc.poll() is None, proc.stderr.read()
     return proc, json.loads(ready.read_text())["port"]
 
 
 def _start_daemon(cli, procs, *args) -> subprocess.Popen:
-    proc = procs.start(cli, "daemon", *args)
+    proc = procs.add(cli.popen("daemon", *args, start_new_session=True))
     wait_until(lambda: proc.poll() is not None
                or (cli.json("daemon", "status", "--json")["lease"] or {}).get("holder"),
                timeout=60, what="the daemon to lead")

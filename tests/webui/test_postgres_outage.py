@@ -9,6 +9,7 @@ Needs: PostgreSQL server binaries (initdb, pg_ctl) for a private server this mod
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,12 +56,13 @@ def _get(url: str) -> tuple[int, str, float]:
         return exc.code, exc.read().decode(), time.monotonic() - start
 
 
-def test_webui_answers_503_fast_during_an_outage(home, tmp_path, server, db):
-    (home / "runyard.yaml").write_text(
-        "storage:\n  postgres:\n    url: {env: RY_OUTAGE_PG_URL}\n    pool_size: 2\n    max_overflow: 0\n")
+@contextlib.contextmanager
+def _webui(home: Path, tmp_path: Path, url: str) -> Iterator[str]:
+    """A ``runyard webui`` on the instance file in ``home``, with ``RY_OUTAGE_PG_URL`` set to ``url``;
+    yields its base URL and stops its whole session at the end."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-    env.update(RUNYARD_HOME=str(home), RY_OUTAGE_PG_URL=db, PYTHONUNBUFFERED="1")
+    env.update(RUNYARD_HOME=str(home), RY_OUTAGE_PG_URL=url, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "runyard", "webui", "--port", str(port)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -67,6 +71,20 @@ def test_webui_answers_503_fast_during_an_outage(home, tmp_path, server, db):
         wait_until(lambda: _try_get(base + "/healthz") == 200 or proc.poll() is not None, 60,
                    what="the web UI to start")
         assert proc.poll() is None, proc.stdout.read()
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def test_webui_answers_503_fast_during_an_outage(home, tmp_path, server, db):
+    (home / "runyard.yaml").write_text(
+        "storage:\n  postgres:\n    url: {env: RY_OUTAGE_PG_URL}\n    pool_size: 2\n    max_overflow: 0\n")
+    with _webui(home, tmp_path, db) as base:
         assert _get(base + "/runs")[0] == 200
         server.stop("fast")
         try:
@@ -84,13 +102,6 @@ def test_webui_answers_503_fast_during_an_outage(home, tmp_path, server, db):
         finally:
             server.start()
         wait_until(lambda: _try_get(base + "/healthz") == 200, 30, what="the web UI to recover")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
 
 
 def _try_get(url: str) -> int | None:
@@ -160,27 +171,12 @@ def test_webui_does_not_wait_connect_timeout_for_a_server_that_does_not_answer(h
     url = db.replace(f":{server.port}/", f":{proxy.port}/")
     (home / "runyard.yaml").write_text(
         "storage:\n  postgres:\n    url: {env: RY_OUTAGE_PG_URL}\n    connect_timeout: 30\n    notifications: false\n")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-    env.update(RUNYARD_HOME=str(home), RY_OUTAGE_PG_URL=url, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "runyard", "webui", "--port", str(port)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _try_get(base + "/healthz") == 200 or proc.poll() is not None, 60,
-                   what="the web UI to start")
-        assert proc.poll() is None, proc.stdout.read()
-        proxy.freeze()
-        status, body, took = _get(base + "/healthz")
-        assert status == 503 and took < 5, (status, took, body)
-        status, body, took = _get(base + "/runs")
-        assert status == 503 and took < 5, (status, took)
+        with _webui(home, tmp_path, url) as base:
+            proxy.freeze()
+            status, body, took = _get(base + "/healthz")
+            assert status == 503 and took < 5, (status, took, body)
+            status, body, took = _get(base + "/runs")
+            assert status == 503 and took < 5, (status, took)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
         proxy.close()
