@@ -32,6 +32,8 @@ KNOWN_DISTRIBUTIONS = {
     ("run_launcher", "docker"): "runyard-launcher-docker",
     ("run_launcher", "k8s"): "runyard-launcher-k8s",
     ("executor", "multiprocess"): "runyard-executor-multiprocess",
+    ("executor", "docker"): "runyard-launcher-docker",
+    ("executor", "k8s"): "runyard-launcher-k8s",
 }
 
 KIND_LABELS = {

@@ -26,6 +26,10 @@ RESERVED_PREFIX = "runyard/"
 #: the code location a run's job came from (its workspace entry's location name)
 LOCATION_TAG = "runyard/location"
 
+#: the container image of the run's code location (its workspace entry's ``image``, else the one its
+#: code server reports); container launchers and executors run the run's worker and steps from it
+IMAGE_TAG = "runyard/image"
+
 #: the schedule whose tick created the run
 SCHEDULE_TAG = "runyard/schedule"
 #: the sensor whose evaluation created the run
@@ -47,7 +51,7 @@ PARENT_RUN_ID_TAG = "runyard/parent_run_id"
 ROOT_RUN_ID_TAG = "runyard/root_run_id"
 
 #: every tag name above, for documentation and checks
-ALL_TAGS = (LOCATION_TAG, SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
+ALL_TAGS = (LOCATION_TAG, IMAGE_TAG, SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
             PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG)
 
 #: the reserved tags a user may set: settings of a run, documented as such (docs/concepts.md).

@@ -150,3 +150,37 @@ def test_instance_migrate_is_idempotent(cli, home):
     info = cli.json("instance", "info", "--json")
     assert info["storage"]["schema_revision"] == first.strip().rstrip(".").split()[-1]
     assert info["runs"] == 0
+
+
+# ---- the instance as a container worker gets it (issue 11) ------------------------------------------------
+
+def test_a_worker_gets_the_instance_text_it_needs_with_env_references_unresolved(tmp_path, monkeypatch):
+    import yaml
+
+    from runyard.instance.instance import INSTANCE_SOURCE_ENV, INSTANCE_YAML_ENV
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runyard.yaml").write_text(
+        "storage:\n  sqlite:\n    busy_timeout_ms: {env: BUSY_MS, default: 5000}\n"
+        "run_launcher:\n  process:\n    env: {SECRET: {env: LAUNCHER_ONLY}}\n"
+        "run_monitoring:\n  poll_interval_seconds: 2\n")
+    monkeypatch.setenv("BUSY_MS", "7000")
+    instance = Instance.open(home=str(home))
+    text = instance.worker_config_text()
+    assert yaml.safe_load(text) == {"storage": {"sqlite": {"busy_timeout_ms": {"env": "BUSY_MS", "default": 5000}}},
+                                    "run_monitoring": {"poll_interval_seconds": 2}}
+    assert "7000" not in text and "LAUNCHER_ONLY" not in text
+    assert instance.worker_env_names() == {"BUSY_MS"}
+    instance.dispose()
+    # a worker that cannot see the file opens the instance from that text, resolving {env:} itself
+    monkeypatch.delenv("RUNYARD_INSTANCE_FILE", raising=False)
+    monkeypatch.setenv(INSTANCE_YAML_ENV, text)
+    monkeypatch.setenv(INSTANCE_SOURCE_ENV, "/etc/runyard/runyard.yaml (as handed to the container)")
+    worker = Instance.open(home=str(tmp_path / "elsewhere"))
+    assert worker.settings.run_monitoring.poll_interval_seconds == 2
+    assert worker.storage.config.busy_timeout_ms == 7000
+    worker.dispose()
+    monkeypatch.setenv(INSTANCE_YAML_ENV, "storage: [")
+    with pytest.raises(ConfigError, match="as handed to the container"):
+        Instance.open(home=str(tmp_path / "elsewhere"))

@@ -167,3 +167,30 @@ def test_a_running_steps_output_is_followed_live(webui, page):
     expect(page.locator("#log")).to_contain_text("tick 14", timeout=30_000)  # printed after the page loaded
     assert "tick 14" not in served
     expect(page.locator("#log-state")).to_have_text("finished", timeout=30_000)
+
+
+def test_a_run_whose_worker_dies_shows_why_live(webui, page, cli):
+    """The failure line appears without a reload: the health check (`runyard run health`, another
+    process) marks the run FAILURE with the launcher's reason, and the page's long poll shows it."""
+    import signal
+
+    from runyard import Instance
+    from runyard.testing import wait_until
+
+    run_id = webui.launch("sleepy")["run"]["runId"]
+    page.goto(f"{webui.url}/runs/{run_id}")
+    expect(page.locator("#events")).to_contain_text("napping", timeout=30_000)
+    expect(page.locator("#run-failure")).to_be_hidden()
+    inst = Instance.open(home=str(webui.home))
+    try:
+        pid = inst.get_run(run_id).launcher_info["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: cli.json("run", "health", run_id, "--json")[run_id] == "dead", timeout=15,
+                   what=f"the health check to find worker {pid} dead")
+    finally:
+        inst.dispose()
+    expect(page.locator("#run h1 [data-status]")).to_have_text("FAILURE", timeout=30_000)
+    failure = page.locator("#run-failure")
+    expect(failure).to_be_visible()
+    expect(failure.locator("[data-failure-reason]")).to_contain_text(f"process {pid}")
+    expect(failure.locator("[data-failure-message]")).to_contain_text("Run worker died")

@@ -88,9 +88,11 @@ def run(run_id: str):
     record = web.storage.get_run(run_id)
     if record is None:
         abort(404, f"no run with id '{run_id}'")
+    from runyard.operations.failure import run_failure
+
     events = web.storage.get_events(run_id)
     return render_template("run.html", run=record, events=events, steps=web.storage.get_step_stats(run_id),
-                           cursor=events[-1].id if events else None)
+                           cursor=events[-1].id if events else None, failure=run_failure(web.storage, record))
 
 
 @pages.get("/runs/<run_id>/steps/<step_key>/logs")

@@ -33,6 +33,9 @@ from .common import HOST, PORT, SECONDS, code_location_options
               help="Open connections at once; more wait until one closes.")
 @click.option("--request-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds a client has to send a whole request; idle connections close after as long.")
+@click.option("--image", metavar="NAME", envvar="RUNYARD_CODE_IMAGE", show_envvar=True,
+              help="The container image this server runs from (reported on /v1/health): runs of this location "
+                   "use it with the docker launcher, unless the workspace entry names another.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True,
               help="Stop when the parent process exits (used by workspaces that supervise the server).")
 @click.option("--ready-fd", type=click.IntRange(0, 2**31 - 1), metavar="FD",
@@ -42,7 +45,7 @@ from .common import HOST, PORT, SECONDS, code_location_options
               help="Once listening, write the same JSON line to this file (replaced atomically).")
 def code_server(python_file, module, attribute, working_directory, host, port, location_name,
                 evaluation_timeout, token_env, insecure_no_auth, threads, max_connections, request_timeout,
-                exit_with_parent, ready_fd, ready_file):
+                image, exit_with_parent, ready_fd, ready_file):
     """Serve a code location: the only process that imports its definitions.
 
     Answers snapshot, run config validation, execution plan, and schedule and sensor evaluation
@@ -74,7 +77,7 @@ def code_server(python_file, module, attribute, working_directory, host, port, l
         code = run_code_server(pointer, location_name=location_name, host=host, port=port,
                                evaluation_timeout=evaluation_timeout, exit_with_parent=exit_with_parent,
                                ready_fd=ready_fd, ready_file=ready_file, echo=click.echo, token=token,
-                               limits=limits)
+                               limits=limits, image=image)
     except OSError as exc:
         raise RunyardError(f"code server cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sys.exit(code)

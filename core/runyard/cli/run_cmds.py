@@ -57,12 +57,16 @@ def list_runs(statuses, job_name, tags, limit, as_json):
 @click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(run_id, as_json):
-    """Show one run: status, config, tags, and each step's outcome."""
+    """Show one run: status, why it failed (when its launcher or run monitoring said), config, tags,
+    and each step's outcome."""
+    from ..operations.failure import run_failure
+
     instance = open_instance()
     r = instance.get_run(run_id)
     steps = step_summary(instance, run_id)
+    failure = run_failure(instance.storage, r)
     if as_json:
-        echo_json({**run_json(r), "steps": steps})
+        echo_json({**run_json(r), "steps": steps, "failure": failure.to_dict() if failure else None})
         return
     click.echo(f"Run        {r.run_id}")
     click.echo(f"Job        {r.job_name}")
@@ -71,6 +75,8 @@ def show(run_id, as_json):
     click.echo(f"Started    {fmt_time(r.start_time)}")
     click.echo(f"Ended      {fmt_time(r.end_time)}")
     click.echo(f"Duration   {fmt_duration(r.duration)}")
+    if failure:
+        click.echo(f"Failure    {failure.reason}: {failure.message}")
     click.echo(f"Code       {r.code_pointer.describe()}")
     if r.parent_run_id:
         click.echo(f"Parent     {r.parent_run_id} (root {r.root_run_id or r.parent_run_id})")
@@ -277,6 +283,6 @@ def reexecute(run_id, from_failure, all_steps, ops, tags, verbose, wait):
 def execute_run(run_id):
     """Run worker: execute one stored run (launchers start this; the instance comes from the
     environment, RUNYARD_HOME / RUNYARD_INSTANCE_FILE)."""
-    from ..execution.worker_main import run_worker_main
+    from ..execution.worker_main import exit_now, run_worker_main
 
-    sys.exit(run_worker_main(run_id))
+    exit_now(run_worker_main(run_id))

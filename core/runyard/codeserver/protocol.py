@@ -171,7 +171,9 @@ class ValidationResult(WireModel):
 class HealthInfo(WireModel):
     """``GET /v1/health``. ``status`` is ``ok`` or ``error`` (the definitions failed to load; see
     ``error``). ``code_pointer`` is where the server loads the definitions from — what a run created
-    for this location stores so its run worker can load the job."""
+    for this location stores so its run worker can load the job. ``image`` is the container image the
+    server runs from, when it was told (``--image`` or ``RUNYARD_CODE_IMAGE``): runs of the location
+    use it with a container launcher."""
 
     status: Literal["ok", "error"]
     location_name: str
@@ -179,6 +181,7 @@ class HealthInfo(WireModel):
     pid: int
     error: SerializedError | None = None
     code_pointer: dict[str, Any] = Field(default_factory=dict)
+    image: str | None = None
     version: str | None = None
     api_version: str = API_VERSION
     evaluation_timeout: float | None = None

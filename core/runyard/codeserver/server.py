@@ -66,13 +66,14 @@ class CodeLocationServer:
 
     def __init__(self, pointer: CodePointer, *, location_name: str | None = None, host: str = "127.0.0.1",
                  port: int = DEFAULT_PORT, evaluation_timeout: float = DEFAULT_EVALUATION_TIMEOUT,
-                 token: str | None = None, limits: HttpLimits | None = None):
+                 token: str | None = None, limits: HttpLimits | None = None, image: str | None = None):
         from .. import __version__
 
         self.pointer = pointer
         self.location_name = location_name or default_location_name(pointer.python_file, pointer.module)
         self.evaluation_timeout = float(evaluation_timeout)
         self.version = __version__
+        self.image = image
         self._baseline_modules = set(sys.modules)
         self._reload_lock = threading.Lock()
         # Bind before importing user code: a port that is taken fails fast, and connections made
@@ -101,7 +102,7 @@ class CodeLocationServer:
         state = self.state
         return HealthInfo(status="error" if state.error else "ok", location_name=self.location_name,
                           snapshot_id=state.snapshot_id, pid=os.getpid(), error=state.error,
-                          code_pointer=self.pointer.to_dict(), version=self.version,
+                          code_pointer=self.pointer.to_dict(), image=self.image, version=self.version,
                           evaluation_timeout=self.evaluation_timeout)
 
     def _loaded(self) -> LoadedState:

@@ -63,7 +63,7 @@ def run_code_server(pointer: CodePointer, *, location_name: str | None, host: st
                     evaluation_timeout: float, exit_with_parent: bool = False,
                     ready_fd: int | None = None, ready_file: str | None = None,
                     echo: Callable[[str], None] = print, token: str | None = None,
-                    limits: HttpLimits | None = None) -> int:
+                    limits: HttpLimits | None = None, image: str | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or, with ``exit_with_parent``, until the parent exits). Without a
     ``token`` anyone who reaches ``host:port`` may use it: the caller decides whether that is allowed
     (``runyard code-server`` allows it on loopback only, or with ``--insecure-no-auth``)."""
@@ -85,7 +85,8 @@ def run_code_server(pointer: CodePointer, *, location_name: str | None, host: st
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server = CodeLocationServer(pointer, location_name=location_name, host=host, port=port,
-                                    evaluation_timeout=evaluation_timeout, token=token, limits=limits)
+                                    evaluation_timeout=evaluation_timeout, token=token, limits=limits,
+                                    image=image)
         thread = threading.Thread(target=server.serve_forever, name="code-server", daemon=True)
         thread.start()
         if server.state.error:

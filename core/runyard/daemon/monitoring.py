@@ -2,7 +2,8 @@
 CANCELING past its timeout has its worker terminated and is finished; a STARTED run past its
 ``runyard/max_runtime`` tag is terminated; every other in-progress run gets the launcher's health
 check (a dead worker finishes the run). However a run is finished here, the steps it left open get a
-``STEP_FAILURE`` saying why (:mod:`runyard.execution.open_steps`)."""
+``STEP_FAILURE`` saying why (:mod:`runyard.execution.open_steps`). Last, the launcher reconciles
+what its workers left behind (:meth:`RunLauncher.reconcile`: containers of finished runs...)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,22 @@ def run_monitoring(daemon: Daemon, now: float | None = None) -> list[tuple[str, 
                 actions.append((run.run_id, action))
         except Exception:  # noqa: BLE001 - one run's trouble never stops the pass
             log.exception("monitoring run %s failed", run.run_id)
+    if daemon.working:
+        actions += _reconcile(daemon, runs)
     return actions
+
+
+def _reconcile(daemon: Daemon, runs: list[RunRecord]) -> list[tuple[str, str]]:
+    from ..launchers.base import ReconcileContext
+
+    try:
+        done = daemon.instance.run_launcher.reconcile(ReconcileContext(instance=daemon.instance, runs=runs))
+    except Exception:  # noqa: BLE001 - the next pass tries again
+        log.exception("the %s launcher's reconciliation failed", daemon.instance.run_launcher.name)
+        return []
+    for line in done:
+        log.info("reconcile: %s", line)
+    return [("", line) for line in done]
 
 
 def _timed_out(daemon: Daemon, run: RunRecord, now: float) -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..launchers.base import LaunchError
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..storage.records import RunRecord
     from .daemon import Daemon
@@ -37,6 +39,8 @@ def dequeue(daemon: Daemon) -> list[RunRecord]:
         for run in claimed:
             try:
                 launched.append(daemon.instance.launch_claimed_run(run))
+            except LaunchError as exc:  # a typed failure (missing image, engine down): no traceback to show
+                log.warning("launching run %s failed (%s): %s", run.run_id, exc.reason, exc)
             except Exception:  # noqa: BLE001 - the run is marked FAILURE with the launcher's error
                 log.exception("launching run %s failed", run.run_id)
         if len(claimed) < batch:

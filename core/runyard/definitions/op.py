@@ -42,6 +42,10 @@ class Out:
 
 @dataclass(frozen=True)
 class In:
+    """An op input: its type, description and default. (The docstring is not optional: without one,
+    Python 3.11.0-3.11.3's dataclass builds one from the signature and fails on an ``inspect.empty``
+    default, as Debian 12's Python 3.11.2 does.)"""
+
     type: Any = inspect_empty
     description: str | None = None
     default: Any = inspect_empty

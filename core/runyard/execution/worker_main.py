@@ -23,3 +23,22 @@ def run_worker_main(run_id: str) -> int:
         sys.stdout.flush()
     print(f"run {run_id} finished: {run.status}")
     return 0 if run.status == RunStatus.SUCCESS else 1
+
+
+def exit_now(code: int) -> None:
+    """End a worker process whose run is finished and stored: run the atexit handlers (the user's
+    included), flush stdio, and leave without the interpreter's module teardown, which takes 0.1-0.2 s
+    with runyard, SQLAlchemy and a database driver loaded (a container or a launcher waits that long
+    for nothing)."""
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)

@@ -9,9 +9,11 @@ true. It returns the final outcome of every step; the run worker turns that into
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..component import Component
 from ..storage.records import EventType, StepStatus
@@ -68,6 +70,30 @@ class Executor(Component, ABC):
     @abstractmethod
     def execute(self, context: ExecuteContext) -> ExecutionResult:
         """Run the plan's steps; return every step's outcome."""
+
+
+class TagConcurrencyLimit(BaseModel):
+    """One ``tag_concurrency_limits`` rule of an executor that runs steps at once: at most ``limit``
+    steps whose op has tag ``key`` (with ``value``, or any value) run at the same time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    value: str | None = Field(None, description="Omit to count every step that has the key.")
+    limit: int = Field(ge=0)
+
+
+def tag_limits_allow(rules: Iterable[TagConcurrencyLimit], running: Iterable[Mapping[str, str]],
+                     tags: Mapping[str, str]) -> bool:
+    """Whether a step with op ``tags`` may start while steps with the op tags ``running`` run."""
+    running = list(running)
+    for rule in rules:
+        if rule.key not in tags or (rule.value is not None and tags[rule.key] != rule.value):
+            continue
+        in_use = sum(1 for t in running if rule.key in t and (rule.value is None or t[rule.key] == rule.value))
+        if in_use >= rule.limit:
+            return False
+    return True
 
 
 def skip_step(context: ExecuteContext, step_key: str, because: str) -> None:

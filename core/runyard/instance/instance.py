@@ -43,6 +43,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HOME_ENV = "RUNYARD_HOME"
 INSTANCE_FILE_ENV = "RUNYARD_INSTANCE_FILE"
+#: the instance file's text itself, for a worker whose host's files it cannot see (a container): its
+#: ``{env: ...}`` references are unresolved, as in the file. ``RUNYARD_INSTANCE_SOURCE`` names it in errors.
+INSTANCE_YAML_ENV = "RUNYARD_INSTANCE_YAML"
+INSTANCE_SOURCE_ENV = "RUNYARD_INSTANCE_SOURCE"
 INSTANCE_FILE_NAME = "runyard.yaml"
 DEFAULT_HOME = ".runyard"
 COMPONENT_KEYS = ("storage", "run_coordinator", "run_launcher")
@@ -94,8 +98,13 @@ class Instance:
     # ---- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(cls, home: str | None = None, instance_file: str | None = None) -> Instance:
-        """Open the instance at ``home`` (else ``$RUNYARD_HOME``, else ``./.runyard``)."""
+        """Open the instance at ``home`` (else ``$RUNYARD_HOME``, else ``./.runyard``). Its file is
+        ``instance_file``, else ``$RUNYARD_INSTANCE_FILE``, else the text in ``$RUNYARD_INSTANCE_YAML``
+        (what a container launcher hands its workers), else ``<home>/runyard.yaml``."""
         home = resolve_home(home)
+        if not instance_file and not os.environ.get(INSTANCE_FILE_ENV) and INSTANCE_YAML_ENV in os.environ:
+            source = os.environ.get(INSTANCE_SOURCE_ENV) or f"${INSTANCE_YAML_ENV}"
+            return cls(home, load_yaml_text(os.environ[INSTANCE_YAML_ENV], source))
         explicit = instance_file or os.environ.get(INSTANCE_FILE_ENV)
         path = explicit or os.path.join(home, INSTANCE_FILE_NAME)
         # Only the default file may be absent; a file named explicitly must exist.
@@ -132,6 +141,21 @@ class Instance:
         if os.path.exists(self.instance_file):
             env[INSTANCE_FILE_ENV] = os.path.abspath(self.instance_file)
         return env
+
+    def worker_config_text(self) -> str:
+        """The instance file's text as a run worker needs it: only :data:`RUN_WORKER_KEYS`, with every
+        ``{env: NAME}`` left unresolved (no secret is in it). For workers that cannot read the file
+        (a container), in ``$RUNYARD_INSTANCE_YAML``."""
+        import yaml
+
+        raw = self.doc.data if isinstance(self.doc.data, dict) else {}
+        return yaml.safe_dump({k: v for k, v in raw.items() if k in RUN_WORKER_KEYS}, sort_keys=False)
+
+    def worker_env_names(self) -> set[str]:
+        """The environment variables the parts of the instance file a run worker uses name with
+        ``{env: NAME}`` (its storage's password, say): what a worker in a container must be given."""
+        raw = self.doc.data if isinstance(self.doc.data, dict) else {}
+        return {name for key, value in raw.items() if key in RUN_WORKER_KEYS for name in env_names(value)}
 
     # ---- plugin sections -------------------------------------------------------------------------
     def section(self, name: str) -> BaseModel:
@@ -292,16 +316,19 @@ class Instance:
 
     def _start_worker(self, run: RunRecord) -> RunRecord:
         """Hand a STARTING run to the launcher; if it cannot start a worker, the run ends FAILURE."""
-        from ..launchers.base import LaunchRunContext
+        from ..launchers.base import LaunchError, LaunchRunContext
 
         try:
             self.run_launcher.launch_run(LaunchRunContext(instance=self, run=run))
         except Exception as exc:
             import traceback
 
+            data: dict[str, Any] = {"error": traceback.format_exc()}
+            if isinstance(exc, LaunchError):  # a typed failure: its reason, no traceback of ours
+                data = {**exc.details, "reason": exc.reason, "error": str(exc)}
             self.transition(run.run_id, [RunStatus.STARTING], RunStatus.FAILURE,
                             f"The {self.run_launcher.name} launcher failed to start the run worker: {exc}",
-                            data={"error": traceback.format_exc()})
+                            data=data)
             raise
         return self.get_run(run.run_id)
 
@@ -375,7 +402,8 @@ class Instance:
                                  f"the run worker died ({result.message})", "run_worker_died")
         self.transition(run, [run.status], final,
                         f"Run worker died: {result.message}. Run marked {final} by the health check.",
-                        data={"reason": result.message}, events=closing)
+                        data={**result.details, "reason": result.reason or result.message,
+                              "error": result.message}, events=[*result.events, *closing])
         return "dead"
 
     def delete_run(self, run_id: str, *, files: bool = False) -> None:

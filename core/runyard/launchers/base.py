@@ -7,6 +7,11 @@ later terminate it or check its health.
 
 Capability flags tell callers what they may ask: ``supports_health_check`` (run monitoring asks
 whether a worker is alive) and ``supports_resume`` (a run whose worker died can be resumed).
+
+Failures are typed: a launch that cannot start a worker raises :class:`LaunchError` with a
+``reason`` (``image_not_found``, ``create_error``...), a health check that finds the worker dead
+says why in :attr:`HealthCheckResult.reason` (``oom_killed``, ``exit_code``...). The run's
+``RUN_FAILURE`` event carries that reason in ``data["reason"]``, and the CLI and the web UI show it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,22 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..component import Component
+from ..errors import RunyardError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..instance.instance import Instance
-    from ..storage.records import RunRecord
+    from ..storage.records import Event, RunRecord
+
+
+class LaunchError(RunyardError):
+    """A launcher could not start the run's worker. ``reason`` is a short machine-readable code
+    (``image_not_found``, ``network_not_found``, ``engine_unreachable``, ``create_error``...) stored
+    with the run's failure; ``details`` more facts for the event's data (never secrets)."""
+
+    def __init__(self, message: str, *, reason: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.details = details or {}
 
 
 class WorkerHealth(str, Enum):
@@ -31,8 +48,16 @@ class WorkerHealth(str, Enum):
 
 @dataclass
 class HealthCheckResult:
+    """``reason``: for a dead worker, a short code for why (``oom_killed``, ``exit_code``,
+    ``killed``, ``container_removed``...), stored in the run's failure event (default: the message);
+    ``details``: more facts for that event's data; ``events``: events to store with the run's final
+    status (the last lines of the worker's output, say), in the same transaction."""
+
     health: WorkerHealth
     message: str = ""
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +83,15 @@ class TerminateRunContext:
 class HealthCheckContext:
     instance: Instance
     run: RunRecord
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReconcileContext:
+    """``runs``: the in-progress runs run monitoring just looked at (the launcher may look up others)."""
+
+    instance: Instance
+    runs: list[RunRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +123,13 @@ class RunLauncher(Component, ABC):
 
     def check_run_worker_health(self, context: HealthCheckContext) -> HealthCheckResult:
         return HealthCheckResult(WorkerHealth.UNKNOWN, "this launcher cannot check worker health")
+
+    def reconcile(self, context: ReconcileContext) -> list[str]:
+        """Called by run monitoring on every pass (in the daemon that leads): clean up what the
+        launcher's workers left behind — containers or Jobs of finished or unknown runs (after storing
+        what is worth keeping) — and finish runs whose worker vanished. Returns one line per action
+        taken, for the daemon's log. Must be safe to run from several processes at once."""
+        return []
 
     def delete_run_files(self, context: DeleteRunFilesContext) -> None:  # noqa: B027 - optional hook
         """Delete the files this launcher wrote for ``context.run`` (e.g. its worker's log), when the

@@ -14,6 +14,7 @@ One module per concern:
   storage has them and polls otherwise.
 * :mod:`.delete` — delete a finished run with its files, each component deleting its own.
 * :mod:`.step_logs` — read a step's captured output in chunks.
+* :mod:`.failure` — why a run failed or was canceled (the reason stored with its final event).
 * :mod:`.serve` — serve until signalled (``runyard daemon``, ``dev``, ``webui``).
 * :mod:`.workspace` — open a workspace from definitions files, a workspace file or neither; find
   locations, jobs and the location a run came from.

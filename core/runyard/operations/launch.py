@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..tags import LOCATION_TAG, check_user_tags
+from ..tags import IMAGE_TAG, LOCATION_TAG, check_user_tags
 from .errors import UnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +59,13 @@ def location_code_pointer(loc: CodeLocation) -> CodePointer:
     return CodePointer.from_dict(health.code_pointer) if health is not None else CodePointer()
 
 
+def location_image(loc: CodeLocation) -> str | None:
+    """The container image of a location's runs: its workspace entry's ``image``, else the one its
+    code server reports; ``None`` when neither says (a container launcher then uses its own)."""
+    health = loc.health
+    return loc.origin.image or (health.image if health is not None else None)
+
+
 def validate_on_location(loc: CodeLocation, job_name: str, run_config: Mapping[str, Any] | None,
                          ops: str | None = None) -> ValidationResult:
     """The run config (and op selection) checked by the location's code server; an unreachable or
@@ -78,13 +85,15 @@ def create_from_location(instance: Instance, loc: CodeLocation, validation: Vali
                          root_run_id: str | None = None) -> RunRecord:
     """Store a NOT_STARTED run that ``validation`` accepted: the job's tags, then ``tags``, then the
     ``runyard/location`` tag; the location's code pointer unless ``code_pointer`` is given; the
-    validated step selection unless ``step_keys_to_execute`` is given. ``tags`` may hold reserved
+    validated step selection unless ``step_keys_to_execute`` is given; the ``runyard/image`` tag when
+    the location has an image (:func:`location_image`). ``tags`` may hold reserved
     tags (runyard's callers set them); a user's tags are checked by the caller first. The tags the
     validation reports (the job's and the run config's) are the user's: a reserved one is refused."""
     check_user_tags(validation.tags, f"job '{validation.job_name}' or run config")
+    image = location_image(loc)
     return instance.create_run(
         job_name=validation.job_name, run_config=dict(run_config or {}),
-        tags={**validation.tags, **(tags or {}), LOCATION_TAG: loc.name},
+        tags={**validation.tags, **(tags or {}), LOCATION_TAG: loc.name, **({IMAGE_TAG: image} if image else {})},
         code_pointer=code_pointer or location_code_pointer(loc), run_id=run_id,
         step_keys_to_execute=(validation.step_keys_to_execute if step_keys_to_execute is None
                               else step_keys_to_execute),

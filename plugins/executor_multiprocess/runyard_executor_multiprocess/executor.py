@@ -19,20 +19,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from runyard.execution.step import StepOutcome
-from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
+from runyard.executors.base import (
+    ExecuteContext,
+    ExecutionResult,
+    Executor,
+    TagConcurrencyLimit,
+)
+from runyard.executors.scheduling import StepScheduler
 from runyard.launchers.procinfo import describe_exit
 from runyard.storage.records import EventType, StepStatus
 
 from .child import run_step_attempt
 from .forkserver import ForkServer, receive
-
-
-class TagConcurrencyLimit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    value: str | None = Field(None, description="Omit to count every step that has the key.")
-    limit: int = Field(ge=0)
 
 
 class MultiprocessConfig(BaseModel):
@@ -83,82 +81,28 @@ class MultiprocessExecutor(Executor):
 
     # ---- scheduling ------------------------------------------------------------------------------
     def _schedule(self, context: ExecuteContext, server: ForkServer) -> ExecutionResult:
-        plan, job = context.plan, context.job
-        limit = self.config.max_concurrent or os.cpu_count() or 1
-        order = {k: i for i, k in enumerate(plan.order)}
-        result = ExecutionResult()
-        waiting = list(plan.order)
-        retry_at: dict[str, tuple[float, int]] = {}
+        steps = StepScheduler(context, max_concurrent=self.config.max_concurrent or os.cpu_count() or 1,
+                              tag_limits=self.config.tag_concurrency_limits)
         running: dict[str, _StepProcess] = {}
         by_pid: dict[int, _StepProcess] = {}
-        done: dict[str, StepStatus] = {}  # step -> SUCCESS, FAILURE or SKIPPED
-
-        def tag_room(tags: dict[str, str]) -> bool:
-            for rule in self.config.tag_concurrency_limits:
-                if rule.key not in tags or (rule.value is not None and tags[rule.key] != rule.value):
-                    continue
-                in_use = sum(1 for p in running.values() if rule.key in p.tags
-                             and (rule.value is None or p.tags[rule.key] == rule.value))
-                if in_use >= rule.limit:
-                    return False
-            return True
-
         try:
-            while waiting or running or retry_at:
+            while steps.unfinished:
                 if context.is_terminating():
-                    result.interrupted = True
+                    steps.result.interrupted = True
                     break
-                for key in list(waiting):  # skip what can no longer run
-                    bad = [u for u in plan.steps[key].upstream
-                           if done.get(u) in (StepStatus.FAILURE, StepStatus.SKIPPED)]
-                    if bad:
-                        waiting.remove(key)
-                        skip_step(context, key, f"upstream step(s) {', '.join(sorted(bad))} did not succeed")
-                        done[key] = StepStatus.SKIPPED
-                        result.skipped.append(key)
-                now = time.monotonic()
-                ready = [(key, 0) for key in waiting
-                         if all(done.get(u) == StepStatus.SUCCESS for u in plan.steps[key].upstream)]
-                ready += [(key, attempt) for key, (at, attempt) in retry_at.items() if at <= now]
-                ready.sort(key=lambda item: (-plan.steps[item[0]].priority, order[item[0]]))
-                for key, attempt in ready:
-                    if len(running) >= limit:
-                        break
-                    tags = job.nodes[key].op.tags
-                    if not tag_room(tags):
-                        continue
-                    if attempt:
-                        del retry_at[key]
-                    else:
-                        waiting.remove(key)
-                    running[key] = self._fork(server, key, attempt, tags)
+                for key, attempt in steps.start_now():
+                    running[key] = self._fork(server, key, attempt, steps.running[key])
                 if not running:
-                    if retry_at:
-                        time.sleep(max(0.0, min(at for at, _ in retry_at.values()) - time.monotonic()))
-                    elif waiting:  # only steps whose tag limit is 0 are left
-                        for key in waiting:
-                            skip_step(context, key, "its tag concurrency limit is 0")
-                            done[key] = StepStatus.SKIPPED
-                            result.skipped.append(key)
-                        waiting.clear()
+                    steps.idle()
                     continue
-                timeout = 1.0
-                if retry_at:
-                    timeout = max(0.0, min(timeout, min(at for at, _ in retry_at.values()) - time.monotonic()))
-                self._pump(context, server, running, by_pid, timeout)
+                self._pump(context, server, running, by_pid, steps.wait_seconds(1.0))
                 for proc in [p for p in running.values() if p.finished]:
                     del running[proc.key]
-                    outcome = self._outcome(context, proc)
-                    if outcome.status == StepStatus.RETRY:
-                        retry_at[proc.key] = (time.monotonic() + outcome.retry_delay,
-                                              next_attempt(context, proc.key))
-                        continue
-                    result.outcomes[proc.key] = outcome
-                    done[proc.key] = StepStatus.SUCCESS if outcome.status == StepStatus.SUCCESS else StepStatus.FAILURE
+                    steps.settle(proc.key, self._outcome(context, proc))
         finally:
             if running:
                 self._stop_all(context, server, running, by_pid)
-        return result
+        return steps.result
 
     # ---- processes -------------------------------------------------------------------------------
     def _fork(self, server: ForkServer, key: str, attempt: int, tags: dict[str, str]) -> _StepProcess:

@@ -70,6 +70,15 @@ class StepStats(graphene.ObjectType):
         return err.get("message") if isinstance(err, dict) else str(err)
 
 
+class RunFailure(graphene.ObjectType):
+    """Why a run failed or was canceled, as its launcher or run monitoring stored it
+    (:func:`runyard.operations.failure.run_failure`)."""
+
+    reason = graphene.String(required=True, description="A short code: `image_not_found`, `oom_killed`, "
+                             "`start_timeout`...")
+    message = graphene.String(required=True)
+
+
 class Run(graphene.ObjectType):
     run_id = graphene.ID(required=True)
     job_name = graphene.String(required=True)
@@ -85,6 +94,8 @@ class Run(graphene.ObjectType):
     end_time = graphene.Float()
     duration = graphene.Float(description="Seconds from start to end (or to now while running).")
     can_terminate = graphene.Boolean(required=True)
+    failure = graphene.Field(RunFailure, description="For a FAILURE or CANCELED run whose launcher or run "
+                             "monitoring said why: the reason and message; else null.")
     steps = graphene.List(graphene.NonNull(StepStats), required=True)
     events = graphene.List(graphene.NonNull(Event), required=True, after_id=graphene.Int(),
                            limit=graphene.Int(default_value=1000))
@@ -114,6 +125,12 @@ class Run(graphene.ObjectType):
         from runyard.storage.records import UNFINISHED_STATUSES, RunStatus
 
         return root.status in UNFINISHED_STATUSES and root.status != RunStatus.CANCELING
+
+    @staticmethod
+    def resolve_failure(root, info):
+        from runyard.operations.failure import run_failure
+
+        return run_failure(web(info).storage, root)
 
     @staticmethod
     def resolve_steps(root, info):

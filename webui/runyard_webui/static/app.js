@@ -73,7 +73,7 @@ const runyard = (() => {
     const query = `query($id: ID!, $after: Int) {
       runEvents(runId: $id, afterId: $after, waitSeconds: 15) {
         cursor runStatus finished events { id eventType timestamp stepKey level message data } }
-      run(runId: $id) { startTime endTime steps { stepKey status attempts startTime endTime error } } }`;
+      run(runId: $id) { startTime endTime failure { reason message } steps { stepKey status attempts startTime endTime error } } }`;
     for (;;) {
       let data;
       const asked = Date.now();
@@ -102,6 +102,12 @@ const runyard = (() => {
   function renderSteps(root, run) {
     root.querySelector("[data-start]").textContent = when(run.startTime);
     root.querySelector("[data-end]").textContent = when(run.endTime);
+    const failure = root.querySelector("#run-failure");
+    failure.hidden = !run.failure;
+    if (run.failure) {
+      failure.querySelector("[data-failure-reason]").textContent = run.failure.reason;
+      failure.querySelector("[data-failure-message]").textContent = run.failure.message;
+    }
     const tbody = root.querySelector("#steps tbody");
     const logs = (step, stream) => el("a", {href: `/runs/${root.dataset.runId}/steps/${encodeURIComponent(step)}/logs?stream=${stream}`}, stream);
     tbody.replaceChildren(...run.steps.map(s => el("tr", {"data-step": s.stepKey},

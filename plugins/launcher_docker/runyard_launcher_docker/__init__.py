@@ -1,0 +1,1 @@
+"""Docker run launcher and step executor for runyard."""
