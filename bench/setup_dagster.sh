@@ -15,6 +15,7 @@ PACKAGES=(
   "dagster==${DAGSTER_VERSION}"
   "dagster-webserver==${DAGSTER_VERSION}"
   "dagster-postgres==0.29.27"   # Dagster's library releases pair 1.13.x with 0.29.x
+  "dagster-docker==0.29.27"     # bench/docker_compare.py: DockerRunLauncher and docker_executor
   "psycopg2-binary"
 )
 VENV="${DAGSTER_VENV:-$HOME/.cache/runyard-bench/dagster-venv}"
@@ -26,13 +27,13 @@ import sys
 from importlib.metadata import version
 want = sys.argv[1]
 ok = version("dagster") == want and version("dagster-webserver") == want
-version("dagster-postgres"), version("psycopg2-binary")
+version("dagster-postgres"), version("dagster-docker"), version("psycopg2-binary")
 sys.exit(0 if ok else 1)
 EOF
 }
 
 if have_pinned; then
-  echo "reusing $VENV (dagster $DAGSTER_VERSION, dagster-webserver, dagster-postgres, psycopg2-binary present)"
+  echo "reusing $VENV (dagster $DAGSTER_VERSION, dagster-webserver, dagster-postgres, dagster-docker, psycopg2-binary present)"
 else
   if [ ! -x "$VENV/bin/python" ]; then
     echo "creating virtualenv $VENV with $("$PYTHON" --version 2>&1)"

@@ -152,9 +152,8 @@ def _prepare(instance: Any, run_id: str, emitter: Any) -> Any:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    from runyard.execution.worker_main import exit_now
+
     # everything is written (events stored, outcome printed): the interpreter's own teardown would
     # only delay the container's exit, which the next step waits for
-    os._exit(code)
+    exit_now(main())
