@@ -24,7 +24,8 @@ def instance_label(instance) -> str:
 
 
 def containers_of(client, instance, *, all: bool = True) -> list[Any]:
-    return client.containers.list(all=all, filters={"label": instance_label(instance)})
+    # ignore_removed: a container removed between the listing and its inspection is simply gone
+    return client.containers.list(all=all, filters={"label": instance_label(instance)}, ignore_removed=True)
 
 
 def remove_containers_of(client, instance) -> list[str]:
