@@ -537,12 +537,23 @@ def table(records: list[dict], left: dict[tuple[str, str], int], runs: int, note
 
 
 def compare(args) -> int:
+    """Every figure; a private engine this run had to start is stopped again at the end."""
+    engine_script = os.path.join(REPO_DIR, "scripts", "docker-engine")
+    started_engine = False
     if not os.environ.get("DOCKER_HOST"):
-        proc = subprocess.run([os.path.join(REPO_DIR, "scripts", "docker-engine"), "start"], capture_output=True,
-                              text=True, timeout=300)
+        started_engine = subprocess.run([engine_script, "status"], capture_output=True).returncode != 0
+        proc = subprocess.run([engine_script, "start"], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise SystemExit(f"no Docker engine: scripts/docker-engine start failed:\n{proc.stderr}")
         os.environ["DOCKER_HOST"] = proc.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    try:
+        return _compare(args)
+    finally:
+        if started_engine:
+            subprocess.run([engine_script, "stop"], capture_output=True, timeout=120)
+
+
+def _compare(args) -> int:
     from compare import find_dagster_python
 
     from runyard_storage_postgres.testing import require_server

@@ -31,11 +31,14 @@ IMAGE = os.environ.get("RUNYARD_TEST_IMAGE", "runyard:dev")
 
 
 @pytest.fixture(scope="session")
-def docker_host() -> str:
-    """An engine that answers: $DOCKER_HOST, else what scripts/docker-engine finds or starts."""
+def docker_host():
+    """An engine that answers: $DOCKER_HOST, else what scripts/docker-engine finds or starts (a
+    private engine started here is stopped when the session ends)."""
+    script = str(ROOT / "scripts" / "docker-engine")
+    started = False
     if not os.environ.get("DOCKER_HOST"):
-        proc = subprocess.run([str(ROOT / "scripts" / "docker-engine"), "start"], capture_output=True, text=True,
-                              timeout=300)
+        started = subprocess.run([script, "status"], capture_output=True).returncode != 0
+        proc = subprocess.run([script, "start"], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             pytest.fail(f"no Docker engine: scripts/docker-engine start failed:\n{proc.stderr}", pytrace=False)
         os.environ["DOCKER_HOST"] = proc.stdout.strip().splitlines()[-1].split("=", 1)[1]
@@ -46,7 +49,9 @@ def docker_host() -> str:
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"the Docker engine at DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer: {exc}. "
                     "Start one with scripts/docker-engine.", pytrace=False)
-    return os.environ["DOCKER_HOST"]
+    yield os.environ["DOCKER_HOST"]
+    if started:
+        subprocess.run([script, "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
