@@ -16,6 +16,7 @@ PACKAGES=(
   "dagster-webserver==${DAGSTER_VERSION}"
   "dagster-postgres==0.29.27"   # Dagster's library releases pair 1.13.x with 0.29.x
   "dagster-docker==0.29.27"     # bench/docker_compare.py: DockerRunLauncher and docker_executor
+  "dagster-k8s==0.29.27"        # bench/k8s_compare.py: K8sRunLauncher against the fake cluster
   "psycopg2-binary"
 )
 VENV="${DAGSTER_VENV:-$HOME/.cache/runyard-bench/dagster-venv}"
@@ -27,13 +28,13 @@ import sys
 from importlib.metadata import version
 want = sys.argv[1]
 ok = version("dagster") == want and version("dagster-webserver") == want
-version("dagster-postgres"), version("dagster-docker"), version("psycopg2-binary")
+version("dagster-postgres"), version("dagster-docker"), version("dagster-k8s"), version("psycopg2-binary")
 sys.exit(0 if ok else 1)
 EOF
 }
 
 if have_pinned; then
-  echo "reusing $VENV (dagster $DAGSTER_VERSION, dagster-webserver, dagster-postgres, dagster-docker, psycopg2-binary present)"
+  echo "reusing $VENV (dagster $DAGSTER_VERSION, dagster-webserver, dagster-postgres, dagster-docker, dagster-k8s, psycopg2-binary present)"
 else
   if [ ! -x "$VENV/bin/python" ]; then
     echo "creating virtualenv $VENV with $("$PYTHON" --version 2>&1)"

@@ -29,6 +29,9 @@ LOCATION_TAG = "runyard/location"
 #: the container image of the run's code location (its workspace entry's ``image``, else the one its
 #: code server reports); container launchers and executors run the run's worker and steps from it
 IMAGE_TAG = "runyard/image"
+#: the run's code location's ``container_context`` (its workspace entry's, as JSON): settings per
+#: launcher name that container launchers and executors apply where their ``location_overrides`` allow
+CONTAINER_CONTEXT_TAG = "runyard/container_context"
 
 #: the schedule whose tick created the run
 SCHEDULE_TAG = "runyard/schedule"
@@ -50,13 +53,23 @@ PARENT_RUN_ID_TAG = "runyard/parent_run_id"
 #: the first run of a chain of re-executions
 ROOT_RUN_ID_TAG = "runyard/root_run_id"
 
+#: integer >= 0; how many times the daemon retries the run when it fails (``run_retries``; overrides
+#: ``run_retries.max_retries``, counted along the chain of retries)
+MAX_RETRIES_TAG = "runyard/max_retries"
+#: comma-separated failure reasons (``oom_killed,start_timeout``; ``*``: any) the daemon retries the
+#: run on (overrides ``run_retries.retry_on_reasons``)
+RETRY_ON_REASONS_TAG = "runyard/retry_on_reasons"
+#: on a retry made by the daemon: its attempt number (1 for the first retry of the root run)
+RETRY_NUMBER_TAG = "runyard/retry_number"
+
 #: every tag name above, for documentation and checks
-ALL_TAGS = (LOCATION_TAG, IMAGE_TAG, SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
-            PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG)
+ALL_TAGS = (LOCATION_TAG, IMAGE_TAG, CONTAINER_CONTEXT_TAG,
+            SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
+            PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, MAX_RETRIES_TAG, RETRY_ON_REASONS_TAG, RETRY_NUMBER_TAG)
 
 #: the reserved tags a user may set: settings of a run, documented as such (docs/concepts.md).
 #: Every other ``runyard/`` tag records what runyard did and is refused from users.
-USER_TAGS = frozenset({PRIORITY_TAG, MAX_RUNTIME_TAG})
+USER_TAGS = frozenset({PRIORITY_TAG, MAX_RUNTIME_TAG, MAX_RETRIES_TAG, RETRY_ON_REASONS_TAG})
 
 
 class ReservedTagError(ConfigError):

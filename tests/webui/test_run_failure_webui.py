@@ -1,6 +1,7 @@
 """Why a run failed, in a real ``runyard webui``: GraphQL ``Run.failure { reason message }`` and the
 run page's failure line, for a launcher (selected by {module, class} in the instance file) that
-raises LaunchError with a reason; nothing for a run that failed in its own steps.
+raises LaunchError with a reason; nothing for a run that failed in its own steps. Also the run page's
+retry facts: a retry's attempt number, and what a failed run was retried as (run_retries).
 
 Needs: nothing beyond Python (SQLite, a real code server and web UI as subprocesses).
 """
@@ -56,3 +57,26 @@ def test_a_run_that_failed_in_a_step_or_succeeded_has_no_failure(webui):
         assert webui.wait_finished(run_id)[0] == final
         assert webui.gql(FAILURE, {"id": run_id})["run"] == {"status": final, "failure": None}
         assert failure_line(webui.get(f"/runs/{run_id}")[1]) is None
+
+
+def test_the_run_page_shows_a_retry_and_what_a_failed_run_was_retried_as(webui):
+    from runyard.daemon.retries import retry_run_id
+    from runyard.instance.instance import Instance
+    from runyard.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG
+
+    failed_id = webui.launch("broken")["run"]["runId"]
+    assert webui.wait_finished(failed_id)[0] == "FAILURE"
+    # the run the daemon's run retries would store for it (docs/daemon.md#run-retries)
+    inst = Instance.open(home=str(webui.home))
+    try:
+        failed = inst.get_run(failed_id)
+        inst.create_run(job_name=failed.job_name, run_id=retry_run_id(failed_id), parent_run_id=failed_id,
+                        tags={**failed.tags, PARENT_RUN_ID_TAG: failed_id, RETRY_NUMBER_TAG: "1"})
+    finally:
+        inst.dispose()
+    retry_id = retry_run_id(failed_id)
+    page = webui.get(f"/runs/{failed_id}")[1]
+    assert re.search(rf'data-retried-as><a href="/runs/{retry_id}"><code>{retry_id[:8]}</code></a> NOT_STARTED', page)
+    page = webui.get(f"/runs/{retry_id}")[1]
+    assert "<dd data-retry-number>attempt 1 (made by the daemon)</dd>" in page
+    assert f'href="/runs/{failed_id}"' in page

@@ -88,11 +88,16 @@ def run(run_id: str):
     record = web.storage.get_run(run_id)
     if record is None:
         abort(404, f"no run with id '{run_id}'")
+    from runyard.daemon.retries import retry_run_id
     from runyard.operations.failure import run_failure
+    from runyard.storage.records import RunStatus
+    from runyard.tags import RETRY_NUMBER_TAG
 
     events = web.storage.get_events(run_id)
+    retried_as = web.storage.get_run(retry_run_id(run_id)) if record.status == RunStatus.FAILURE else None
     return render_template("run.html", run=record, events=events, steps=web.storage.get_step_stats(run_id),
-                           cursor=events[-1].id if events else None, failure=run_failure(web.storage, record))
+                           cursor=events[-1].id if events else None, failure=run_failure(web.storage, record),
+                           retry_number=record.tags.get(RETRY_NUMBER_TAG), retried_as=retried_as)
 
 
 @pages.get("/runs/<run_id>/steps/<step_key>/logs")

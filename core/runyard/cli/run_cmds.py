@@ -59,14 +59,19 @@ def list_runs(statuses, job_name, tags, limit, as_json):
 def show(run_id, as_json):
     """Show one run: status, why it failed (when its launcher or run monitoring said), config, tags,
     and each step's outcome."""
+    from ..daemon.retries import retry_run_id
     from ..operations.failure import run_failure
+    from ..tags import RETRY_NUMBER_TAG
 
     instance = open_instance()
     r = instance.get_run(run_id)
     steps = step_summary(instance, run_id)
     failure = run_failure(instance.storage, r)
+    # a failed run's retry, if the daemon made one (its id is derived from the failed run's)
+    retry = instance.storage.get_run(retry_run_id(r.run_id)) if r.status == RunStatus.FAILURE else None
     if as_json:
-        echo_json({**run_json(r), "steps": steps, "failure": failure.to_dict() if failure else None})
+        echo_json({**run_json(r), "steps": steps, "failure": failure.to_dict() if failure else None,
+                   "retried_as": retry.run_id if retry else None})
         return
     click.echo(f"Run        {r.run_id}")
     click.echo(f"Job        {r.job_name}")
@@ -80,6 +85,10 @@ def show(run_id, as_json):
     click.echo(f"Code       {r.code_pointer.describe()}")
     if r.parent_run_id:
         click.echo(f"Parent     {r.parent_run_id} (root {r.root_run_id or r.parent_run_id})")
+    if r.tags.get(RETRY_NUMBER_TAG):
+        click.echo(f"Retry      attempt {r.tags[RETRY_NUMBER_TAG]}, made by the daemon (run_retries)")
+    if retry is not None:
+        click.echo(f"Retried as {retry.run_id} ({retry.status})")
     if r.step_keys_to_execute is not None:
         click.echo(f"Selected   {', '.join(r.step_keys_to_execute)}")
     if r.tags:

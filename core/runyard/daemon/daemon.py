@@ -4,6 +4,7 @@
 * :mod:`.schedules` and :mod:`.sensors` — ticks, with :mod:`.ticks` turning run requests into runs.
 * :mod:`.monitoring` — start and cancel timeouts, ``runyard/max_runtime``, worker health.
 * :mod:`.retention` — deleting old finished runs.
+* :mod:`.retries` — re-executing failed runs (``run_retries``), by failure reason.
 * ``lease`` — every second (a third of ``lease_seconds`` if shorter): the holder renews every third
   of ``lease_seconds``, a standby tries to take the lease (:mod:`.lease`).
 
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import monitoring, queue, retention, schedules, sensors
+from . import monitoring, queue, retention, retries, schedules, sensors
 from .lease import LeaseKeeper
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("runyard.daemon")
 
-LOOPS = ("queue", "schedules", "sensors", "monitoring", "retention")
+LOOPS = ("queue", "schedules", "sensors", "monitoring", "retention", "retries")
 
 
 class Daemon:
@@ -72,9 +73,12 @@ class Daemon:
         loops: list[tuple[str, Callable[[], Any], float, dict[str, Any]]] = [
             ("schedules", self.run_schedules, self.settings.schedule_interval_seconds, {}),
             ("sensors", self.run_sensors, self.settings.sensor_interval_seconds, {})]
-        if self.instance.settings.run_monitoring.enabled:
+        if self.instance.settings.run_monitoring.enabled:  # first pass at start: a new leader looks at once
             loops.append(("monitoring", self.run_monitoring,
-                          self.instance.settings.run_monitoring.poll_interval_seconds, {}))
+                          self.instance.settings.run_monitoring.poll_interval_seconds,
+                          {"next_run_time": datetime.now(UTC)}))
+        if self.instance.settings.run_retries.enabled:
+            loops.append(("retries", self.run_retries, self.instance.settings.run_retries.interval_seconds, {}))
         retention_settings = self.instance.settings.retention
         if retention_settings.runs_days is not None:  # first pass at start, then every interval
             loops.append(("retention", self.prune_runs, retention_settings.interval_seconds,
@@ -199,3 +203,6 @@ class Daemon:
 
     def prune_runs(self, now: float | None = None) -> list[str]:
         return retention.prune_runs(self, now)
+
+    def run_retries(self, now: float | None = None) -> list[tuple[str, str]]:
+        return retries.run_retries(self, now)

@@ -88,15 +88,33 @@ def _timed_out(daemon: Daemon, run: RunRecord, now: float) -> str | None:
     if now - since <= seconds:
         return None
     instance = daemon.instance
-    instance.run_launcher.terminate(TerminateRunContext(instance=instance, run=run))
-    message = (f"Run did not {timeout.what} within {seconds:g}s (run_monitoring.{timeout.setting}); "
+    reason, why = timeout.reason, ""
+    if run.status == RunStatus.STARTING:
+        waited = _start_wait_reason(daemon, run)
+        if waited is not None:
+            reason, why = waited[0], f" ({waited[1].rstrip('.')})"
+    message = (f"Run did not {timeout.what} within {seconds:g}s (run_monitoring.{timeout.setting}){why}; "
                "its worker was terminated.")
     closing = closing_events(run.run_id, open_steps_in_storage(daemon.storage, run.run_id),
-                             message.rstrip("."), timeout.reason)
-    if instance.transition(run, [timeout.status], timeout.final, message, data={"reason": timeout.reason},
-                           events=closing):
-        return timeout.reason
-    return None
+                             message.rstrip("."), reason)
+    # finished first, then stopped: whatever the worker's launcher sees while it goes (a pod being
+    # deleted) meets a finished run and cannot finish it a second way
+    if not instance.transition(run, [timeout.status], timeout.final, message, data={"reason": reason},
+                               events=closing):
+        return None
+    instance.run_launcher.terminate(TerminateRunContext(instance=instance, run=instance.get_run(run.run_id)))
+    return reason
+
+
+def _start_wait_reason(daemon: Daemon, run: RunRecord) -> tuple[str, str] | None:
+    """The launcher's word on why the run has not started (a pod no node can take), if it has one."""
+    from ..launchers.base import HealthCheckContext
+
+    try:
+        return daemon.instance.run_launcher.start_wait_reason(HealthCheckContext(instance=daemon.instance, run=run))
+    except Exception:  # noqa: BLE001 - the plain start timeout then
+        log.exception("asking the launcher why run %s has not started failed", run.run_id)
+        return None
 
 
 def _over_max_runtime(daemon: Daemon, run: RunRecord, now: float) -> str | None:

@@ -1,10 +1,22 @@
 """The run queue loop, with the ``queued`` coordinator: claim QUEUED runs under the coordinator's
 limits (counted by storage inside the claim, fenced by the lease token) and launch them. It waits on
-:meth:`RunStorage.wait_for_runs`, so a submission wakes it at once where storage notifies."""
+:meth:`RunStorage.wait_for_runs`, so a submission wakes it at once where storage notifies.
+
+A launch is one round trip to the launcher's API (a fork, a container create and start, a
+Kubernetes Job). When the launcher declares ``supports_concurrent_launch``, a pass keeps up to
+``daemon.launch_concurrency`` launches in flight on a thread pool and goes on claiming as slots
+free up, so hundreds of queued runs drain at the API's speed rather than one round trip at a time.
+It never claims more than it has free slots for: a claimed run is STARTING (its start timeout
+running) and is launched at once, never left waiting behind other launches. A pass ends when a
+claim comes back short (the queue or the limits are exhausted) or the daemon stops, and only after
+every launch it started has returned, so stopping leaves no claimed run half-launched.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from ..launchers.base import LaunchError
@@ -25,24 +37,69 @@ def queue_main(daemon: Daemon) -> None:
         daemon.storage.wait_for_runs(interval)
 
 
+def launch_slots(daemon: Daemon) -> int:
+    """How many launches a pass keeps in flight: ``daemon.launch_concurrency`` for a launcher that
+    supports concurrent launches, else one."""
+    if not daemon.instance.run_launcher.supports_concurrent_launch:
+        return 1
+    return daemon.settings.launch_concurrency
+
+
 def dequeue(daemon: Daemon) -> list[RunRecord]:
-    """Claim what the limits allow (fenced by the lease) and launch it. Returns the launched runs."""
+    """Claim what the limits allow (fenced by the lease) and launch it, at most
+    :func:`launch_slots` at once. Returns the launched runs, in claim order."""
     coordinator = daemon.instance.run_coordinator
     limits = coordinator.claim_limits()
     lease = daemon.lease.lease
     if lease is None:
         return []
     batch = daemon.settings.dequeue_batch_size
+    slots = launch_slots(daemon)
+    started = time.monotonic()
+    claimed_total = 0
     launched: list[RunRecord] = []
-    while not daemon.stopping:
-        claimed = daemon.storage.claim_queued_runs(daemon.daemon_id, batch, fence=lease, limits=limits)
-        for run in claimed:
-            try:
-                launched.append(daemon.instance.launch_claimed_run(run))
-            except LaunchError as exc:  # a typed failure (missing image, engine down): no traceback to show
-                log.warning("launching run %s failed (%s): %s", run.run_id, exc.reason, exc)
-            except Exception:  # noqa: BLE001 - the run is marked FAILURE with the launcher's error
-                log.exception("launching run %s failed", run.run_id)
-        if len(claimed) < batch:
-            break
+    if slots == 1:
+        while not daemon.stopping:
+            claimed = daemon.storage.claim_queued_runs(daemon.daemon_id, batch, fence=lease, limits=limits)
+            claimed_total += len(claimed)
+            for run in claimed:
+                done = _launch(daemon, run)
+                if done is not None:
+                    launched.append(done)
+            if len(claimed) < batch:
+                break
+    else:
+        futures: list[Future[RunRecord | None]] = []
+        in_flight: set[Future[RunRecord | None]] = set()
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="runyard-launch") as pool:
+            while not daemon.stopping:
+                if len(in_flight) >= slots:
+                    _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    continue
+                want = min(batch, slots - len(in_flight))
+                claimed = daemon.storage.claim_queued_runs(daemon.daemon_id, want, fence=lease, limits=limits)
+                claimed_total += len(claimed)
+                for run in claimed:
+                    future = pool.submit(_launch, daemon, run)
+                    futures.append(future)
+                    in_flight.add(future)
+                if len(claimed) < want:
+                    break
+            # leaving the pool waits for every launch in flight (each returns within seconds)
+        launched = [r for r in (f.result() for f in futures) if r is not None]
+    if claimed_total:
+        log.info("queue: claimed %d run(s), launched %d in %.2fs (%d at a time)", claimed_total, len(launched),
+                 time.monotonic() - started, slots)
     return launched
+
+
+def _launch(daemon: Daemon, run: RunRecord) -> RunRecord | None:
+    """Launch one claimed run; a failure is logged (the run is then FAILURE) and never raised, so
+    one run's trouble never stops the others."""
+    try:
+        return daemon.instance.launch_claimed_run(run)
+    except LaunchError as exc:  # a typed failure (missing image, engine down): no traceback to show
+        log.warning("launching run %s failed (%s): %s", run.run_id, exc.reason, exc)
+    except Exception:  # noqa: BLE001 - the run is marked FAILURE with the launcher's error
+        log.exception("launching run %s failed", run.run_id)
+    return None

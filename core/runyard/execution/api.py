@@ -117,7 +117,7 @@ def plan_reexecution(instance: Instance, parent: RunRecord, graph: JobGraph, mod
     from-failure finds nothing to re-execute or when a step needs an output no run of the chain made.
     """
     from ..errors import RunyardError
-    from ..tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, check_user_tags
+    from ..tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG, check_user_tags
     from .reexecution import resolve_external_outputs, steps_to_retry
 
     check_user_tags(tags)
@@ -130,7 +130,9 @@ def plan_reexecution(instance: Instance, parent: RunRecord, graph: JobGraph, mod
                 "nothing to re-execute from failure. Re-execute all steps or an op selection instead.")
     resolve_external_outputs(instance, graph, step_keys, parent.run_id)  # every needed output exists
     root_run_id = parent.root_run_id or parent.run_id
-    all_tags = {**parent.tags, **(tags or {}), PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: root_run_id}
+    # a retry's number is the daemon's count of its retries: a re-execution made otherwise is none
+    inherited = {k: v for k, v in parent.tags.items() if k != RETRY_NUMBER_TAG}
+    all_tags = {**inherited, **(tags or {}), PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: root_run_id}
     return step_keys, all_tags, root_run_id
 
 

@@ -29,6 +29,12 @@ from .events import EventSink, OutagePolicy
 from .open_steps import OpenSteps, closing_events
 from .step import ResourceInitError, RunTerminated
 
+#: seconds a worker stopped by a SIGTERM runyard did not ask for (the run is not CANCELING: a pod
+#: deleted by its Job's deadline or by hand, a node drained) waits, after interrupting its op, for its
+#: launcher to finish the run with the reason before it calls the run canceled. Container launchers
+#: that watch their workers set it in the worker's environment (the k8s launcher: 2); default 0.
+STOP_REASON_WAIT_ENV = "RUNYARD_STOP_REASON_WAIT_SECONDS"
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.job import JobDefinition
     from ..instance.instance import Instance
@@ -203,7 +209,7 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
         term.interruptible = False
     except RunTerminated:
         term.interruptible = False
-        return _cancel(instance, run, sink, scope, runner, "the run worker received SIGTERM")
+        return _cancel(instance, run, sink, scope, runner, "the run worker received SIGTERM", external=True)
     except BaseException as exc:
         term.interruptible = False
         if runner is not None:
@@ -229,7 +235,11 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
 
 
 def _cancel(instance: Instance, run: RunRecord, sink: EventSink, scope: _RunScope, runner: Any,
-            why: str) -> RunRecord:
+            why: str, *, external: bool = False) -> RunRecord:
+    if external and _finished_by_launcher(instance, run, sink):
+        if runner is not None:
+            runner.teardown_resources()
+        return sink.call(lambda: instance.get_run(run.run_id))
     _transition(instance, run, sink, [RunStatus.STARTED, RunStatus.STARTING], RunStatus.CANCELING,
                 f"Canceling: {why}.")
     if runner is not None:
@@ -241,3 +251,23 @@ def _cancel(instance: Instance, run: RunRecord, sink: EventSink, scope: _RunScop
     if current.status not in FINISHED_STATUSES:  # pragma: no cover - defensive
         raise RunyardError(f"Run {run.run_id} could not be canceled cleanly (now {current.status}).")
     return current
+
+
+def _finished_by_launcher(instance: Instance, run: RunRecord, sink: EventSink) -> bool:
+    """After a SIGTERM runyard did not ask for: wait up to ``$RUNYARD_STOP_REASON_WAIT_SECONDS`` for
+    the launcher to finish the run with why (``deadline_exceeded``, ``job_deleted``...). True if it did."""
+    import time
+
+    try:
+        wait = max(0.0, min(float(os.environ.get(STOP_REASON_WAIT_ENV) or 0), 30.0))
+    except ValueError:
+        wait = 0.0
+    deadline = time.monotonic() + wait
+    while True:
+        sink.flush()
+        current = sink.call(lambda: instance.get_run(run.run_id))
+        if current.status in FINISHED_STATUSES:
+            return True
+        if current.status != RunStatus.STARTED or time.monotonic() >= deadline:
+            return False  # CANCELING: runyard asked after all; or nobody said why: a plain cancel
+        time.sleep(0.1)

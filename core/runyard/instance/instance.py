@@ -7,6 +7,7 @@ started by a launcher sees exactly the storage the submitter used.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
@@ -42,6 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..storage.base import RunStorage
 
 HOME_ENV = "RUNYARD_HOME"
+#: the key-value entry holding the instance's id (:meth:`Instance.instance_id`)
+INSTANCE_ID_KEY = "runyard/instance-id"
+_instance_id_lock = threading.Lock()
 INSTANCE_FILE_ENV = "RUNYARD_INSTANCE_FILE"
 #: the instance file's text itself, for a worker whose host's files it cannot see (a container): its
 #: ``{env: ...}`` references are unresolved, as in the file. ``RUNYARD_INSTANCE_SOURCE`` names it in errors.
@@ -151,6 +155,28 @@ class Instance:
         raw = self.doc.data if isinstance(self.doc.data, dict) else {}
         return yaml.safe_dump({k: v for k, v in raw.items() if k in RUN_WORKER_KEYS}, sort_keys=False)
 
+    def instance_id(self) -> str:
+        """A stable id of this instance (of its storage), made once and kept in its key-value table:
+        container launchers label what they start with it, so one engine or cluster serves several
+        instances and each one reconciles only its own containers and Jobs."""
+        cached = getattr(self, "_instance_id", None)
+        if cached:
+            return cached
+        with _instance_id_lock:  # threads of one process (an executor's pool) make one id
+            value = self.storage.kv_get(INSTANCE_ID_KEY)
+            if not value:
+                try:
+                    self.storage.kv_set(INSTANCE_ID_KEY, uuid.uuid4().hex[:16])
+                except Exception:  # noqa: BLE001 - another process wrote it at the same moment: read theirs
+                    pass
+                value = self.storage.kv_get(INSTANCE_ID_KEY)  # whoever wrote last: all read the same from now on
+            if not value:
+                from ..errors import StorageError
+
+                raise StorageError(f"could not store this instance's id ({INSTANCE_ID_KEY}) in its storage")
+        self._instance_id = str(value)
+        return self._instance_id
+
     def worker_env_names(self) -> set[str]:
         """The environment variables the parts of the instance file a run worker uses name with
         ``{env: NAME}`` (its storage's password, say): what a worker in a container must be given."""
@@ -250,14 +276,15 @@ class Instance:
                    tags: dict[str, str] | None = None, code_pointer: CodePointer | None = None,
                    step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
                    root_run_id: str | None = None, status: RunStatus = RunStatus.NOT_STARTED,
-                   run_id: str | None = None) -> RunRecord:
-        """Store a new run. Callers validate run config against the job first (see execution.api)."""
+                   run_id: str | None = None, events: Sequence[Event] = ()) -> RunRecord:
+        """Store a new run, with ``events`` (of any run) in the same transaction. Callers validate
+        run config against the job first (see execution.api)."""
         run = RunRecord(run_id=run_id or uuid.uuid4().hex, job_name=job_name, status=status,
                         run_config=run_config or {}, tags=dict(tags or {}),
                         code_pointer=code_pointer or CodePointer(),
                         step_keys_to_execute=step_keys_to_execute, parent_run_id=parent_run_id,
                         root_run_id=root_run_id or parent_run_id)
-        self.storage.add_run(run)
+        self.storage.add_run(run, events)
         self._notify(run, None, status, None)
         return run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -46,6 +46,9 @@ class DaemonSettings(_Strict):
                                            "waits its own minimum_interval_seconds)")
     heartbeat_interval_seconds: float = Field(5, gt=0, le=HOUR, description="how often each loop heartbeats")
     dequeue_batch_size: int = Field(20, gt=0, le=10_000, description="most runs one queue claim takes")
+    launch_concurrency: int = Field(8, ge=1, le=256, description="most queued runs launched at once (each a "
+                                    "launcher API round trip), when the run launcher supports concurrent "
+                                    "launches; 1, or a launcher without that capability, launches one at a time")
 
 
 class RetentionSettings(_Strict):
@@ -55,6 +58,26 @@ class RetentionSettings(_Strict):
                                     "many days ago, with their events and local files; null keeps them")
     interval_seconds: float = Field(3600, gt=0, le=WEEK, description="how often the daemon prunes")
     batch_size: int = Field(100, ge=1, le=100_000, description="runs read per batch while pruning")
+
+
+class RunRetriesSettings(_Strict):
+    """``run_retries:``: the daemon re-executes runs that ended FAILURE, by failure reason
+    (docs/daemon.md#run-retries). The ``runyard/max_retries`` and ``runyard/retry_on_reasons`` run
+    tags override ``max_retries`` and ``retry_on_reasons`` per run."""
+
+    enabled: bool = Field(False, description="whether the daemon retries failed runs at all")
+    max_retries: int = Field(0, ge=0, le=100, description="retries of one run (its re-executions made by the "
+                             "daemon, counted along the chain) unless its runyard/max_retries tag says otherwise")
+    retry_on_reasons: list[str] | None = Field(None, description="the failure reasons retried (data.reason of the "
+                                               "run's RUN_FAILURE event: oom_killed, start_timeout, ...; run_error "
+                                               "for a failure without a reason); null retries every reason")
+    retry_on_op_failure: bool = Field(True, description="retry runs that failed because an op failed (reason "
+                                      "step_failure, when retry_on_reasons is null or lists it); false retries only "
+                                      "failures of the run worker, the launcher or the daemon")
+    strategy: Literal["from_failure", "all_steps"] = Field(
+        "from_failure", description="what a retry re-executes: the steps that did not succeed and what depends on "
+        "them (from_failure), or every step (all_steps)")
+    interval_seconds: float = Field(5, gt=0, le=HOUR, description="how often the daemon looks for failed runs")
 
 
 class RunWorkerSettings(_Strict):
@@ -134,6 +157,7 @@ class InstanceSettings(_Strict):
     run_monitoring: RunMonitoringSettings = Field(default_factory=RunMonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    run_retries: RunRetriesSettings = Field(default_factory=RunRetriesSettings)
     run_worker: RunWorkerSettings = Field(default_factory=RunWorkerSettings)
 
 

@@ -6,7 +6,9 @@ records what identifies the worker (a pid, a container id, a Job name) with
 later terminate it or check its health.
 
 Capability flags tell callers what they may ask: ``supports_health_check`` (run monitoring asks
-whether a worker is alive) and ``supports_resume`` (a run whose worker died can be resumed).
+whether a worker is alive), ``supports_resume`` (a run whose worker died can be resumed) and
+``supports_concurrent_launch`` (the daemon's run queue may call :meth:`RunLauncher.launch_run` from
+several threads at once, up to ``daemon.launch_concurrency``; without it, one launch at a time).
 
 Failures are typed: a launch that cannot start a worker raises :class:`LaunchError` with a
 ``reason`` (``image_not_found``, ``create_error``...), a health check that finds the worker dead
@@ -105,6 +107,11 @@ class DeleteRunFilesContext:
 class RunLauncher(Component, ABC):
     supports_health_check: ClassVar[bool] = False
     supports_resume: ClassVar[bool] = False
+    #: ``launch_run`` may run in several threads of one process at once, on this one launcher object
+    #: (no unguarded shared state, a client that is thread-safe or made per call). The daemon then
+    #: launches queued runs concurrently, at most ``daemon.launch_concurrency`` in flight; leave it
+    #: False unless you checked, and the queue launches one run at a time, as before.
+    supports_concurrent_launch: ClassVar[bool] = False
 
     def prepare(self, instance: Instance) -> None:  # noqa: B027 - optional hook
         """Called once by long-running services (daemon, web UI, benchmarks) before their first
@@ -123,6 +130,13 @@ class RunLauncher(Component, ABC):
 
     def check_run_worker_health(self, context: HealthCheckContext) -> HealthCheckResult:
         return HealthCheckResult(WorkerHealth.UNKNOWN, "this launcher cannot check worker health")
+
+    def start_wait_reason(self, context: HealthCheckContext) -> tuple[str, str] | None:
+        """Why a STARTING run's worker has not started yet, as (reason code, message) — a pod no node
+        can take says ``("unschedulable", <the scheduler's message>)`` — or None. Run monitoring asks
+        when the run's start timeout is over and fails the run with that reason instead of
+        ``start_timeout``. Must not change anything."""
+        return None
 
     def reconcile(self, context: ReconcileContext) -> list[str]:
         """Called by run monitoring on every pass (in the daemon that leads): clean up what the

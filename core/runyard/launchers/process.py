@@ -53,6 +53,9 @@ class ProcessLauncherConfig(BaseModel):
 class ProcessRunLauncher(RunLauncher):
     config_model = ProcessLauncherConfig
     supports_health_check = True
+    # Cold launches are independent Popen calls; warm ones talk to the zygote one request at a time
+    # under its lock (a fork there takes about a millisecond), so threads may launch at once.
+    supports_concurrent_launch = True
 
     def __init__(self, config: ProcessLauncherConfig | None = None):
         super().__init__(config)
@@ -153,7 +156,8 @@ class ProcessRunLauncher(RunLauncher):
         except (OSError, ValueError, KeyError, RuntimeError, subprocess.TimeoutExpired):
             if not warm:
                 raise
-            # the zygote cannot be started or answered garbage: fall back to a cold start
+            # the zygote cannot be started or answered garbage: fall back to a cold start. (A zygote
+            # another thread just started may be dropped too: it leaves when its pipe closes.)
             self._zygote, warm = None, False
             pid, start = self._launch_cold(run_id, env, log_path)
         context.record_worker(pid=pid, pid_start=start, host=os.uname().nodename, log_path=log_path,

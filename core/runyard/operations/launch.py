@@ -21,18 +21,19 @@ itself (a tick's, a re-execution's) from its ``tags`` argument, which only runya
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..tags import IMAGE_TAG, LOCATION_TAG, check_user_tags
+from ..tags import CONTAINER_CONTEXT_TAG, IMAGE_TAG, LOCATION_TAG, check_user_tags
 from .errors import UnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..codeserver.protocol import ConfigErrorData, ValidationResult
     from ..definitions.job import JobDefinition
     from ..instance.instance import Instance
-    from ..storage.records import CodePointer, RunRecord
+    from ..storage.records import CodePointer, Event, RunRecord
     from ..workspace.workspace import CodeLocation
 
 
@@ -82,22 +83,27 @@ def create_from_location(instance: Instance, loc: CodeLocation, validation: Vali
                          run_config: Mapping[str, Any] | None, tags: Mapping[str, str] | None = None,
                          run_id: str | None = None, code_pointer: CodePointer | None = None,
                          step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
-                         root_run_id: str | None = None) -> RunRecord:
+                         root_run_id: str | None = None, events: Sequence[Event] = ()) -> RunRecord:
     """Store a NOT_STARTED run that ``validation`` accepted: the job's tags, then ``tags``, then the
     ``runyard/location`` tag; the location's code pointer unless ``code_pointer`` is given; the
     validated step selection unless ``step_keys_to_execute`` is given; the ``runyard/image`` tag when
-    the location has an image (:func:`location_image`). ``tags`` may hold reserved
+    the location has an image (:func:`location_image`), the ``runyard/container_context`` tag when its
+    workspace entry has a ``container_context``. ``tags`` may hold reserved
     tags (runyard's callers set them); a user's tags are checked by the caller first. The tags the
-    validation reports (the job's and the run config's) are the user's: a reserved one is refused."""
+    validation reports (the job's and the run config's) are the user's: a reserved one is refused.
+    ``events`` are stored in the run's own transaction."""
     check_user_tags(validation.tags, f"job '{validation.job_name}' or run config")
     image = location_image(loc)
+    context = loc.origin.container_context
+    location_tags = {LOCATION_TAG: loc.name, **({IMAGE_TAG: image} if image else {}),
+                     **({CONTAINER_CONTEXT_TAG: json.dumps(context, sort_keys=True)} if context else {})}
     return instance.create_run(
         job_name=validation.job_name, run_config=dict(run_config or {}),
-        tags={**validation.tags, **(tags or {}), LOCATION_TAG: loc.name, **({IMAGE_TAG: image} if image else {})},
+        tags={**validation.tags, **(tags or {}), **location_tags},
         code_pointer=code_pointer or location_code_pointer(loc), run_id=run_id,
         step_keys_to_execute=(validation.step_keys_to_execute if step_keys_to_execute is None
                               else step_keys_to_execute),
-        parent_run_id=parent_run_id, root_run_id=root_run_id)
+        parent_run_id=parent_run_id, root_run_id=root_run_id, events=events)
 
 
 def submit(instance: Instance, run: RunRecord) -> LaunchResult:

@@ -9,7 +9,7 @@ imported) or from the definitions at the run's code pointer, imported in this pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .launch import LaunchResult, create_from_location, submit, validate_on_location
@@ -17,7 +17,7 @@ from .workspace import location_of_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..instance.instance import Instance
-    from ..storage.records import RunRecord
+    from ..storage.records import Event, RunRecord
     from ..workspace.workspace import CodeLocation
 
 
@@ -30,6 +30,22 @@ def reexecute_from_location(instance: Instance, locations: Iterable[CodeLocation
     back as ``errors`` with nothing stored. ``tags`` may not set a reserved tag
     (:class:`~runyard.tags.ReservedTagError`, checked by the planning both re-execution paths share);
     the parent's tags, reserved ones included, carry over."""
+    result = create_reexecution_on_location(instance, locations, run_id, mode=mode, ops=ops, tags=tags)
+    if result.run is None:
+        return result
+    return submit(instance, result.run)
+
+
+def create_reexecution_on_location(instance: Instance, locations: Iterable[CodeLocation], run_id: str, *,
+                                   mode: str = "all", ops: str | None = None, tags: Mapping[str, str] | None = None,
+                                   runyard_tags: Mapping[str, str] | None = None, new_run_id: str | None = None,
+                                   events: Sequence[Event] = ()) -> LaunchResult:
+    """Store (NOT_STARTED, not submitted) the re-execution :func:`reexecute_from_location` makes.
+
+    For runyard's own callers (the daemon's run retries): ``runyard_tags`` are reserved tags runyard
+    sets on the new run (``runyard/retry_number``), added after the user's ``tags`` were checked;
+    ``new_run_id`` is the new run's id (a retry's is derived from the failed run's, so storage holds
+    it once however many daemons try); ``events`` (on any run) are stored in the new run's transaction."""
     from ..definitions.selection import parse_op_selection
     from ..execution.api import check_reexecutable, plan_reexecution
 
@@ -41,10 +57,11 @@ def reexecute_from_location(instance: Instance, locations: Iterable[CodeLocation
     if not validation.ok:
         return LaunchResult(errors=tuple(validation.errors))
     # The parent's code pointer, not the location's: a re-execution runs the code the parent ran.
-    run = create_from_location(instance, loc, validation, run_config=parent.run_config, tags=all_tags,
+    run = create_from_location(instance, loc, validation, run_config=parent.run_config,
+                               tags={**all_tags, **(runyard_tags or {})}, run_id=new_run_id,
                                code_pointer=parent.code_pointer, step_keys_to_execute=step_keys,
-                               parent_run_id=parent.run_id, root_run_id=root_run_id)
-    return submit(instance, run)
+                               parent_run_id=parent.run_id, root_run_id=root_run_id, events=events)
+    return LaunchResult(run=run)
 
 
 def reexecute_from_definitions(instance: Instance, run_id: str, *, mode: str = "all", ops: str | None = None,

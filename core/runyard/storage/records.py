@@ -236,6 +236,7 @@ class RunFilter:
     tags: dict[str, str] | None = None
     run_ids: list[str] | None = None
     created_before: float | None = None  # epoch seconds, exclusive (retention)
+    updated_after: float | None = None  # epoch seconds of the last change, exclusive (run retries)
 
 
 @dataclass

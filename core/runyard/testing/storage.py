@@ -186,6 +186,18 @@ class StorageConformanceSuite:
         assert [r.run_id for r in old] == [runs[1].run_id, runs[0].run_id]
         assert storage.count_runs(RunFilter(created_before=1002.0, job_name="a")) == 1
 
+    def test_filter_by_last_change(self, storage):
+        a, b = make_run(), make_run()
+        storage.add_run(a)
+        storage.add_run(b)
+        before = max(r.updated_at for r in storage.get_runs())
+        time.sleep(0.01)
+        assert storage.transition_run(b.run_id, [S.NOT_STARTED], S.FAILURE)
+        changed = storage.get_runs(RunFilter(updated_after=before))
+        assert [r.run_id for r in changed] == [b.run_id]
+        assert storage.count_runs(RunFilter(statuses=[S.FAILURE], updated_after=before)) == 1
+        assert storage.get_runs(RunFilter(updated_after=storage.get_run(b.run_id).updated_at)) == []  # exclusive
+
     def test_filter_by_status(self, storage):
         a, b = make_run(), make_run()
         storage.add_run(a)

@@ -15,6 +15,8 @@
           location_name: remote              # default: host:port
           token: {env: ETL_CODE_TOKEN}       # the server's token (never written in the file)
           image: etl:2024-06                 # optional, any entry: the image its runs' containers use
+          container_context:                 # optional, any entry: per-launcher settings for its runs
+            k8s: {namespace: etl, resources: {limits: {memory: 2Gi}}}
 
 Relative paths are relative to the workspace file's directory. Errors name the file, the line and
 the key path; a python_file that does not exist is an error naming it. Parsing imports no user code.
@@ -50,6 +52,7 @@ class _CodeServerEntry(_Strict):
     location_name: str | None = None
     token: dict[str, str] | None = None
     image: str | None = Field(None, min_length=1, max_length=512)
+    container_context: dict[str, dict[str, Any]] | None = None
 
     @field_validator("token", mode="before")
     @classmethod
@@ -71,6 +74,7 @@ class _Entry(_Strict):
     attribute: str | None = None
     working_directory: str | None = None
     image: str | None = Field(None, min_length=1, max_length=512)
+    container_context: dict[str, dict[str, Any]] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -84,11 +88,13 @@ class _Entry(_Strict):
             raise PydanticCustomError("entry_kind", "an entry needs exactly one of: {kinds}{found}",
                                       {"kinds": ", ".join(ENTRY_KINDS), "found": found})
         if kinds[0] == "code_server":
-            options = sorted(k for k in data if k in ("location_name", "attribute", "working_directory", "image"))
+            options = sorted(k for k in data if k in ("location_name", "attribute", "working_directory", "image",
+                                                       "container_context"))
             if options:
                 raise PydanticCustomError(
                     "entry_option", "'{key}' does not apply to a code_server entry (give location_name "
-                    "inside code_server: {{host, port, location_name, token, image}})", {"key": options[0]})
+                    "inside code_server: {{host, port, location_name, token, image, container_context}})",
+                    {"key": options[0]})
         elif data.get(kinds[0]) in (None, ""):
             raise PydanticCustomError("entry_value", "{kind} needs a value", {"kind": kinds[0]})
         return data
@@ -112,6 +118,9 @@ class LocationOrigin:
     port: int | None = None
     #: the container image runs of this location use (the entry's ``image``)
     image: str | None = None
+    #: settings for the run launcher and executor of this location's runs, by launcher name
+    #: (``{"k8s": {...}}``); each launcher applies the keys its ``location_overrides`` allow
+    container_context: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, hash=False)
     # a code_server entry's token, resolved from its {env: NAME}; kept out of repr and comparisons
     token: str | None = field(default=None, repr=False, compare=False)
 
@@ -137,7 +146,8 @@ class LocationOrigin:
 
     def to_json(self) -> dict[str, Any]:
         keys = ("python_file", "module", "attribute", "working_directory") if self.is_local else ("host", "port")
-        return {"kind": self.kind, **{k: getattr(self, k) for k in (*keys, "image") if getattr(self, k) is not None}}
+        return {"kind": self.kind, **{k: getattr(self, k) for k in (*keys, "image") if getattr(self, k) is not None},
+                **({"container_context": self.container_context} if self.container_context else {})}
 
 
 def _check_name(name: str, doc: YamlDocument, path: tuple) -> None:
@@ -180,6 +190,7 @@ def parse_workspace(doc: YamlDocument) -> list[LocationOrigin]:
             name = cs.location_name or f"{cs.host}:{cs.port}"
             name_path = at + ("code_server", "location_name")
             origin = LocationOrigin("code_server", name, host=cs.host, port=cs.port, image=cs.image,
+                                    container_context=cs.container_context or {},
                                     token=_resolve_token(cs.token, doc, at + ("code_server", "token")))
         else:
             wd = resolve(entry.working_directory) if entry.working_directory else None
@@ -195,12 +206,14 @@ def parse_workspace(doc: YamlDocument) -> list[LocationOrigin]:
                                       path=format_path(key), line=doc.line_of(key))
                 name = entry.location_name or default_location_name(python_file=path)
                 origin = LocationOrigin("python_file", name, python_file=path, attribute=entry.attribute,
-                                        working_directory=wd or os.path.dirname(path), image=entry.image)
+                                        working_directory=wd or os.path.dirname(path), image=entry.image,
+                                        container_context=entry.container_context or {})
             else:
                 module = str(entry.python_module)
                 name = entry.location_name or default_location_name(module=module)
                 origin = LocationOrigin("python_module", name, module=module, attribute=entry.attribute,
-                                        working_directory=wd or base, image=entry.image)
+                                        working_directory=wd or base, image=entry.image,
+                                        container_context=entry.container_context or {})
             name_path = at + ("location_name",)
         _check_name(name, doc, name_path if doc.line_of(name_path) else at)
         if name in seen:

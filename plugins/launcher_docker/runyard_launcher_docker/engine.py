@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from runyard.launchers.base import LaunchError
@@ -36,7 +35,6 @@ JOB_LABEL = LABEL_PREFIX + "job"
 LOCATION_LABEL = LABEL_PREFIX + "location"
 STEP_LABEL = LABEL_PREFIX + "step-key"
 ATTEMPT_LABEL = LABEL_PREFIX + "attempt"
-INSTANCE_ID_KEY = "runyard/instance-id"
 
 # ---- the engine ------------------------------------------------------------------------------------------
 _clients: dict[tuple, docker.DockerClient] = {}
@@ -106,29 +104,14 @@ def forget_client(settings: ContainerSettings) -> None:
             _clients.pop(key).close()
 
 
-_instance_id_lock = threading.Lock()
-
-
 def instance_id(instance: Instance) -> str:
-    """A stable id of the instance (its storage), made once: labels on every container say which
-    instance made it, so one engine serves several instances and each reconciles only its own."""
-    cached = getattr(instance, "_docker_instance_id", None)
-    if cached:
-        return cached
-    storage = instance.storage
-    with _instance_id_lock:  # threads of one process (the docker executor's pool) make one id
-        value = storage.kv_get(INSTANCE_ID_KEY)
-        if not value:
-            try:
-                storage.kv_set(INSTANCE_ID_KEY, uuid.uuid4().hex[:16])
-            except Exception:  # noqa: BLE001 - another process wrote it at the same moment: read theirs
-                pass
-            value = storage.kv_get(INSTANCE_ID_KEY)  # whoever wrote last: everyone reads the same from now on
-        if not value:
-            raise LaunchError(f"could not store this instance's id ({INSTANCE_ID_KEY}) in its storage",
-                              reason="storage_error")
-    instance._docker_instance_id = value  # type: ignore[attr-defined]
-    return str(value)
+    """The instance's id (:meth:`Instance.instance_id`); labels on every container carry it."""
+    from runyard.errors import StorageError
+
+    try:
+        return instance.instance_id()
+    except StorageError as exc:
+        raise LaunchError(str(exc), reason="storage_error") from None
 
 
 # ---- names and labels ------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ run's step containers still on the engine are removed.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from runyard.execution.step import StepOutcome
+from runyard.execution.step_process import parse_outcome
 from runyard.executors.base import (
     ExecuteContext,
     ExecutionResult,
@@ -45,7 +45,6 @@ from runyard.tags import IMAGE_TAG
 
 from . import engine, exits
 from .settings import ContainerSettings
-from .step import OUTCOME_MARKER
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -467,14 +466,4 @@ def _send_host_pid(client: docker.DockerClient, container: Any) -> None:
 def _read_outcome(container: Any, proc: _StepContainer) -> StepOutcome | None:
     """The outcome line the step process printed last, or None (it died first)."""
     raw = container.logs(stdout=True, stderr=False, tail=20, timestamps=False)
-    for line in reversed(raw.decode("utf-8", errors="replace").splitlines()):
-        if line.startswith(OUTCOME_MARKER):
-            try:
-                data = json.loads(line[len(OUTCOME_MARKER):])
-                return StepOutcome(proc.key, StepStatus(data["status"]), int(data.get("attempt", proc.attempt)),
-                                   retry_delay=float(data.get("retry_delay") or 0.0),
-                                   max_retries=int(data.get("max_retries") or 0), error=data.get("error"),
-                                   duration=float(data.get("duration") or 0.0), data=data.get("data") or {})
-            except (ValueError, KeyError, TypeError):
-                return None
-    return None
+    return parse_outcome(raw.decode("utf-8", errors="replace"), proc.key, proc.attempt)

@@ -75,6 +75,10 @@ class DockerLauncherConfig(ContainerSettings):
 class DockerRunLauncher(RunLauncher):
     config_model = DockerLauncherConfig
     supports_health_check = True
+    # A launch keeps nothing on the launcher: the engine client (engine.client_for) is made once per
+    # address under a lock and its HTTP connection pool is thread-safe, and the container name makes
+    # a doubled launch of one run find the first container.
+    supports_concurrent_launch = True
     _engine_down: str | None = None  # what reconcile last said about an engine that does not answer
 
     # ---- what a run gets -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 SUCCESS in their containers, run monitoring stores each finished container's output and removes it,
 terminate leaves nothing, an interrupted or doubled launch runs the run once, SQLite homes work
 through the home mount, secrets reach the worker only through its environment, and per-run override
-tags are applied only where the operator allows them.
+tags are applied only where the operator allows them; the daemon's queue launches several runs at
+once through it (``supports_concurrent_launch``).
 
 Needs: the Docker engine, image and PostgreSQL of conftest.py. Daemons and CLI commands are real
 ``runyard`` subprocesses, run workers real containers.
@@ -10,6 +11,7 @@ Needs: the Docker engine, image and PostgreSQL of conftest.py. Daemons and CLI c
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -224,3 +226,39 @@ def test_an_override_tag_the_operator_did_not_allow_fails_the_run(make_home, doc
     assert "docker/image" in event.message and "run_overrides" in event.message
     assert home.instance.get_run(run.run_id).status == RunStatus.FAILURE
     assert containers_of(docker_client, home.instance) == []
+
+
+def test_the_daemon_launches_queued_runs_concurrently_on_the_engine(make_home, docker_client, monkeypatch):
+    from runyard.daemon import Daemon
+
+    home = make_home(queued=True)
+    runs = [_quick_run(home) for _ in range(10)]
+    for run in runs:
+        assert home.instance.submit_run(run).status == RunStatus.QUEUED
+    lock, counts = threading.Lock(), {"now": 0, "peak": 0}
+    create = engine.create_container
+
+    def counting_create(*args, **kwargs):  # the engine round trips of one launch, counted in flight
+        with lock:
+            counts["now"] += 1
+            counts["peak"] = max(counts["peak"], counts["now"])
+        try:
+            time.sleep(0.1)  # an engine farther away than this machine's socket
+            return create(*args, **kwargs)
+        finally:
+            with lock:
+                counts["now"] -= 1
+
+    monkeypatch.setattr(engine, "create_container", counting_create)
+    daemon = Daemon(home.instance)
+    assert daemon.lease.tick()
+    try:
+        launched = daemon.dequeue()  # launch_concurrency defaults to 8; the docker launcher allows it
+    finally:
+        daemon.stop()
+    assert sorted(r.run_id for r in launched) == sorted(r.run_id for r in runs)
+    assert 1 < counts["peak"] <= 8
+    ids = {home.instance.get_run(r.run_id).launcher_info["container_id"] for r in runs}
+    assert len(ids) == len(runs)  # one container per run, none shared or lost
+    for run in runs:
+        wait_status(home, run.run_id, RunStatus.SUCCESS, timeout=120)

@@ -307,6 +307,8 @@ class SqlRunStorage(RunStorage):
             clauses.append(s.runs.c.run_id.in_(filters.run_ids))
         if filters.created_before is not None:
             clauses.append(s.runs.c.created_at < filters.created_before)
+        if filters.updated_after is not None:
+            clauses.append(s.runs.c.updated_at > filters.updated_after)
         for key, value in (filters.tags or {}).items():
             clauses.append(exists().where(and_(
                 s.run_tags.c.run_id == s.runs.c.run_id,
