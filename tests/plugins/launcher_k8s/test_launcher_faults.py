@@ -216,3 +216,39 @@ def test_a_daemon_sigkilled_mid_launch_leaves_no_job_doubled_or_orphaned(make_ho
         assert outcomes(home, run_id) == ["RUN_SUCCESS"], home.describe(run_id)
         assert home.types(run_id).count("RUN_START") == 1, home.describe(run_id)
     assert created <= {manifests.run_job_name(i) for i in ids}
+
+
+def test_a_missing_secret_fails_the_run_as_create_container_error(make_home, fake_cluster, kube):
+    home = make_home(poll=30, env_from_secrets=["no-such-secret"])
+    daemon = _daemon_watching(home)
+    try:
+        run = _run(home)
+        started = time.time()
+        home.instance.submit_run(run)
+        event, took = _failure_within(home, run.run_id, started)
+        assert event.data["reason"] == "create_container_error", home.describe(run.run_id)
+        assert event.data["k8s_reason"] == "CreateContainerConfigError"
+        assert 'secret "no-such-secret" not found' in event.message
+        assert took < TYPED_FAILURE_SECONDS
+    finally:
+        daemon.stop()
+
+
+def test_a_pod_deleted_under_its_run_fails_it_as_pod_deleted(make_home, fake_cluster, kube):
+    core, _ = kube
+    home = make_home(poll=30)
+    daemon = _daemon_watching(home)
+    try:
+        run = _waiting(home)
+        home.instance.submit_run(run)
+        wait_until(lambda: home.out_lines("waiting"), timeout=60, what="the op to start in its pod")
+        (pod,) = pods_of(core, home)
+        started = time.time()
+        core.delete_namespaced_pod(pod.metadata.name, "default")
+        event, took = _failure_within(home, run.run_id, started)
+        assert event.data["reason"] == "pod_deleted", home.describe(run.run_id)
+        assert took < TYPED_FAILURE_SECONDS
+        (tail,) = pod_outputs(home, run.run_id)  # read while the pod was stopping
+        assert tail.data["pod"] == pod.metadata.name
+    finally:
+        daemon.stop()
