@@ -153,3 +153,33 @@ def test_launch_wait_notices_a_dead_worker(cli, sample_defs, waiting_config, ins
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_sigterm_runyard_did_not_ask_for_lets_the_launcher_say_why(cli, instance, sample_defs, waiting_config,
+                                                                     wait_for, started_workers):
+    """With RUNYARD_STOP_REASON_WAIT_SECONDS (what the k8s launcher sets), a worker stopped from outside
+    waits for its launcher to finish the run with the reason, and then only tears down: the run stays
+    FAILURE with that reason, never CANCELED."""
+    from runyard.execution.run_worker import STOP_REASON_WAIT_ENV
+    from runyard.storage.records import RunStatus
+
+    proc = cli.ok("job", "launch", "-f", sample_defs, "-j", "waiting", "-c", waiting_config(seconds=60),
+                  env={STOP_REASON_WAIT_ENV: "5"})
+    run_id = re.search(r"Launched run ([0-9a-f]{32})", proc.stdout).group(1)
+    pid = cli.json("run", "show", run_id, "--json")["launcher_info"]["pid"]
+    started_workers.append(pid)
+    wait_for(lambda: any(e.message == "waiting" for e in instance.storage.get_events(run_id, step_key="wait")),
+             timeout=20, what="the sleeping op to start")
+    os.kill(pid, signal.SIGTERM)
+    # the step is interrupted and its failure written before the worker waits
+    wait_for(lambda: any(str(e.event_type) == "STEP_FAILURE" for e in instance.storage.get_events(run_id)),
+             timeout=10, what="the interrupted step's failure")
+    assert instance.get_run(run_id).status == RunStatus.STARTED and not gone(pid)
+    assert instance.transition(instance.get_run(run_id), [RunStatus.STARTED], RunStatus.FAILURE,
+                               "Job past its deadline.", data={"reason": "deadline_exceeded"})
+    wait_for(lambda: gone(pid), timeout=10, what=f"worker {pid} to exit")
+    run = instance.get_run(run_id)
+    assert run.status == RunStatus.FAILURE
+    kinds = run_event_types(instance, run_id)
+    assert "RUN_CANCELING" not in kinds and "RUN_CANCELED" not in kinds
+    assert instance.storage.get_events(run_id, event_types=["RUN_FAILURE"])[0].data["reason"] == "deadline_exceeded"

@@ -7,7 +7,11 @@ Kubernetes Job). When the launcher declares ``supports_concurrent_launch``, a pa
 ``daemon.launch_concurrency`` launches in flight on a thread pool and goes on claiming as slots
 free up, so hundreds of queued runs drain at the API's speed rather than one round trip at a time.
 It never claims more than it has free slots for: a claimed run is STARTING (its start timeout
-running) and is launched at once, never left waiting behind other launches. A pass ends when a
+running) and is launched at once, never left waiting behind other launches. Once the slots are full
+it claims again when half of them are free, not at each freed slot: a claim is a transaction of its
+own (locks, limits counted, RUN_STARTING events, a commit), and one per launch made the claims, made
+one after another by this thread, the queue's bottleneck (bench/k8s_compare.py: 500 Kubernetes
+launches were no faster with 8 in flight than one at a time). A pass ends when a
 claim comes back short (the queue or the limits are exhausted) or the daemon stops, and only after
 every launch it started has returned, so stopping leaves no claimed run half-launched.
 """
@@ -71,9 +75,10 @@ def dequeue(daemon: Daemon) -> list[RunRecord]:
     else:
         futures: list[Future[RunRecord | None]] = []
         in_flight: set[Future[RunRecord | None]] = set()
+        refill = max(1, slots // 2)  # free slots worth a claim (see the module's docstring)
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="runyard-launch") as pool:
             while not daemon.stopping:
-                if len(in_flight) >= slots:
+                if slots - len(in_flight) < refill:
                     _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     continue
                 want = min(batch, slots - len(in_flight))

@@ -46,7 +46,7 @@ from runyard.tags import IMAGE_TAG
 
 from . import failures, jobs, kube, manifests
 from .failures import PodVerdict
-from .settings import JobSettings, Resources, check_labels, parse_tag_value
+from .settings import RUN_SETTINGS_ENV, JobSettings, Resources, check_labels, inherit, parse_tag_value
 
 log = logging.getLogger("runyard.executor.k8s")
 
@@ -105,7 +105,9 @@ class K8sExecutor(Executor):
     runs_steps_out_of_process = True
 
     def execute(self, context: ExecuteContext) -> ExecutionResult:
-        run = _Run(self.config, context)
+        # in a run pod of the k8s launcher: its settings (namespace, Secrets, volumes...) are the step
+        # Jobs' too, under what the run config's execution.k8s sets
+        run = _Run(inherit(self.config, os.environ.get(RUN_SETTINGS_ENV)), context)
         try:
             return run.schedule()
         finally:
@@ -127,7 +129,9 @@ class _Run:
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=min(config.max_concurrent, 6) + 2,
                                        thread_name_prefix="runyard-k8s-step")
-        self.image = context.run.tags.get(IMAGE_TAG) or config.image
+        # the run config's image, else the run pod's (inherited), else the location's, else the config's
+        self.image = (config.image if "image" in config.model_fields_set else None) or context.run.tags.get(
+            IMAGE_TAG) or config.image
         self.namespace: str | None = None
         self.instance_id: str | None = None
         self.env: list[dict[str, Any]] | None = None

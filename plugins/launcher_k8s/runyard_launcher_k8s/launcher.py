@@ -40,7 +40,16 @@ from runyard.storage.records import FINISHED_STATUSES, IN_PROGRESS_STATUSES, Run
 from runyard.tags import CONTAINER_CONTEXT_TAG, IMAGE_TAG, MAX_RUNTIME_TAG
 
 from . import failures, jobs, kube, manifests
-from .settings import OVERRIDABLE, JobSettings, OverrideError, check_overrides, merge, parse_tag_value
+from .settings import (
+    OVERRIDABLE,
+    RUN_SETTINGS_ENV,
+    JobSettings,
+    OverrideError,
+    check_overrides,
+    inheritable,
+    merge,
+    parse_tag_value,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from runyard.instance.instance import Instance
@@ -160,6 +169,16 @@ class K8sRunLauncher(RunLauncher):
         return int(max_runtime + start + self.config.grace_period_seconds) + 1
 
     # ---- launch ----------------------------------------------------------------------------------
+    def prepare(self, instance: Instance) -> None:
+        """Import the Kubernetes client and read the kubeconfig before the first launch (the daemon
+        and the web UI call this at start): otherwise the first launch pays ~0.5 s for it, with every
+        concurrent launch waiting on the import. No API call; a kubeconfig that cannot be read is
+        reported by the launches, as without this."""
+        try:
+            kube.batch(self.config)
+        except LaunchError:
+            pass
+
     def launch_run(self, context: LaunchRunContext) -> None:
         self._launch(context.instance, context.run, context.record_worker)
 
@@ -170,10 +189,14 @@ class K8sRunLauncher(RunLauncher):
         self._check_storage(instance, settings)
         config_map = self.ensure_instance_config(instance, settings, namespace)
         instance_id = _instance_id(instance)
+        env = manifests.environment(instance, settings, config_map_name=config_map, namespace=namespace)
+        given = [f"{e['name']}={e['value']}" for e in env if e["name"] in _env_var_names(settings) and "value" in e]
+        env.append({"name": RUN_SETTINGS_ENV,
+                    "value": inheritable(settings, namespace=namespace, image=image, env_vars=given)})
         manifest = manifests.job_manifest(
             name=manifests.run_job_name(run.run_id), namespace=namespace, settings=settings, image=image,
             command=["python", "-m", "runyard", "execute-run", run.run_id],
-            env=manifests.environment(instance, settings, config_map_name=config_map, namespace=namespace),
+            env=env,
             labels=manifests.labels_for(instance_id, run, "run", settings.labels),
             annotations=manifests.annotations_for(run, settings.annotations),
             container=manifests.RUN_CONTAINER, active_deadline_seconds=self.active_deadline(instance, run))
@@ -495,6 +518,10 @@ class K8sRunLauncher(RunLauncher):
             watch.stop()
         if checker is not None:
             checker.shutdown(wait=False, cancel_futures=True)
+
+
+def _env_var_names(settings: JobSettings) -> set[str]:
+    return {item.split("=", 1)[0] for item in settings.env_vars}
 
 
 def _instance_id(instance: Instance) -> str:

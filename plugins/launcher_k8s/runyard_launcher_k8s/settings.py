@@ -188,12 +188,54 @@ class JobSettings(BaseModel):
         return self
 
 
+#: what a run pod hands its ``k8s`` executor's step Jobs (``$RUNYARD_K8S_RUN_SETTINGS``): the pod
+#: settings the launcher used for the run, after the location's and the run's overrides (no
+#: connection settings: inside the pod the executor finds the cluster itself)
+INHERITED = ("namespace", "image", "image_pull_policy", "image_pull_secrets", "service_account", "env_vars",
+             "env_from_secrets", "env_from_config_maps", "volumes", "volume_mounts", "resources", "labels",
+             "annotations", "node_selector", "tolerations", "affinity", "security_context", "job_ttl_seconds",
+             "grace_period_seconds", "log_tail_lines", "instance_config_map", "home")
+RUN_SETTINGS_ENV = "RUNYARD_K8S_RUN_SETTINGS"
+
+
+def inheritable(settings: JobSettings, *, namespace: str, image: str, env_vars: list[str]) -> str:
+    """The run pod's settings as its step Jobs inherit them (JSON for ``$RUNYARD_K8S_RUN_SETTINGS``):
+    names of Secrets and ConfigMaps, never their values; ``env_vars`` as the pod got them."""
+    data = settings.model_dump(include=set(INHERITED), exclude_none=True)
+    data.update(namespace=namespace, image=image, env_vars=env_vars)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def inherit(config: JobSettings, text: str | None) -> JobSettings:
+    """``config`` (an executor's) on top of the run pod's settings in ``text``: the keys the run config
+    sets win (lists appended, mappings merged), the others are the run pod's."""
+    if not text:
+        return config
+    try:
+        inherited = json.loads(text)
+    except json.JSONDecodeError:
+        return config
+    base = type(config).model_validate({**config.model_dump(exclude=set(INHERITED)),
+                                        **{k: v for k, v in inherited.items() if k in INHERITED}})
+    return merge(base, {k: getattr(config, k) for k in config.model_fields_set if k in INHERITED})
+
+
+#: what identifies an item of an appended list: an override's item replaces the configured one with
+#: the same identity (a volume of the same name, a mount at the same path, a variable of the same name)
+_IDENTITY: dict[str, Any] = {"volumes": lambda v: v.get("name"), "volume_mounts": lambda m: m.get("mountPath"),
+                             "env_vars": lambda e: e.split("=", 1)[0]}
+
+
 def merge(settings: JobSettings, overrides: dict[str, Any]) -> JobSettings:
-    """``settings`` with ``overrides`` (already checked against an allow-list) combined into them."""
+    """``settings`` with ``overrides`` (already checked against an allow-list) combined into them:
+    lists appended (an item with the identity of a configured one replaces it), mappings merged key
+    by key (``resources`` per ``requests``/``limits``), other values replaced."""
     data = settings.model_dump(exclude_unset=False)
     for key, value in overrides.items():
         if key in _APPENDED:
-            data[key] = [*data.get(key, []), *[v for v in value if v not in data.get(key, [])]]
+            identity = _IDENTITY.get(key, lambda item: json.dumps(item, sort_keys=True))
+            replaced = {identity(v) for v in value}
+            data[key] = [*[v for v in data.get(key, []) if identity(v) not in replaced], *value]
         elif key in _MERGED:
             data[key] = {**data.get(key, {}), **value}
         elif key == "resources" and data.get("resources"):

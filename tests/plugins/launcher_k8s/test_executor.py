@@ -451,3 +451,43 @@ def test_the_k8s_launcher_and_the_k8s_executor_together(make_home, runyard_image
     assert {e.step_key for e in outputs(home, run.run_id)} >= {"first", "second"}
     wait_until(lambda: step_objects(kube_apis, home, run.run_id) == ([], []), timeout=30,
                what="the step Jobs and pods to be gone")
+
+
+def test_step_jobs_inherit_the_run_pods_settings_under_the_run_configs(make_home, runyard_image, tmp_path,
+                                                                       fake_cluster, kube_apis):
+    """A run pod of the launcher hands its settings (labels, Secrets, grace period) to its step Jobs;
+    what the run config's execution.k8s sets is added on top (a label here), and only the executor's
+    keys the run config names win."""
+    core, batch = kube_apis
+    core.create_namespaced_secret("default", {"metadata": {"name": "etl-env"}, "stringData": {"ETL_MODE": "x"}})
+    config_dir = str(Path(fake_cluster.kubeconfig).parent)
+    home = make_home(volumes=[{"name": "kubeconfig", "hostPath": {"path": config_dir}}],
+                     volume_mounts=[{"name": "kubeconfig", "mountPath": config_dir, "readOnly": True}],
+                     labels={"team": "etl"}, env_from_secrets=["etl-env"], grace_period_seconds=4)
+    path = home.write_defs(TWO)
+    execution = {"k8s": {"kubeconfig": fake_cluster.kubeconfig, "labels": {"tier": "steps"}}}
+    run, _ = home.create_run(path, "pair", {"execution": execution})
+    seen: dict[str, dict] = {}
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set():
+            for job in batch.list_namespaced_job("default", label_selector="runyard.io/kind=step").items:
+                seen[job.metadata.name] = {"labels": job.metadata.labels, "spec": job.spec.template.spec}
+            stop.wait(0.05)
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    try:
+        home.instance.launch_run(run)
+        run = home.wait_finished(run.run_id, timeout=120)
+    finally:
+        stop.set()
+        collector.join(timeout=5)
+    assert run.status == RunStatus.SUCCESS, home.describe(run.run_id)
+    assert len(seen) == 2
+    for job in seen.values():
+        assert job["labels"]["team"] == "etl" and job["labels"]["tier"] == "steps"
+        assert [e.secret_ref.name for e in job["spec"].containers[0].env_from] == ["etl-env"]
+        assert job["spec"].termination_grace_period_seconds == 4
+        assert job["spec"].containers[0].image == runyard_image
