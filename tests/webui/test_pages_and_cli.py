@@ -234,7 +234,7 @@ def test_status_page_shows_the_daemon_and_locations(webui, cli):
             data = webui.gql("""{ daemonStatus { lease { holder expiresInSeconds }
                                                  daemons { daemonId leader loops { name } } } }""")["daemonStatus"]
             loops = {loop["name"] for d in data["daemons"] for loop in d["loops"]}
-            return data if data["lease"] and {"schedules", "monitoring"} <= loops else None
+            return data if data["lease"] and {"schedules", "sensors", "monitoring"} <= loops else None
 
         found = wait_until(leader, timeout=60, what="the daemon to take the lease")
         [d] = found["daemons"]
