@@ -130,13 +130,18 @@ def test_states_from_heartbeat_age():
     assert daemon_state(age_seconds=999, interval=5, leader=False, stopped=True) == "stopped"
 
 
-def test_a_killed_daemon_is_dead_in_status_not_standby(cli, storage, procs, tiny_defs):
+def test_a_killed_daemon_is_dead_in_status_not_standby(cli, storage, procs, tiny_defs, tmp_path):
     first = _start_daemon(cli, procs, "-f", tiny_defs)
-    second = procs.add(cli.popen("daemon", "-f", tiny_defs, start_new_session=True))
+    id_file = tmp_path / "second.id"  # what a container's health probe reads (`daemon --id-file`)
+    second = procs.add(cli.popen("daemon", "-f", tiny_defs, "--id-file", id_file, start_new_session=True))
     status = wait_until(lambda: (s := _status(cli)) and len(s["daemons"]) == 2 and s, timeout=60,
                         what="two daemons")
     assert sorted(d["state"] for d in status["daemons"]) == ["leader", "standby"]
     killed = next(d["daemon_id"] for d in status["daemons"] if d["state"] == "standby")
+    assert id_file.read_text().strip() == killed
+    assert "standby" in cli.ok("daemon", "status", "--check", killed).stdout
+    unknown = cli("daemon", "status", "--check", "nobody:1:abc")
+    assert unknown.returncode == 1 and "daemon nobody:1:abc: no heartbeat in storage" in unknown.stderr
     procs.stop(second, signal.SIGKILL)
     assert killed.split(":")[1] == str(second.pid)
     started = time.monotonic()
@@ -147,6 +152,8 @@ def test_a_killed_daemon_is_dead_in_status_not_standby(cli, storage, procs, tiny
     assert row["age_seconds"] > 3 * row["heartbeat_interval_seconds"] and not row["leader"]
     text = cli.ok("daemon", "status").stdout
     assert re.search(rf"{re.escape(killed)}\s+dead\s+\(last heartbeat [\d.]+s ago", text), text
+    check = cli("daemon", "status", "--check", killed)
+    assert check.returncode == 1 and f"daemon {killed}: dead (last heartbeat" in check.stderr, check.stderr
     # the leader is killed too: dead as well, although its lease has not expired yet
     leader = next(d["daemon_id"] for d in dead["daemons"] if d["state"] == "leader")
     procs.stop(first, signal.SIGKILL)

@@ -18,6 +18,24 @@ def open_instance():
     return Instance.open()
 
 
+def require_launcher(instance, cls: type, name: str, command: str):
+    """The instance's run launcher, refused (a :class:`RunyardError` naming the instance file) unless it
+    is a ``cls``: for commands a launcher's plugin adds (``runyard <name> <command>``)."""
+    import os
+
+    from ..errors import RunyardError
+
+    launcher = instance.run_launcher
+    if not isinstance(launcher, cls):
+        source = instance.instance_file
+        where = (f"run_launcher in {source}" if source and os.path.exists(source)
+                 else f"the default: {source} does not exist")
+        raise RunyardError(f"runyard {name} {command} needs the {name} run launcher, but the instance's run "
+                           f"launcher is '{launcher.name}' ({where}); set `run_launcher: {{{name}: {{...}}}}` "
+                           "in the instance file.")
+    return launcher
+
+
 def code_location_options(fn):
     fn = click.option("-a", "--attribute", help="Name of the Definitions object (or job) in the module.")(fn)
     fn = click.option("-d", "--working-directory", type=click.Path(file_okay=False),

@@ -20,8 +20,11 @@ def workspace_options(fn):
 
 @click.group(invoke_without_command=True)
 @workspace_options
+@click.option("--id-file", type=click.Path(dir_okay=False), envvar="RUNYARD_DAEMON_ID_FILE", show_envvar=True,
+              help="Once started, write this daemon's id to this file (replaced atomically), so a health "
+                   "check in the same container can ask `runyard daemon status --check ID` about it.")
 @click.pass_context
-def daemon(ctx, python_files, workspace_file):
+def daemon(ctx, python_files, workspace_file, id_file):
     """Run the daemon: schedules, sensors, the run queue and run monitoring.
 
     Several replicas may run against one storage: one holds the lease and works, the others stand by
@@ -31,7 +34,7 @@ def daemon(ctx, python_files, workspace_file):
     if ctx.invoked_subcommand is None:
         from .dev_cmds import serve_daemon
 
-        serve_daemon(python_files, workspace_file, banner="runyard daemon")
+        serve_daemon(python_files, workspace_file, banner="runyard daemon", id_file=id_file)
 
 
 _STATE_COLORS = {"leader": "green", "standby": None, "stale": "yellow", "dead": "red", "stopped": None}
@@ -39,7 +42,10 @@ _STATE_COLORS = {"leader": "green", "standby": None, "stale": "yellow", "dead": 
 
 @daemon.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def daemon_status(as_json):
+@click.option("--check", "check_id", metavar="DAEMON_ID",
+              help="A health probe: exit 0 when this daemon is leader or standby (its heartbeat is fresh), "
+                   "else print its state and exit 1.")
+def daemon_status(as_json, check_id):
     """Each daemon's state and loops: last heartbeat, last error; and who holds the lease.
 
     A daemon's state comes from its newest heartbeat's age: leader or standby while it reports,
@@ -49,6 +55,9 @@ def daemon_status(as_json):
 
     data = collect(open_instance().storage, time.time())
     lease, daemons = data["lease"], {d["daemon_id"]: d for d in data["daemons"]}
+    if check_id is not None:
+        _check(daemons.get(check_id.strip()), check_id.strip())
+        return
     if as_json:
         echo_json(data)
         return
@@ -73,3 +82,15 @@ def daemon_status(as_json):
             if info["last_error"]:
                 line += click.style(f"  error: {info['last_error']}", fg="red")
             click.echo(line)
+
+
+def _check(info, daemon_id: str) -> None:
+    """``daemon status --check``: one line, and exit 1 unless the daemon is working or standing by."""
+    if info is None:
+        click.echo(f"daemon {daemon_id}: no heartbeat in storage", err=True)
+        raise SystemExit(1)
+    line = f"daemon {daemon_id}: {info['state']} (last heartbeat {info['age_seconds']:g}s ago)"
+    if info["state"] not in ("leader", "standby"):
+        click.echo(line, err=True)
+        raise SystemExit(1)
+    click.echo(line)

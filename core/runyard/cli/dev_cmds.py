@@ -23,9 +23,10 @@ STOP_TIMEOUT_SECONDS = 2.0
 
 
 def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, banner: str,
-                 dev_options: dict[str, Any] | None = None) -> None:
+                 dev_options: dict[str, Any] | None = None, id_file: str | None = None) -> None:
     """Run the workspace's code servers and the daemon (and, with ``dev_options``, the services
-    plugins contribute to ``runyard dev``) until SIGINT/SIGTERM; then stop everything, newest first."""
+    plugins contribute to ``runyard dev``) until SIGINT/SIGTERM; then stop everything, newest first.
+    ``id_file``: once the daemon started, its id is written there (for a health probe)."""
     from ..daemon import Daemon
     from ..operations.workspace import open_workspace
 
@@ -38,6 +39,8 @@ def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, b
             runner.start(CallbackService("code servers", workspace.start, lambda _timeout: workspace.shutdown()))
         daemon = Daemon(instance, workspace)
         runner.start(CallbackService("daemon", daemon.start, lambda _timeout: daemon.stop()))
+        if id_file:
+            _write_atomically(id_file, daemon.daemon_id + "\n")
         extra: list[Service] = []
         if dev_options is not None:
             context = DevContext(instance=instance, workspace=workspace,
@@ -64,6 +67,13 @@ def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, b
         click.echo("Press Ctrl-C to stop.", err=True)
         runner.wait()
         click.echo("Stopping...", err=True)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def code_server_environ(instance) -> dict[str, str]:

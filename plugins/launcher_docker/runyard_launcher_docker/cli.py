@@ -24,21 +24,11 @@ def docker() -> None:
 
 def docker_launcher(instance: Instance, command: str) -> DockerRunLauncher:
     """The instance's run launcher, refused unless it is the docker launcher."""
-    import os
-
-    from runyard.errors import RunyardError
+    from runyard.cli.common import require_launcher
 
     from .launcher import DockerRunLauncher
 
-    launcher = instance.run_launcher
-    if not isinstance(launcher, DockerRunLauncher):
-        source = instance.instance_file
-        where = (f"run_launcher in {source}" if source and os.path.exists(source)
-                 else f"the default: {source} does not exist")
-        raise RunyardError(f"runyard docker {command} needs the docker run launcher, but the instance's run "
-                           f"launcher is '{launcher.name}' ({where}); set `run_launcher: {{docker: {{...}}}}` "
-                           "in the instance file.")
-    return launcher
+    return require_launcher(instance, DockerRunLauncher, "docker", command)
 
 
 @docker.command("reconcile")

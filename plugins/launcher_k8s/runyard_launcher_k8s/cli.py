@@ -24,21 +24,11 @@ def k8s() -> None:
 
 def k8s_launcher(instance: Instance, command: str) -> K8sRunLauncher:
     """The instance's run launcher, refused unless it is the k8s launcher."""
-    import os
-
-    from runyard.errors import RunyardError
+    from runyard.cli.common import require_launcher
 
     from .launcher import K8sRunLauncher
 
-    launcher = instance.run_launcher
-    if not isinstance(launcher, K8sRunLauncher):
-        source = instance.instance_file
-        where = (f"run_launcher in {source}" if source and os.path.exists(source)
-                 else f"the default: {source} does not exist")
-        raise RunyardError(f"runyard k8s {command} needs the k8s run launcher, but the instance's run "
-                           f"launcher is '{launcher.name}' ({where}); set `run_launcher: {{k8s: {{...}}}}` "
-                           "in the instance file.")
-    return launcher
+    return require_launcher(instance, K8sRunLauncher, "k8s", command)
 
 
 @k8s.command("reconcile")
