@@ -6,9 +6,10 @@ large — where the stock view answers plain text or an HTML 500."""
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Flask, Response, jsonify, request, url_for
 from graphql import GraphQLError, parse, specified_rules
 from graphql.execution import MiddlewareManager
 from graphql_server.exceptions import GraphQLValidationError
@@ -17,7 +18,7 @@ from graphql_server.http.exceptions import HTTPException as GraphQLHTTPException
 from werkzeug.exceptions import HTTPException
 
 from .limits import json_depth, query_limits_rule
-from .security import ReadOnlyMiddleware, csp_nonce
+from .security import GRAPHIQL_CDN, ReadOnlyMiddleware, csp_nonce
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import WebContext
@@ -106,9 +107,36 @@ class RunyardGraphQLView(GraphQLView):
             middleware=MiddlewareManager(ReadOnlyMiddleware()) if settings.read_only else None)
 
     def render_graphql_ide(self, request, request_data):  # noqa: ANN001
-        html = self.graphql_ide_html.replace("<script>", f'<script nonce="{csp_nonce()}">')
-        return render_template_string(html, query=request_data.query, variables=request_data.variables,
-                                      operationName=request_data.operation_name)
+        # GraphiQL's scripts and styles come from this server (scripts/webui-assets put them in
+        # static/vendor, byte for byte what the page's integrity hashes name), never from a CDN: the
+        # page works on a machine without internet
+        html = self.graphql_ide_html.replace(GRAPHIQL_CDN + "/", url_for("pages.static", filename="vendor/"))
+        nonce = csp_nonce()
+        # graphql-server's page calls locationQuery() (keeping the editors in the URL) without defining
+        # it: defined here, before its own script
+        html = html.replace("<script>", f'<script nonce="{nonce}">{_LOCATION_QUERY}</script>\n    '
+                            f'<script nonce="{nonce}">', 1)
+        # the page's {{query}}, {{variables}} and {{operation_name}} are JavaScript values in its inline
+        # script: JSON, with what could end the script escaped (a query holding "</script>" stays text)
+        variables = json.dumps(request_data.variables) if request_data.variables is not None else ""
+        values = {"query": _script_json(request_data.query), "variables": _script_json(variables),
+                  "operation_name": _script_json(request_data.operation_name)}
+        return re.sub(r"{{\s*(query|variables|operation_name)\s*}}", lambda m: values[m.group(1)], html)
+
+
+_LOCATION_QUERY = ("function locationQuery(params) { const search = new URLSearchParams(); "
+                   "for (const [key, value] of Object.entries(params || {})) { "
+                   "if (value !== undefined && value !== null && value !== '') search.set(key, value); } "
+                   "const text = search.toString(); return text ? '?' + text : location.pathname; }")
+
+
+def _script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside an HTML ``<script>`` element."""
+    text = json.dumps(value)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                          ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
 
 
 def graphql_view(schema, web: WebContext):

@@ -20,6 +20,7 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 #: GraphiQL, served at GET /graphql, loads its scripts and styles from this CDN
+#: where graphql-server's GraphiQL page loads its assets from; the web UI serves them itself instead
 GRAPHIQL_CDN = "https://unpkg.com"
 
 _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -164,9 +165,9 @@ def csp_nonce() -> str:
 
 
 def graphiql_csp(nonce: str) -> str:
-    cdn = GRAPHIQL_CDN
-    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}' {cdn}; style-src 'self' 'unsafe-inline' {cdn}; "
-            f"img-src 'self' data: {cdn}; font-src 'self' data: {cdn}; connect-src 'self'; object-src 'none'; "
+    """GraphiQL's page: its assets from this server only (static/vendor), its inline script by nonce."""
+    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
