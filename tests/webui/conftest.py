@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from runyard.testing import wait_until
 
@@ -152,3 +154,60 @@ def write_instance(home: Path, text: str) -> None:
 @pytest.fixture
 def instance_file(home: Path):
     return lambda text: write_instance(home, text)
+
+
+# ---- the browser: Debian's Chromium through Playwright ---------------------------------------------
+SCREENSHOTS = Path(os.environ.get("RUNYARD_SCREENSHOTS", Path(__file__).parents[2] / "build" / "screenshots"))
+
+
+def chromium_path() -> str:
+    path = os.environ.get("RUNYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(path):
+        pytest.fail(f"Chromium not found at {path}: install Debian's chromium (scripts/test does) or set "
+                    "RUNYARD_TEST_CHROMIUM", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.extend(_csp_violations([msg])))
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors (or Content-Security-Policy violations) on the page: {errors}"
+
+
+@pytest.fixture
+def csp_violations():
+    """The Content-Security-Policy violations among console messages."""
+    return _csp_violations
+
+
+def _csp_violations(messages) -> list[str]:
+    return [m.text for m in messages if m.type == "error" and "Content Security Policy" in m.text]
+
+
+@pytest.fixture
+def shot(request):
+    """``shot(page, name)`` saves a full-page screenshot as ``<RUNYARD_SCREENSHOTS>/<test>-<name>.png``
+    (default ``build/screenshots/``): every page the browser tests visit is kept for a look."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(pg, name: str) -> Path:
+        path = SCREENSHOTS / f"{request.node.name}-{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -7,44 +7,10 @@ from __future__ import annotations
 import os
 import re
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 
-def chromium_path() -> str:
-    path = os.environ.get("RUNYARD_TEST_CHROMIUM", "/usr/bin/chromium")
-    if not os.path.exists(path):
-        pytest.fail(f"Chromium not found at {path}: install Debian's chromium (scripts/test does) or set "
-                    "RUNYARD_TEST_CHROMIUM", pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda msg: errors.extend(_csp_violations([msg])))
-    yield pg
-    context.close()
-    assert errors == [], f"JavaScript errors (or Content-Security-Policy violations) on the page: {errors}"
-
-
-def _csp_violations(messages) -> list[str]:
-    return [m.text for m in messages if m.type == "error" and "Content Security Policy" in m.text]
-
-
-def test_graphiql_works_offline_under_the_content_security_policy(webui, browser):
+def test_graphiql_works_offline_under_the_content_security_policy(webui, browser, csp_violations):
     """GraphiQL loads everything from the web UI itself: with every request to another host refused,
     its editor renders, runs a query against the API and shows the answer, with no CSP violation."""
     context = browser.new_context()
@@ -74,7 +40,7 @@ def test_graphiql_works_offline_under_the_content_security_policy(webui, browser
     finally:
         context.close()
     assert outside == [], f"GraphiQL asked for something beyond the web UI: {outside}"
-    assert errors == [] and _csp_violations(messages) == [], (errors, [m.text for m in messages])
+    assert errors == [] and csp_violations(messages) == [], (errors, [m.text for m in messages])
 
 
 def test_launch_from_the_launchpad_and_watch_the_run_live(webui, page):
