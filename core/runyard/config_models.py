@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblem
 from .instance.yaml_source import YamlDocument, format_path
 
 # Key names that hold secrets whatever their type (a plugin that typed one as plain `str`).
@@ -201,6 +201,7 @@ def validate_model(model: type[BaseModel], data: Any, *, source: str, path: tupl
 def _raise(problems: list[tuple[tuple, str]], total: int, *, source: str, doc: YamlDocument | None,
            error_cls: type[ConfigError], env_origins: Mapping[tuple, str] | None) -> typing.NoReturn:
     lines = []
+    found = []  # the same, structured: a front end lists each at its key (ConfigError.problems)
     first_line = None
     for full, message in problems:
         line = doc.line_of(full) if doc else None
@@ -208,11 +209,13 @@ def _raise(problems: list[tuple[tuple, str]], total: int, *, source: str, doc: Y
         where = format_path(full) or "(top level)"
         suffix = f" (line {line})" if line and total > 1 else ""
         lines.append((where, f"{message}{_env_note(full, env_origins)}{suffix}"))
+        found.append(ConfigProblem(message=f"{message}{_env_note(full, env_origins)}", path=where, keys=full,
+                                   line=line))
     if total == 1:
         where, message = lines[0]
-        raise error_cls(message, source=source, path=where, line=first_line) from None
+        raise error_cls(message, source=source, path=where, line=first_line, problems=found) from None
     head = "invalid config" if total <= len(lines) else \
         f"invalid config ({total:,} problems; the first {len(lines)})"
     more = [f"... and {total - len(lines):,} more"] if total > len(lines) else []
     raise error_cls(head + ":\n  " + "\n  ".join([f"{w}: {m}" for w, m in lines] + more), source=source,
-                    line=first_line) from None
+                    line=first_line, problems=found, total=total) from None

@@ -6,6 +6,9 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class RunyardError(Exception):
     """Base of all errors that carry a message meant for the user."""
@@ -23,11 +26,17 @@ class ConfigError(RunyardError):
     exit_code = 2
 
     def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
-                 line: int | None = None):
+                 line: int | None = None, problems: Sequence[ConfigProblem] = (), total: int | None = None):
         self.message = message
         self.source = source
         self.path = path
         self.line = line
+        #: every problem found, one per key path (a front end lists them: the web UI's launchpad, the
+        #: code server's validate answer); an error raised for one problem holds that one
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems) or (
+            ConfigProblem(message=message, path=path, line=line),)
+        #: how many problems were found: more than ``problems`` holds when the list was cut short
+        self.total = max(total or 0, len(self.problems))
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -37,6 +46,19 @@ class ConfigError(RunyardError):
         if self.path:
             where = f"{where}: {self.path}" if where else self.path
         return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigProblem:
+    """One problem of a config: what is wrong (``message``) at which key ``path`` (``ops.load.config.path``,
+    None for the whole document). ``keys`` is the same path as its keys and list indexes when known
+    (``("ops", "load", "config", "path")``: to find the key in a YAML text), ``line`` its line when
+    the document's lines are known."""
+
+    message: str
+    path: str | None = None
+    keys: tuple[str | int, ...] | None = None
+    line: int | None = None
 
 
 class PluginError(RunyardError):

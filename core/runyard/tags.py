@@ -17,6 +17,7 @@ storage) fools nobody.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from .errors import ConfigError
 
@@ -39,6 +40,11 @@ SCHEDULE_TAG = "runyard/schedule"
 SENSOR_TAG = "runyard/sensor"
 #: the id of the tick that created the run
 TICK_TAG = "runyard/tick"
+#: who launched the run by hand: from the web UI (launchpad, re-execute, GraphQL) the signed-in user
+#: (``webui.auth``), else ``anonymous``; from ``runyard job launch`` the OS user (:func:`os_user`).
+#: With SCHEDULE_TAG and SENSOR_TAG it says what launched a run (:class:`LaunchedBy`); a re-execution
+#: keeps its parent's tags, this one set to who re-executed it from the web UI.
+USER_TAG = "runyard/user"
 #: a schedule's or sensor's run key: at most one run per instigator and key
 RUN_KEY_TAG = "runyard/run_key"
 
@@ -64,7 +70,7 @@ RETRY_NUMBER_TAG = "runyard/retry_number"
 
 #: every tag name above, for documentation and checks
 ALL_TAGS = (LOCATION_TAG, IMAGE_TAG, CONTAINER_CONTEXT_TAG,
-            SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
+            SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, USER_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
             PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, MAX_RETRIES_TAG, RETRY_ON_REASONS_TAG, RETRY_NUMBER_TAG)
 
 #: the reserved tags a user may set: settings of a run, documented as such (docs/concepts.md).
@@ -100,3 +106,54 @@ def check_user_tags(tags: Mapping[str, str] | None, source: str = "tags", path: 
         tag = refused[0]
         raise ReservedTagError(reserved_tag_message(tag), tag=tag, source=source,
                                path=f"{path}.{tag}" if path else None)
+
+
+# ---- launched by: what started a run, read from (and filtered on) the tags above ------------------
+LAUNCHED_BY_KINDS = ("schedule", "sensor", "user", "manual")
+_LAUNCHED_BY_KEYS = {"schedule": SCHEDULE_TAG, "sensor": SENSOR_TAG, "user": USER_TAG, "manual": USER_TAG}
+
+
+@dataclass(frozen=True)
+class LaunchedBy:
+    """What launched a run: ``kind`` schedule, sensor or user (``name``: which one), or manual (any
+    user). Written as ``schedule:<name>``, ``sensor:<name>``, ``user:<name>`` or ``manual`` (the runs
+    list's ``launched_by`` filter); ``schedule`` or ``sensor`` without a name means any of them."""
+
+    kind: str
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> LaunchedBy:
+        """``schedule:nightly`` -> LaunchedBy("schedule", "nightly"); ValueError saying what is allowed."""
+        kind, sep, name = text.strip().partition(":")
+        if kind not in LAUNCHED_BY_KINDS or (sep and not name) or (kind == "manual" and sep):
+            raise ValueError(f"launched_by {text!r} is not one of schedule:<name>, sensor:<name>, user:<name>, "
+                             "manual (or schedule / sensor for any)")
+        return cls(kind, name or None)
+
+    @classmethod
+    def of(cls, tags: Mapping[str, str]) -> LaunchedBy | None:
+        """What launched a run with ``tags`` (None: unknown, e.g. launched by the CLI or the Python API)."""
+        for kind in ("user", "schedule", "sensor"):
+            if _LAUNCHED_BY_KEYS[kind] in tags:
+                return cls(kind, tags[_LAUNCHED_BY_KEYS[kind]])
+        return None
+
+    def filter_tag(self) -> tuple[str, str | None]:
+        """(tag key, value) runs launched this way carry; value None: any value."""
+        return _LAUNCHED_BY_KEYS[self.kind], (self.name if self.kind != "manual" else None)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+
+def os_user() -> str:
+    """The login name of this process's user (``runyard/user`` of a run launched from the CLI)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        import os
+
+        return f"uid:{os.getuid()}"

@@ -478,10 +478,10 @@ def test_validate_ok_returns_the_plan(server: CodeServer):
       "resources": {"database": {"config": {"url": "u"}}}}, "ops.extract.config.rows", "valid integer"),
     ({"ops": {"extract": {"config": {}}}, "resources": {"database": {"config": {"url": "u"}}}},
      "ops.extract.config.source", "required key is missing"),
-    ({"ops": {"extrakt": {}}}, "ops.extrakt", "has no op named 'extrakt'"),
+    ({**GOOD_CONFIG, "ops": {**GOOD_CONFIG["ops"], "extrakt": {}}}, "ops.extrakt", "has no op named 'extrakt'"),
     ({"ops": {"extract": {"config": {"source": "x"}}}, "resources": {"database": {"config": {"url": 3}}}},
      "resources.database.config.url", "valid string"),
-    ({"opz": {}}, "opz", "unknown key"),
+    ({**GOOD_CONFIG, "opz": {}}, "opz", "unknown key"),
 ])
 def test_validate_bad_config_names_the_key_path(server: CodeServer, run_config, path, reason):
     result = server.client.validate("etl", run_config)
@@ -493,10 +493,33 @@ def test_validate_bad_config_names_the_key_path(server: CodeServer, run_config, 
 
 
 def test_validate_several_problems_one_error_each(server: CodeServer):
-    result = server.client.validate("etl", {"ops": {"extract": {"config": {"rows": "x", "bogus": 1}}}})
+    result = server.client.validate("etl", {"ops": {"extract": {"config": {"rows": "x", "bogus": 1}}},
+                                            "resources": GOOD_CONFIG["resources"]})
     assert not result.ok
     assert sorted(e.path for e in result.errors) == ["ops.extract.config.bogus", "ops.extract.config.rows",
                                                      "ops.extract.config.source"]
+
+
+def test_validate_reports_every_problem_of_every_op_resource_and_the_selection(server: CodeServer):
+    """Not the first failing op or resource: every problem, each with its key path and keys, the
+    op selection's included."""
+    result = server.client.validate("etl", {
+        "ops": {"extract": {"config": {"rows": "x"}, "retries": 2}, "extrakt": {}},
+        "resources": {"database": {"config": {"url": 3}}, "cache": {}},
+        "execution": {"no_such_executor": {}}, "tags": {"runyard/location": "x"}, "opz": 1}, ops="nope")
+    assert not result.ok and result.plan is None
+    by_path = {e.path: e for e in result.errors if e.source == "run config"}
+    assert set(by_path) == {"opz", "ops.extrakt", "ops.extract.retries", "ops.extract.config.source",
+                            "ops.extract.config.rows", "resources.cache", "resources.database.config.url",
+                            "tags.runyard/location", "execution.no_such_executor"}, sorted(by_path)
+    assert by_path["ops.extract.config.rows"].keys == ["ops", "extract", "config", "rows"]
+    assert by_path["tags.runyard/location"].keys == ["tags", "runyard/location"]
+    for path, error in by_path.items():
+        assert error.message == f"run config: {path}: {error.reason}"
+    assert [e.source for e in result.errors if e.source != "run config"] == ["op selection"]
+    # the executor is checked once the rest of `execution` is well-formed: alone, it is reported too
+    alone = server.client.validate("etl", {**GOOD_CONFIG, "execution": {"no_such_executor": {}}})
+    assert [e.path for e in alone.errors] == ["execution.no_such_executor"]
 
 
 def test_validate_bad_op_selection_and_unknown_job(server: CodeServer):

@@ -47,11 +47,14 @@ def test_launch_from_the_launchpad_and_watch_the_run_live(webui, page):
     page.goto(webui.url + "/jobs")
     page.get_by_role("link", name="hello").click()
     expect(page.locator("h1")).to_contain_text("hello")
+    page.get_by_role("link", name="Open the launchpad").click()  # the launchpad is a page of its own
     config = page.locator("#run-config")
     expect(config).to_have_value(re.compile(r"name: world"))
     config.fill("ops:\n  greet:\n    config:\n      name: browser\n      times: 1\n")
-    page.locator("#tags").fill("team=web")
-    page.get_by_role("button", name="Launch run").click()
+    page.locator("#add-tag").click()
+    page.locator("#tags-editor .tag-key").fill("team")
+    page.locator("#tags-editor .tag-value").fill("web")
+    page.get_by_role("button", name="Launch run").click()  # waits until validation enables it
     page.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}$"), timeout=30_000)
     expect(page.locator("#run h1 [data-status]")).to_have_text("SUCCESS", timeout=30_000)
     expect(page.locator("#events")).to_contain_text("RUN_SUCCESS")
@@ -64,15 +67,17 @@ def test_launch_from_the_launchpad_and_watch_the_run_live(webui, page):
 
 
 def test_invalid_config_shows_each_problem_and_stores_nothing(webui, page):
-    page.goto(webui.url + "/locations/defs_webui/jobs/hello")
-    page.locator("#run-config").fill("ops:\n  greet:\n    config:\n      times: lots\n")
-    page.get_by_role("button", name="Launch run").click()
-    errors = page.locator("#launch-errors")
+    # problems show before any launch (validation as you type), and Launch stays disabled
+    page.goto(webui.url + "/locations/defs_webui/jobs/hello/launchpad")
+    page.locator("#run-config").fill("ops:\n  greet:\n    config:\n      times: lots\n      nmae: x\n")
+    errors = page.locator("#problems")
     expect(errors).to_be_visible()
     expect(errors).to_contain_text("ops.greet.config.times")
+    expect(errors).to_contain_text("ops.greet.config.nmae")
+    expect(page.get_by_role("button", name="Launch run")).to_be_disabled()
     page.locator("#run-config").fill("ops: [broken")
-    page.get_by_role("button", name="Launch run").click()
     expect(errors).to_contain_text("not valid YAML")
+    expect(page.get_by_role("button", name="Launch run")).to_be_disabled()
     assert "/runs/" not in page.url
     assert webui.gql("{ runs { count } }")["runs"]["count"] == 0
 
@@ -82,6 +87,7 @@ def test_terminate_button_cancels_a_running_run(webui, page):
     page.goto(f"{webui.url}/runs/{run_id}")
     expect(page.locator("#events")).to_contain_text("napping", timeout=30_000)
     page.get_by_role("button", name="Terminate").click()
+    page.locator("#terminate-dialog").get_by_role("button", name="Terminate run").click()  # the confirmation
     expect(page.locator("#run h1 [data-status]")).to_have_text("CANCELED", timeout=30_000)
     expect(page.locator("#terminate")).to_be_hidden()
     expect(page.locator("#events")).to_contain_text("RUN_CANCELED")

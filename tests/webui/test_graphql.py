@@ -25,7 +25,8 @@ def test_locations_jobs_and_instance_come_from_the_code_server(webui):
     [loc] = data["locations"]
     assert (loc["name"], loc["status"], loc["error"]) == (LOCATION, "ok", None)
     jobs = {j["name"]: j for j in loc["jobs"]}
-    assert sorted(jobs) == ["broken", "hello", "pipeline", "sleepy"]
+    assert sorted(jobs) == ["broken", "gated", "hello", "ingest_csv", "op_graph", "paced", "pipeline", "sleepy",
+                            "wide_graph"]
     hello = jobs["hello"]
     assert hello["description"] == "Greets, then shouts the greeting."
     assert [op["name"] for op in hello["ops"]] == ["greet", "shout"]
@@ -114,7 +115,8 @@ def test_invalid_run_config_is_refused_with_key_paths_and_nothing_stored(webui):
         runConfigYaml: "- a list") { ok errors { message } } }""")["launchRun"]
     assert not not_a_mapping["ok"] and "mapping" in not_a_mapping["errors"][0]["message"]
     unknown_job = webui.launch("nope")
-    assert unknown_job["code"] == "NOT_FOUND" and "jobs: broken, hello, pipeline, sleepy" in unknown_job["message"]
+    assert unknown_job["code"] == "NOT_FOUND"
+    assert "jobs: broken, gated, hello, ingest_csv, op_graph" in unknown_job["message"]
     bad_selection = webui.launch("hello", ops="nonexistent")
     assert not bad_selection["ok"] and bad_selection["run"] is None
     unknown_location = webui.gql("""mutation { launchRun(location: "elsewhere", jobName: "hello") {

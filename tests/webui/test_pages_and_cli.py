@@ -23,8 +23,10 @@ def test_pages_render_runs_jobs_and_automation(webui):
     status, html = webui.get("/jobs")
     assert status == 200 and "/locations/defs_webui/jobs/hello" in html and "Greets, then shouts" in html
     status, html = webui.get("/locations/defs_webui/jobs/hello")
-    assert status == 200 and 'id="launchpad"' in html and "name: world" in html  # default config prefilled
+    assert status == 200 and 'href="/locations/defs_webui/jobs/hello/launchpad"' in html  # the launchpad's page
     assert f'data-run-id="{run_id}"' in html  # the job's recent runs
+    status, html = webui.get("/locations/defs_webui/jobs/hello/launchpad")
+    assert status == 200 and 'id="launchpad"' in html and "name: world" in html  # default config prefilled
     status, html = webui.get("/runs?job=hello")
     assert status == 200 and run_id[:8] in html and "Runs of hello" in html
     status, html = webui.get("/runs?job=broken")

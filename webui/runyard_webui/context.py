@@ -10,8 +10,10 @@ the code pointer that server reports, so the run worker (not the web UI) imports
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .limits import LongPollSlots
@@ -29,6 +31,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: GraphQL ``code`` of each kind of refusal
 NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE = "NOT_FOUND", "INVALID", "READ_ONLY", "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did to one run: ``ok``, else why not (``message``, ``code``); ``run`` is the
+    run afterwards (terminate) or the new run (re-execute)."""
+
+    run_id: str
+    ok: bool
+    message: str | None = None
+    code: str | None = None
+    run: RunRecord | None = None
 
 
 class WebError(Exception):
@@ -137,7 +151,8 @@ class WebContext:
         self._check_writable("launch runs")
         with _refusals():
             loc, _ = self.job(location, job_name)
-            return launch_from_location(self.instance, loc, job_name, run_config, tags, ops)
+            return launch_from_location(self.instance, loc, job_name, run_config, tags, ops,
+                                        runyard_tags=self.launched_by_tags())
 
     def reexecute_run(self, run_id: str, mode: str = "all", ops: str | None = None,
                       tags: dict[str, str] | None = None) -> LaunchResult:
@@ -146,7 +161,8 @@ class WebContext:
         self._check_writable("re-execute runs")
         self.get_run(run_id)
         with _refusals():
-            return reexecute_from_location(self.instance, self.locations(), run_id, mode=mode, ops=ops, tags=tags)
+            return reexecute_from_location(self.instance, self.locations(), run_id, mode=mode, ops=ops, tags=tags,
+                                           runyard_tags=self.launched_by_tags())
 
     def terminate_run(self, run_id: str) -> tuple[bool, RunRecord]:
         self._check_writable("terminate runs")
@@ -174,6 +190,24 @@ class WebContext:
             return next_events(self.instance, run_id, after_id=after_id, limit=max(1, min(int(limit), 5000)),
                                wait_seconds=wait)
 
+    # ---- the run page ----------------------------------------------------------------------------
+    @functools.cached_property
+    def step_folds(self):
+        """The run page's steps, folded from step events and kept per run (:class:`~.run_view.StepFolds`)."""
+        from .run_view import StepFolds
+
+        return StepFolds()
+
+    def older_run_events(self, run_id: str, before_id: int, limit: int = 1000,
+                         after_id: int | None = None) -> tuple[list, bool, RunRecord]:
+        """``(events, has_older, run)``: the last ``limit`` events of ``run_id`` older than
+        ``before_id`` (and after ``after_id``), in order, and whether older ones remain. How the run
+        page loads older events on demand; never waits."""
+        run = self.get_run(run_id)
+        limit = max(1, min(int(limit), 5000))
+        events = self.storage.get_events(run_id, after_id=after_id, before_id=before_id, limit=limit + 1)
+        return events[-limit:], len(events) > limit, run
+
     def step_logs(self, run_id: str, step_key: str, stream: str = "stdout", offset: int = 0,
                   max_bytes: int = 256 * 1024) -> dict[str, Any]:
         """A chunk of a step's captured stdout or stderr (its latest attempt) from ``offset``:
@@ -186,6 +220,70 @@ class WebContext:
                                      max_bytes=max(1, min(int(max_bytes), 4 << 20)))
         return {"available": chunk.available, "data": chunk.text, "next_offset": chunk.next_offset,
                 "finished": chunk.finished, "message": chunk.message}
+
+    # ---- runs list: who launches, bulk actions ----------------------------------------------------
+    def launched_by_tags(self) -> dict[str, str]:
+        """The ``runyard/user`` tag of a run launched or re-executed by this request: the basic-auth
+        user (``webui.auth``), else ``anonymous`` (the runs list's "launched by" filter reads it)."""
+        from flask import has_request_context, request
+
+        from runyard.tags import USER_TAG
+
+        user = None
+        if self.settings.auth is not None and has_request_context() and request.authorization is not None:
+            user = request.authorization.username
+        return {USER_TAG: user or "anonymous"}
+
+    #: most runs one bulk action takes (a page of the runs list is 50)
+    MAX_BULK_RUNS = 500
+
+    def bulk(self, action: str, run_ids: list[str], act) -> list[BulkResult]:
+        """``act(run_id)`` for each of ``run_ids`` (in order, each once), a refusal or failure of one
+        run not stopping the others: one :class:`BulkResult` per run. The read-only guard and the
+        size limit refuse the whole request."""
+        self._check_writable(f"{action} runs")
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            raise WebError(f"no runs to {action}: give at least one run id")
+        if len(ids) > self.MAX_BULK_RUNS:
+            raise WebError(f"cannot {action} {len(ids)} runs at once (at most {self.MAX_BULK_RUNS})")
+        results = []
+        for run_id in ids:
+            try:
+                results.append(act(run_id))
+            except WebError as exc:
+                results.append(BulkResult(run_id, False, exc.message, exc.code))
+            except Exception as exc:  # noqa: BLE001 - reported for this run; the others go on
+                from runyard.errors import RunyardError
+
+                code = error_code(exc) if isinstance(exc, RunyardError) else INVALID
+                results.append(BulkResult(run_id, False, f"{type(exc).__name__}: {exc}"
+                                          if not isinstance(exc, RunyardError) else str(exc), code))
+        return results
+
+    def terminate_runs(self, run_ids: list[str]) -> list[BulkResult]:
+        def one(run_id: str) -> BulkResult:
+            ok, run = self.terminate_run(run_id)
+            return BulkResult(run_id, ok, None if ok else f"run is {run.status}: nothing to stop", None, run)
+
+        return self.bulk("terminate", run_ids, one)
+
+    def delete_runs(self, run_ids: list[str]) -> list[BulkResult]:
+        def one(run_id: str) -> BulkResult:
+            self.delete_run(run_id)
+            return BulkResult(run_id, True)
+
+        return self.bulk("delete", run_ids, one)
+
+    def reexecute_runs(self, run_ids: list[str], mode: str = "all") -> list[BulkResult]:
+        def one(run_id: str) -> BulkResult:
+            result = self.reexecute_run(run_id, mode)
+            if result.errors:
+                problems = "; ".join(e.message for e in result.errors)
+                return BulkResult(run_id, False, f"run config is invalid: {problems}", INVALID)
+            return BulkResult(run_id, result.message is None, result.message, None, result.run)
+
+        return self.bulk("re-execute", run_ids, one)
 
     # ---- schedules and sensors -------------------------------------------------------------------
     @staticmethod
@@ -209,3 +307,142 @@ class WebContext:
 
     def ticks(self, name: str, limit: int = 20):
         return self.storage.get_ticks(name, limit=max(1, min(int(limit), 200)))
+
+    # ---- automation pages: every schedule and sensor (a failing location's too), tick pages, dry runs
+    #: how many upcoming fire times the automation pages show for a schedule
+    NEXT_TICKS = 5
+
+    def automation_rows(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every schedule and sensor (or those of ``kind``) as the automation pages and the GraphQL
+        ``Instigator`` type read them: :meth:`_row` plus ``location_status``, ``location_error`` (a
+        :class:`~runyard.codeserver.protocol.SerializedError`) and ``stale``. Those of a location
+        that fails to load stay listed from their stored state (``stale``: True, with their last
+        status; ``definition`` the one this process saw last, else None) beside that location's
+        error — a running sensor does not vanish while its code is broken."""
+        from runyard.operations.instigators import KINDS, list_instigators
+
+        kinds = KINDS if kind is None else (kind,)
+        locations = self.locations()
+        by_name = {loc.name: loc for loc in locations}
+        # {(kind, name): (location name, definition)} as last seen loaded: what a failing location's
+        # schedules and sensors are shown with (created here so the block stays self-contained)
+        known = self.__dict__.setdefault("_known_definitions", {})
+        rows: list[dict[str, Any]] = []
+        for k in kinds:
+            for info in list_instigators(self.instance, locations, k):
+                known[(k, info.name)] = (info.location.name, info.definition)
+                rows.append({**self._row(info), "location_status": info.location.status,
+                             "location_error": None, "stale": False})
+        listed = {(r["kind"], r["name"]) for r in rows}
+        failing = [loc for loc in locations if loc.snapshot is None]
+        if failing:
+            for state in self.storage.get_instigator_states(kind):
+                key = (state["kind"], state["name"])
+                if key in listed or state["kind"] not in kinds:
+                    continue
+                loc_name, definition = known.get(key, (None, None))
+                loc = by_name.get(loc_name) if loc_name else self._location_of_ticks(state["name"], by_name)
+                if loc is None and len(failing) == 1:
+                    loc = failing[0]  # the only location that could be hiding it
+                if loc is not None and loc.snapshot is not None:
+                    continue  # its location loads and no longer defines it: removed, not broken
+                rows.append({"name": state["name"], "kind": state["kind"],
+                             "location": loc.name if loc else None, "definition": definition,
+                             "status": str(state["status"]), "next_tick": None,
+                             "location_status": loc.status if loc else None,
+                             "location_error": loc.error if loc else None, "stale": True})
+        return sorted(rows, key=lambda r: (r["kind"], r["name"]))
+
+    def _location_of_ticks(self, name: str, by_name: dict[str, CodeLocation]) -> CodeLocation | None:
+        """The location of the runs an instigator's newest ticks launched (their location tag)."""
+        from runyard.tags import LOCATION_TAG
+
+        for tick in self.storage.get_ticks(name, limit=20):
+            for run_id in tick.run_ids:
+                run = self.storage.get_run(run_id)
+                if run is not None and run.tags.get(LOCATION_TAG) in by_name:
+                    return by_name[run.tags[LOCATION_TAG]]
+        return None
+
+    def automation_row(self, kind: str, name: str) -> dict[str, Any]:
+        from runyard.operations.instigators import KINDS
+
+        if kind not in KINDS:
+            raise WebError(f"unknown kind {kind!r}: schedule or sensor", NOT_FOUND)
+        for row in self.automation_rows(kind):
+            if row["name"] == name:
+                return row
+        raise WebError(f"no {kind} named '{name}' in the workspace or in storage", NOT_FOUND)
+
+    def next_ticks(self, row: dict[str, Any], count: int | None = None) -> list[float]:
+        """A schedule's next fire times (computed in its own execution timezone); [] for a sensor."""
+        from runyard.operations.instigators import next_fire_times
+
+        definition = row.get("definition")
+        if row["kind"] != "schedule" or definition is None:
+            return []
+        import time
+
+        return next_fire_times(definition.cron_schedule, definition.execution_timezone, time.time(),
+                               max(1, min(int(count or self.NEXT_TICKS), 50)))
+
+    def tick_page(self, name: str, limit: int = 20, before: int | None = None,
+                  after: int | None = None) -> dict[str, Any]:
+        """``{ticks (newest first), older, newer}``: ``older`` / ``newer`` are the cursors (tick ids)
+        of the next page each way, None at either end. ``before`` and ``after`` are exclusive."""
+        if before is not None and after is not None:
+            raise WebError("give before or after, not both")
+        limit = max(1, min(int(limit), 200))
+        storage = self.storage
+        ticks = storage.get_ticks(name, limit=limit + 1, before_id=before, after_id=after)
+        if after is not None:  # newest first: the extra one is the newest, beyond this page
+            more_newer, ticks = len(ticks) > limit, ticks[-limit:]
+            more_older = bool(ticks) and bool(storage.get_ticks(name, limit=1, before_id=ticks[-1].id))
+        else:
+            more_older, ticks = len(ticks) > limit, ticks[:limit]
+            more_newer = before is not None and bool(ticks) and bool(
+                storage.get_ticks(name, limit=1, after_id=ticks[0].id))
+        return {"ticks": ticks, "older": ticks[-1].id if more_older else None,
+                "newer": ticks[0].id if more_newer else None}
+
+    def dry_run(self, kind: str, name: str) -> dict[str, Any]:
+        """Evaluate a schedule (for its next fire time) or a sensor (with its stored cursor) on its
+        code server now, launching and storing nothing: ``{kind, name, tick_time, cursor_before,
+        result}`` with ``result`` an :class:`~runyard.codeserver.protocol.EvaluationResult`. Refused
+        in a read-only web UI: it runs the user's code."""
+        from runyard.codeserver.errors import CodeServerError
+        from runyard.operations.instigators import KINDS, preview_schedule, preview_sensor
+
+        if kind not in KINDS:
+            raise WebError(f"unknown kind {kind!r}: schedule or sensor")
+        self._check_writable(f"dry-run {kind}s (that runs their code)")
+        locations = self.locations()
+        try:
+            with _refusals():
+                if kind == "schedule":
+                    previews = preview_schedule(locations, name, 1)
+                    if not previews:
+                        raise WebError(f"schedule '{name}' has no next fire time")
+                    tick_time, result = previews[0]
+                    cursor = None
+                else:
+                    import time
+
+                    tick_time = time.time()
+                    cursor, result = preview_sensor(self.instance, locations, name)
+        except CodeServerError as exc:
+            raise WebError(f"could not evaluate {kind} '{name}': {exc}", UNAVAILABLE) from exc
+        return {"kind": kind, "name": name, "tick_time": tick_time, "cursor_before": cursor, "result": result}
+
+    # ---- launchpad: validation without launching -------------------------------------------------
+    def validate_run_config(self, location: str, job_name: str, run_config_yaml: str | None = None,
+                            ops: str | None = None, tags: dict[str, str] | None = None,
+                            run_config: Any = None) -> Any:
+        """Check a run config (YAML text, or data in ``run_config``), an op selection and tags on the
+        job's code location without launching: a :class:`runyard_webui.validation.RunConfigCheck`
+        with every problem at its line. Allowed in read-only mode: nothing is stored."""
+        from .validation import check_run_config
+
+        with _refusals():
+            loc, _ = self.job(location, job_name)
+            return check_run_config(loc, job_name, run_config_yaml, ops, tags, run_config)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import yaml
@@ -27,17 +26,55 @@ def _web():
     return current_app.config["RUNYARD_WEB"]
 
 
+# ---- times: one zone per browser (the runyard_tz cookie), the same strings as app.js (times.py) ----
+def display_zone():
+    """The zone this request's page renders times in (:class:`~runyard_webui.times.DisplayZone`)."""
+    from flask import g
+
+    from .times import ZONE_COOKIE, zone_from_cookie
+
+    if "runyard_zone" not in g:
+        g.runyard_zone = zone_from_cookie(request.cookies.get(ZONE_COOKIE))
+    return g.runyard_zone
+
+
 @pages.app_template_filter("when")
 def _when(ts: float | None) -> str:
-    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    """``2026-11-30 08:33:01 +01:00`` in the page's zone (plain text: fits in an attribute too)."""
+    from .times import format_when
+
+    return format_when(ts, display_zone().info)
 
 
 @pages.app_template_filter("clock")
 def _clock(ts: float | None) -> str:
     """Time of day with milliseconds: an event log spans one run, its date is in the header."""
-    if ts is None:
-        return ""
-    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+    from .times import format_clock
+
+    return format_clock(ts, display_zone().info)
+
+
+@pages.app_template_filter("timetag")
+def _timetag(ts: float | None, fmt: str = "when"):
+    """A ``<time>`` element the page's script redraws when the zone changes: ``{{ ts|timetag }}``,
+    ``{{ ts|timetag('clock') }}``."""
+    from .times import time_tag
+
+    return time_tag(ts, display_zone(), fmt)
+
+
+@pages.app_template_filter("timetag_in")
+def _timetag_in(ts: float | None, zone_name: str | None, fmt: str = "when"):
+    """A ``<time>`` element drawn in ``zone_name`` (a schedule's own timezone), named after it."""
+    from .times import time_tag
+
+    return time_tag(ts, display_zone(), fmt, fixed_zone=zone_name or "UTC")
+
+
+@pages.app_context_processor
+def _zone_globals():
+    zone = display_zone()
+    return {"time_zone": zone.name, "time_zone_source": zone.source}
 
 
 @pages.app_template_filter("seconds")
@@ -65,21 +102,29 @@ def index():
 
 @pages.get("/runs")
 def runs():
-    from runyard.storage.records import RunFilter, RunStatus
+    """The runs list: filters in the URL (docs/webui.md, "The runs list"), status chips, cursor
+    paging. No count here: static/runs.js asks GraphQL for the per-status counts after the page
+    (one grouped query) and keeps the first page live."""
+    from runyard.tags import LaunchedBy
 
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUS_CHOICES:
-        abort(400, f"unknown status {status!r}")
-    cursor = request.args.get("cursor") or None
-    job = request.args.get("job") or None
-    filters = RunFilter(statuses=[RunStatus(status)] if status else None, job_name=job)
-    storage = _web().storage
-    if cursor is not None and storage.get_run(cursor) is None:
-        abort(400, f"unknown cursor {cursor!r}: start again from the newest runs")
-    page = storage.get_runs(filters, limit=PAGE_SIZE + 1, cursor=cursor)
-    older = page[PAGE_SIZE - 1].run_id if len(page) > PAGE_SIZE else None
-    return render_template("runs.html", runs=page[:PAGE_SIZE], status=status, count=storage.count_runs(filters),
-                           statuses=STATUS_CHOICES, cursor=cursor, older=older, job=job)
+    from .runs_list import STATUS_CHOICES as CHOICES
+    from .runs_list import RunsQuery, runs_page
+
+    try:
+        query = RunsQuery.from_args(request.args)
+        cursor = request.args.get("cursor") or None
+        page = runs_page(_web().storage, query, limit=PAGE_SIZE, cursor=cursor)
+    except WebError as exc:
+        abort(400, exc.message)
+    return render_template("runs.html", runs=page.runs, query=query, cursor=cursor, older=page.cursor,
+                           statuses=[s for s in CHOICES if s != "NOT_STARTED"], launched_by=LaunchedBy.of)
+
+
+#: the run page renders at most this many of a run's newest events; older ones load on demand
+#: (GraphQL ``runEvents(beforeId:)``), so a 100,000-event run opens as fast as a short one
+RUN_PAGE_EVENTS = 500
+#: past the newest of any event id: ``before_id`` that reads a run's last events
+_NEWEST = 2**63 - 1
 
 
 @pages.get("/runs/<run_id>")
@@ -91,13 +136,19 @@ def run(run_id: str):
     from runyard.daemon.retries import retry_run_id
     from runyard.operations.failure import run_failure
     from runyard.storage.records import RunStatus
-    from runyard.tags import RETRY_NUMBER_TAG
+    from runyard.tags import LOCATION_TAG, RETRY_NUMBER_TAG
 
-    events = web.storage.get_events(run_id)
+    from .run_view import children, launched_by, run_plan
+
+    events = web.storage.get_events(run_id, before_id=_NEWEST, limit=RUN_PAGE_EVENTS + 1)
+    has_older = len(events) > RUN_PAGE_EVENTS
+    events = events[-RUN_PAGE_EVENTS:]
     retried_as = web.storage.get_run(retry_run_id(run_id)) if record.status == RunStatus.FAILURE else None
-    return render_template("run.html", run=record, events=events, steps=web.storage.get_step_stats(run_id),
+    return render_template("run.html", run=record, events=events, has_older=has_older, plan=run_plan(web, record),
                            cursor=events[-1].id if events else None, failure=run_failure(web.storage, record),
-                           retry_number=record.tags.get(RETRY_NUMBER_TAG), retried_as=retried_as)
+                           retry_number=record.tags.get(RETRY_NUMBER_TAG), retried_as=retried_as,
+                           children=children(web, run_id), launched=launched_by(record),
+                           location=record.tags.get(LOCATION_TAG), page_events=RUN_PAGE_EVENTS)
 
 
 @pages.get("/runs/<run_id>/steps/<step_key>/logs")
@@ -110,9 +161,18 @@ def step_logs(run_id: str, step_key: str):
     return render_template("step_logs.html", run_id=run_id, step_key=step_key, stream=stream, chunk=chunk)
 
 
+def _location_rows(locations) -> list[dict]:
+    """Each code location with its container image (:func:`runyard.operations.launch.location_image`)."""
+    from runyard.operations.launch import location_image
+
+    return [{"loc": loc, "image": location_image(loc)} for loc in locations]
+
+
 @pages.get("/jobs")
 def jobs():
-    return render_template("jobs.html", locations=_web().locations())
+    locations = _web().locations()
+    return render_template("jobs.html", locations=locations,
+                           images={r["loc"].name: r["image"] for r in _location_rows(locations)})
 
 
 @pages.get("/locations/<location>/jobs/<job_name>")
@@ -124,8 +184,13 @@ def job(location: str, job_name: str):
     from runyard.storage.records import RunFilter
 
     recent = _web().storage.get_runs(RunFilter(job_name=job_name), limit=10)
-    return render_template("job.html", location=loc, job=snap, default_config=_yaml(scaffold_run_config(snap)),
-                           recent=recent)
+    # The graph is laid out in the browser (static/graph.js) from the ops as the snapshot has them,
+    # handed over in a JSON data block: the Content-Security-Policy allows no inline script, but
+    # data is not script.
+    graph = {"location": loc.name, "job": snap.name, "ops": [op.to_json() for op in snap.ops],
+             "launchpad": url_for("pages.launchpad", location=loc.name, job_name=snap.name)}
+    return render_template("job.html", location=loc, job=snap, recent=recent, graph=graph,
+                           selection=request.args.get("ops", ""))
 
 
 def scaffold_run_config(job: JobSnapshot) -> dict:
@@ -150,12 +215,42 @@ def scaffold_run_config(job: JobSnapshot) -> dict:
     return deep_merge(scaffold, job.default_run_config or {})
 
 
+# ---- the launchpad (launchpad.py, static/launchpad.js; docs/webui.md, "The launchpad") ----------
+@pages.get("/locations/<location>/jobs/<job_name>/launchpad")
+def launchpad(location: str, job_name: str):
+    """``?ops=SELECTION`` prefills the op selection; ``?from_run=RUN_ID`` that run's config, tags and
+    op selection (the run page's "re-execute with edited config")."""
+    from jinja2.utils import htmlsafe_json_dumps
+
+    from runyard.tags import USER_TAGS
+
+    from .launchpad import completion_schema, launchpad_start
+
+    try:
+        loc, snap = _web().job(location, job_name)
+    except WebError as exc:
+        abort(404 if exc.code == "NOT_FOUND" else 503, exc.message)
+    try:
+        start = launchpad_start(_web(), snap, scaffold_run_config(snap), request.args.get("ops"),
+                                request.args.get("from_run"))
+    except WebError as exc:
+        abort(404 if exc.code == "NOT_FOUND" else 400, exc.message)
+    data = {"location": loc.name, "job": snap.name, "schema": completion_schema(snap), "tags": start.tags,
+            "userTags": sorted(USER_TAGS)}
+    # not |tojson, which sorts keys: completions keep the order the config models declare fields in
+    return render_template("launchpad.html", location=loc, job=snap, start=start, data=htmlsafe_json_dumps(data))
+
+
 @pages.get("/status")
 def status():
     from runyard.daemon.status import daemon_status
 
     web = _web()
-    return render_template("status.html", daemon=daemon_status(web.storage), locations=web.locations(),
+    daemon = daemon_status(web.storage)
+    daemons = daemon["daemons"]
+    return render_template("status.html", daemon=daemon, locations=_location_rows(web.locations()),
+                           leaders=[d["daemon_id"] for d in daemons if d["state"] == "leader"],
+                           standbys=[d["daemon_id"] for d in daemons if d["state"] == "standby"],
                            storage=web.storage.describe().get("url") or web.storage.name,
                            coordinator=web.instance.run_coordinator.name, launcher=web.instance.run_launcher.name)
 
@@ -163,10 +258,38 @@ def status():
 @pages.get("/automation")
 def automation():
     web = _web()
-    rows = web.instigators("schedule") + web.instigators("sensor")
+    rows = web.automation_rows()
     for row in rows:
         row["ticks"] = web.ticks(row["name"], 5)
+        row["next_ticks"] = web.next_ticks(row, 1)
     return render_template("automation.html", rows=rows)
+
+
+#: ticks on one page of a schedule's or sensor's history
+TICK_PAGE_SIZE = 20
+
+
+def _tick_cursor(name: str) -> int | None:
+    value = request.args.get(name) or None
+    if value is not None and not value.isdigit():
+        abort(400, f"{name} must be a tick id (a whole number), not {value!r}")
+    return None if value is None else int(value)
+
+
+@pages.get("/automation/<kind>/<name>")
+def instigator(kind: str, name: str):
+    """One schedule or sensor: its definition, next ticks, tick history (paged by tick id, live on
+    the newest page) and the dry run."""
+    web = _web()
+    before, after = _tick_cursor("before"), _tick_cursor("after")
+    try:
+        row = web.automation_row(kind, name)
+        page = web.tick_page(name, TICK_PAGE_SIZE, before, after)
+    except WebError as exc:
+        abort(404 if exc.code == "NOT_FOUND" else 400, exc.message)
+    runs = {rid: run for t in page["ticks"] for rid in t.run_ids if (run := web.storage.get_run(rid)) is not None}
+    return render_template("instigator.html", row=row, page=page, next_ticks=web.next_ticks(row), runs=runs,
+                           live=page["newer"] is None, page_size=TICK_PAGE_SIZE)
 
 
 @pages.app_errorhandler(400)

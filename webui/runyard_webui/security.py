@@ -182,6 +182,7 @@ class ReadOnlyMiddleware:
         if info.parent_type is info.schema.mutation_type and not info.field_name.startswith("__"):
             from .context import READ_ONLY
 
-            # payloads resolve their fields from a dict too; "errors" is LaunchRunPayload's required list
-            return {"ok": False, "code": READ_ONLY, "message": self.MESSAGE, "errors": []}
+            # payloads resolve their fields from a dict too; "errors" is LaunchRunPayload's required
+            # list, "results" the bulk actions' (BulkRunsPayload)
+            return {"ok": False, "code": READ_ONLY, "message": self.MESSAGE, "errors": [], "results": []}
         return next_(root, info, **kwargs)

@@ -52,13 +52,21 @@ class WebuiSettings(_Strict):
                                      "variables.")
     max_long_polls: int = Field(4, ge=0, le=256, description="Long polls waiting at once in this process, "
                                 "never more than threads - 1; one that finds no free slot answers at once.")
-    connection_limit: int = Field(500, ge=1, le=10_000, description="Open connections served at once; more "
-                                  "wait to be accepted.")
+    connection_limit: int = Field(1000, ge=1, le=10_000, description="Open connections served at once "
+                                  "(open live pages included); more wait to be accepted.")
     channel_timeout_seconds: float = Field(30, gt=0, le=3600, allow_inf_nan=False, description="An idle "
                                            "connection (or one whose request never completes) is closed after "
                                            "this long.")
     cleanup_interval_seconds: float = Field(10, gt=0, le=3600, allow_inf_nan=False, description="How often idle "
                                             "connections are looked for.")
+    # ---- live updates (server-sent events; no request thread per open page) ------------------------
+    max_live_streams: int = Field(800, ge=0, le=10_000, description="Live pages (server-sent event streams) "
+                                  "open at once in this process; one more is refused (503) and its page "
+                                  "tries again. Keep it below connection_limit so other requests still get in.")
+    live_heartbeat_seconds: float = Field(15, gt=0, le=600, allow_inf_nan=False, description="A quiet live "
+                                          "stream gets a comment line this often (at most half of "
+                                          "channel_timeout_seconds), so proxies and the idle timeout keep it "
+                                          "open and a client that went away is noticed.")
 
     def long_poll_slots(self) -> int:
         """Long polls allowed at once: one request thread always stays free for everything else."""

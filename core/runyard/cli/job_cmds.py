@@ -117,12 +117,13 @@ def launch(python_file, module, attribute, working_directory, job_name, config_f
            wait):
     """Submit a run through the run coordinator and launcher."""
     from ..operations.launch import launch_from_definitions
+    from ..tags import USER_TAG, os_user
 
     pointer, job_def, run_config, tag_map, step_keys = _load(python_file, module, attribute, working_directory,
                                                              job_name, config_files, tags, ops)
     instance = open_instance()
     run = launch_from_definitions(instance, job_def, code_pointer=pointer, run_config=run_config, tags=tag_map,
-                                  step_keys_to_execute=step_keys)
+                                  step_keys_to_execute=step_keys, runyard_tags={USER_TAG: os_user()})
     click.echo(f"Launched run {run.run_id} of job '{job_name}' ({styled_status(str(run.status))}, "
                f"launcher {instance.run_launcher.name}){_steps_note(run)}.")
     if not wait:

@@ -114,12 +114,15 @@ class EvaluationResult(WireModel):
 
 
 class ConfigErrorData(WireModel):
-    """One run config problem: the full message, and its parts (``reason``, key ``path``, ``source``)."""
+    """One run config problem: the full message, and its parts (``reason``, key ``path``, ``source``).
+    ``keys``: the key path as its keys and list indexes, when known (a front end finds the key's line
+    in the YAML the user wrote with it; ``path`` alone is ambiguous when a key holds a dot)."""
 
     message: str
     reason: str | None = None
     path: str | None = None
     source: str | None = None
+    keys: list[str | int] | None = None
 
 
 class PlanStep(WireModel):

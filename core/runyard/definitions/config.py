@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import RunConfigError
+from ..config_models import MAX_PROBLEMS_SHOWN
+from ..errors import ConfigError, ConfigProblem, RunConfigError
+from ..instance.yaml_source import format_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from .job import JobDefinition
@@ -52,90 +54,140 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _mapping(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RunConfigError(f"expected a mapping, got {type(value).__name__}",
-                             source=RUN_CONFIG_SOURCE, path=path)
-    return value
+#: problems kept in one RunConfigError (a config with 100,000 unknown ops gets the first ones and a count)
+MAX_PROBLEMS = 100
 
 
-def _validate(model: type[BaseModel], data: Any, path: tuple) -> BaseModel:
-    from ..config_models import validate_model
+class _Problems:
+    """The problems found while resolving a run config, each at its key path, counted past the cap."""
 
-    # op and resource config models are the user's: they decide whether inf and NaN are values
-    return validate_model(model, data, source=RUN_CONFIG_SOURCE, path=path, error_cls=RunConfigError,
-                          allow_inf_nan=True)
+    def __init__(self) -> None:
+        self.found: list[ConfigProblem] = []
+        self.total = 0
+
+    def add(self, message: str, *keys: str | int) -> None:
+        self.total += 1
+        if len(self.found) < MAX_PROBLEMS:
+            self.found.append(ConfigProblem(message=message, path=format_path(keys) or "(top level)", keys=keys))
+
+    def extend(self, exc: ConfigError) -> None:
+        self.total += exc.total - len(exc.problems)  # those the error left out, counted
+        for problem in exc.problems:
+            self.total += 1
+            if len(self.found) < MAX_PROBLEMS:
+                self.found.append(problem)
+
+    def mapping(self, value: Any, *keys: str | int) -> dict[str, Any]:
+        """``value`` as a mapping; anything else is a problem (and counts as empty)."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(f"expected a mapping, got {type(value).__name__}", *keys)
+            return {}
+        return value
+
+    def unknown_keys(self, entry: dict[str, Any], allowed: set[str], *keys: str | int) -> None:
+        for key in sorted(set(entry) - allowed, key=str):
+            self.add(f"unknown key (allowed: {', '.join(sorted(allowed))})", *keys, key)
+
+    def validate(self, model: type[BaseModel], data: Any, *keys: str | int) -> BaseModel | None:
+        from ..config_models import validate_model
+
+        try:
+            # op and resource config models are the user's: they decide whether inf and NaN are values
+            return validate_model(model, data, source=RUN_CONFIG_SOURCE, path=keys, error_cls=RunConfigError,
+                                  allow_inf_nan=True)
+        except RunConfigError as exc:
+            self.extend(exc)
+            return None
+
+    def error(self) -> RunConfigError:
+        """One error carrying every problem: with one, the message names its key path as before
+        (``run config: ops.load.config.path: required key is missing``); with several, one line each."""
+        if self.total == 1:
+            (only,) = self.found
+            return RunConfigError(only.message, source=RUN_CONFIG_SOURCE, path=only.path, problems=self.found)
+        shown = self.found[:MAX_PROBLEMS_SHOWN]
+        head = "invalid config" if self.total <= len(shown) else \
+            f"invalid config ({self.total:,} problems; the first {len(shown)})"
+        more = [f"... and {self.total - len(shown):,} more"] if self.total > len(shown) else []
+        return RunConfigError(head + ":\n  " + "\n  ".join([f"{p.path}: {p.message}" for p in shown] + more),
+                              source=RUN_CONFIG_SOURCE, problems=self.found, total=self.total)
 
 
-def resolve_run_config(job: JobDefinition, run_config: dict[str, Any] | None) -> ResolvedRunConfig:
-    """Validate run config against ``job``; raise :class:`RunConfigError` naming the key path."""
-    raw = deep_merge(job.default_run_config, _mapping(run_config, "(top level)"))
-    unknown = sorted(set(raw) - set(RUN_CONFIG_KEYS))
-    if unknown:
-        raise RunConfigError(f"unknown key (allowed: {', '.join(RUN_CONFIG_KEYS)})",
-                             source=RUN_CONFIG_SOURCE, path=unknown[0])
+def resolve_run_config(job: JobDefinition, run_config: dict[str, Any] | None, *,
+                       check_executor: bool = False) -> ResolvedRunConfig:
+    """Validate run config against ``job``. Every problem is looked for — unknown keys, unknown ops
+    and resources, each op's and resource's config (every field pydantic reports), the executor
+    block, reserved tags — and one :class:`RunConfigError` carries them all (``problems``, each with
+    its key path). With ``check_executor``, the executor's name and config are checked too
+    (:func:`validate_executor`), their problems in the same error."""
+    problems = _Problems()
+    resolved = _resolve(job, run_config, problems)
+    if check_executor and not any(p.path and p.path.startswith("execution") for p in problems.found):
+        try:
+            validate_executor(resolved)
+        except RunConfigError as exc:
+            problems.extend(exc)
+    if problems.total:
+        raise problems.error()
+    return resolved
+
+
+def _resolve(job: JobDefinition, run_config: dict[str, Any] | None, problems: _Problems) -> ResolvedRunConfig:
+    from ..tags import reserved_tag_message, reserved_tags
+    from .resources import ResourceDefinition
+
+    raw = deep_merge(job.default_run_config, problems.mapping(run_config))
+    for key in sorted(set(raw) - set(RUN_CONFIG_KEYS), key=str):
+        problems.add(f"unknown key (allowed: {', '.join(RUN_CONFIG_KEYS)})", key)
     resolved = ResolvedRunConfig()
 
-    ops_cfg = _mapping(raw.get("ops"), "ops")
+    ops_cfg = problems.mapping(raw.get("ops"), "ops")
     for node_name in ops_cfg:
         if node_name not in job.nodes:
-            raise RunConfigError(f"job '{job.name}' has no op named '{node_name}' "
-                                 f"(ops: {', '.join(sorted(job.nodes))})", source=RUN_CONFIG_SOURCE,
-                                 path=f"ops.{node_name}")
+            problems.add(f"job '{job.name}' has no op named '{node_name}' (ops: {', '.join(sorted(job.nodes))})",
+                         "ops", node_name)
     for node_name, node in job.nodes.items():
-        entry = _mapping(ops_cfg.get(node_name), f"ops.{node_name}")
-        extra = set(entry) - {"config"}
-        if extra:
-            raise RunConfigError("unknown key (allowed: config)", source=RUN_CONFIG_SOURCE,
-                                 path=f"ops.{node_name}.{sorted(extra)[0]}")
+        entry = problems.mapping(ops_cfg.get(node_name), "ops", node_name)
+        problems.unknown_keys(entry, {"config"}, "ops", node_name)
         model = node.op.config_model
         if model is None:
             if entry.get("config"):
-                raise RunConfigError(f"op '{node_name}' takes no config", source=RUN_CONFIG_SOURCE,
-                                     path=f"ops.{node_name}.config")
+                problems.add(f"op '{node_name}' takes no config", "ops", node_name, "config")
             resolved.op_configs[node_name] = None
             continue
-        resolved.op_configs[node_name] = _validate(model, entry.get("config"),
-                                                   ("ops", node_name, "config"))
+        resolved.op_configs[node_name] = problems.validate(model, entry.get("config"), "ops", node_name, "config")
 
-    res_cfg = _mapping(raw.get("resources"), "resources")
+    res_cfg = problems.mapping(raw.get("resources"), "resources")
     for key in res_cfg:
         if key not in job.resource_defs:
-            raise RunConfigError(f"job '{job.name}' has no resource '{key}' "
-                                 f"(resources: {', '.join(sorted(job.resource_defs)) or 'none'})",
-                                 source=RUN_CONFIG_SOURCE, path=f"resources.{key}")
-    from .resources import ResourceDefinition
-
+            problems.add(f"job '{job.name}' has no resource '{key}' "
+                         f"(resources: {', '.join(sorted(job.resource_defs)) or 'none'})", "resources", key)
     for key, definition in job.resource_defs.items():
-        entry = _mapping(res_cfg.get(key), f"resources.{key}")
-        extra = set(entry) - {"config"}
-        if extra:
-            raise RunConfigError("unknown key (allowed: config)", source=RUN_CONFIG_SOURCE,
-                                 path=f"resources.{key}.{sorted(extra)[0]}")
+        entry = problems.mapping(res_cfg.get(key), "resources", key)
+        problems.unknown_keys(entry, {"config"}, "resources", key)
         if isinstance(definition, ResourceDefinition) and definition.config_model is not None:
-            resolved.resource_configs[key] = _validate(definition.config_model, entry.get("config"),
-                                                       ("resources", key, "config"))
+            config = problems.validate(definition.config_model, entry.get("config"), "resources", key, "config")
+            if config is not None:
+                resolved.resource_configs[key] = config
         elif entry.get("config"):
-            raise RunConfigError(f"resource '{key}' takes no config", source=RUN_CONFIG_SOURCE,
-                                 path=f"resources.{key}.config")
+            problems.add(f"resource '{key}' takes no config", "resources", key, "config")
 
-    execution = _mapping(raw.get("execution"), "execution")
-    if execution:
-        if len(execution) != 1:
-            raise RunConfigError("choose exactly one executor", source=RUN_CONFIG_SOURCE, path="execution")
+    execution = problems.mapping(raw.get("execution"), "execution")
+    if len(execution) > 1:
+        problems.add(f"choose exactly one executor (got {', '.join(map(str, execution))})", "execution")
+    elif execution:
         (name, cfg), = execution.items()
         resolved.executor_name = str(name)
-        resolved.executor_config = _mapping(cfg, f"execution.{name}")
+        resolved.executor_config = problems.mapping(cfg, "execution", name)
     else:
         resolved.executor_name = job.executor_name
         resolved.executor_config = dict(job.executor_config)
-    resolved.tags = {str(k): str(v) for k, v in _mapping(raw.get("tags"), "tags").items()}
-    from ..tags import reserved_tag_message, reserved_tags
 
-    for tag in reserved_tags(resolved.tags)[:1]:  # set by runyard only (runyard.tags.USER_TAGS)
-        raise RunConfigError(reserved_tag_message(tag), source=RUN_CONFIG_SOURCE, path=f"tags.{tag}")
+    resolved.tags = {str(k): str(v) for k, v in problems.mapping(raw.get("tags"), "tags").items()}
+    for tag in reserved_tags(resolved.tags):  # set by runyard only (runyard.tags.USER_TAGS)
+        problems.add(reserved_tag_message(tag), "tags", tag)
     return resolved
 
 
@@ -148,8 +200,9 @@ def validate_executor(resolved: ResolvedRunConfig) -> Any:
     try:
         cls = get_registry("executor").get(resolved.executor_name, class_selection=False)
     except PluginError as exc:
-        raise RunConfigError(str(exc).removeprefix(": "), source=RUN_CONFIG_SOURCE,
-                             path=f"execution.{resolved.executor_name}") from None
+        message, keys = str(exc).removeprefix(": "), ("execution", resolved.executor_name)
+        raise RunConfigError(message, source=RUN_CONFIG_SOURCE, path=format_path(keys),
+                             problems=[ConfigProblem(message=message, path=format_path(keys), keys=keys)]) from None
     return cls, validate_model(cls.config_model, resolved.executor_config, source=RUN_CONFIG_SOURCE,
                                path=("execution", resolved.executor_name), error_cls=RunConfigError)
 

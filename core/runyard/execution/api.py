@@ -16,8 +16,10 @@ if TYPE_CHECKING:  # pragma: no cover
 def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
                 run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
                 step_keys_to_execute: list[str] | None = None, parent_run_id: str | None = None,
-                root_run_id: str | None = None) -> RunRecord:
+                root_run_id: str | None = None, runyard_tags: dict[str, str] | None = None) -> RunRecord:
     """Validate run config (and the executor) against ``job``, then store a NOT_STARTED run.
+    ``runyard_tags``: reserved tags runyard's own callers set (the CLI's ``runyard/user``), added after
+    the user's ``tags`` were checked.
 
     Raises :class:`runyard.errors.RunConfigError` before anything is written if the config is bad,
     and :class:`runyard.errors.DefinitionError` if an op needs a resource the job does not provide;
@@ -25,7 +27,7 @@ def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePoi
     ``step_keys_to_execute`` limits the run to those steps; a run without a parent cannot then read
     an input from a step outside them (a ``RunConfigError`` names the op, input and upstream op).
     """
-    from ..definitions.config import resolve_run_config, validate_executor
+    from ..definitions.config import resolve_run_config
     from ..definitions.selection import check_fresh_selection
     from ..tags import check_user_tags
     from .plan import ExecutionPlan
@@ -34,12 +36,11 @@ def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePoi
     if parent_run_id is None:  # a re-execution's tags are its parent's, checked by plan_reexecution
         check_user_tags(tags)
     job._check_resources(final=True)  # a job run without Definitions never had its resources checked
-    resolved = resolve_run_config(job, run_config)
-    validate_executor(resolved)
+    resolved = resolve_run_config(job, run_config, check_executor=True)  # every problem in one error
     ExecutionPlan.build(job, step_keys_to_execute)
     if step_keys_to_execute is not None and parent_run_id is None:
         check_fresh_selection(job, step_keys_to_execute)
-    all_tags = {**job.tags, **resolved.tags, **(tags or {})}
+    all_tags = {**job.tags, **resolved.tags, **(tags or {}), **(runyard_tags or {})}
     return instance.create_run(job_name=job.name, run_config=run_config or {}, tags=all_tags,
                                code_pointer=code_pointer, step_keys_to_execute=step_keys_to_execute,
                                parent_run_id=parent_run_id, root_run_id=root_run_id)

@@ -1,10 +1,13 @@
 """The event sink: where a run's events go on their way to storage.
 
-Events are buffered and written in batches — one transaction per batch, not per event — which is
-what makes event logging cheap. Order is kept: a batch is written in the order events arrived, and
-a status transition first writes everything buffered before it (in its own transaction). A flusher
-thread writes buffered events at least every ``max_delay`` seconds so a slow step's logs still
-show up live.
+Events are written by a flusher thread with **group commit**: an event wakes the flusher at once,
+which writes everything buffered in one transaction; events that arrive while that write is under
+way form the next batch. So a lone event is stored a fraction of a millisecond after it was logged
+(what live pages wait for), and a burst is written in batches as large as the rate makes them — one
+transaction per batch, not per event, which is what makes event logging cheap — up to
+``max_batch``, at which the emitting thread writes the batch itself (backpressure). Order is kept: a
+batch is written in the order events arrived, and a status transition first writes everything
+buffered before it (in its own transaction).
 
 **Storage outages lose nothing.** When a write fails with a :class:`~runyard.errors.StorageError`
 (the server is down, the disk is full or read-only: whatever the storage's own retries did not
@@ -87,7 +90,6 @@ class EventSink(EventEmitter):
         self.buffer = EventBuffer(max_memory=self.outage.max_buffered_events,
                                   spill_path=os.path.join(self.outage.spill_dir, f"{run_id}.jsonl"))
         self._flush_lock = threading.Lock()
-        self._oldest = 0.0
         self._outage_since: float | None = None  # monotonic time of the first failed write
         self._outage_error: BaseException | None = None
         self._gave_up = False
@@ -95,6 +97,7 @@ class EventSink(EventEmitter):
         self._next_try = 0.0
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pending = threading.Event()  # set by an emit: the flusher has work
 
     def start(self) -> EventSink:
         self._closed = threading.Event()
@@ -105,6 +108,7 @@ class EventSink(EventEmitter):
 
     def _stop_thread(self) -> None:
         self._closed.set()
+        self._pending.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -128,8 +132,6 @@ class EventSink(EventEmitter):
     def emit_event(self, event: Event) -> None:
         for listener in self.listeners:
             listener(event)
-        if not len(self.buffer):
-            self._oldest = time.monotonic()
         if self.buffer.append(event) >= self.max_batch and self._outage_since is None:
             try:
                 self.flush()
@@ -137,6 +139,8 @@ class EventSink(EventEmitter):
                 if not is_outage(exc):
                     raise
                 # now an outage: the flusher retries; the step that emitted goes on
+        elif not self._pending.is_set():  # cleared by the flusher before it reads the buffer
+            self._pending.set()
 
     def flush(self) -> None:
         """Write everything buffered, batch by batch; raise the storage's error if a write fails
@@ -250,18 +254,26 @@ class EventSink(EventEmitter):
             f"{count} unwritten event(s) are {where}.")
 
     def _flush_loop(self, closed: threading.Event) -> None:
-        while not closed.wait(self.max_delay / 2):
-            now = time.monotonic()
+        """Group commit: wait for an event, write everything buffered, repeat. In an outage, retry
+        with backoff instead (emits then only buffer). ``max_delay`` bounds a wait in any case, so
+        events emitted without waking the flusher (none are) would still go out."""
+        while not closed.is_set():
             if self._outage_since is not None:
-                due = len(self.buffer) and now >= self._next_try
+                closed.wait(max(0.0, min(self._next_try - time.monotonic(), self.max_delay)))
+                if closed.is_set() or time.monotonic() < self._next_try:
+                    continue
             else:
-                due = len(self.buffer) and now - self._oldest >= self.max_delay
-            if due:
-                try:
-                    self.flush()
-                except Exception as exc:  # noqa: BLE001 - transitions and the final flush report errors
-                    if is_outage(exc):
-                        self._next_try = time.monotonic() + self._retry.next_delay()
+                self._pending.wait(self.max_delay)
+                if closed.is_set():
+                    return
+            self._pending.clear()  # before reading the buffer: a later emit sets it again
+            if not len(self.buffer):
+                continue
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - transitions and the final flush report errors
+                if is_outage(exc):
+                    self._next_try = time.monotonic() + self._retry.next_delay()
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Stop the flusher and write what is left, waiting out an outage like a status change.

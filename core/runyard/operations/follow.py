@@ -1,5 +1,8 @@
 """Follow a run's events as they are stored: what ``runyard run logs -f``, ``job launch --wait`` and
-the web UI's long poll (GraphQL ``runEvents(waitSeconds:)``) do.
+the web UI's long poll (GraphQL ``runEvents(waitSeconds:)``, for API clients) do. One follower per
+call; the web UI's pages are fed by its live hub instead, which reads every followed run at once
+(``runyard_webui.live``, :meth:`RunStorage.get_events_for_runs
+<runyard.storage.base.RunStorage.get_events_for_runs>`).
 
 One loop, :func:`follow_events`. Between reads it blocks in
 :meth:`RunStorage.wait_for_events <runyard.storage.base.RunStorage.wait_for_events>`, which a

@@ -116,10 +116,12 @@ def submit(instance: Instance, run: RunRecord) -> LaunchResult:
 
 
 def launch_from_location(instance: Instance, loc: CodeLocation, job_name: str, run_config: Any = None,
-                         tags: Mapping[str, str] | None = None, ops: str | None = None) -> LaunchResult:
+                         tags: Mapping[str, str] | None = None, ops: str | None = None, *,
+                         runyard_tags: Mapping[str, str] | None = None) -> LaunchResult:
     """Validate on ``loc``'s code server, store the run and submit it. Invalid run config comes back
     as ``errors`` with nothing stored; a reserved tag in ``tags`` raises
-    :class:`~runyard.tags.ReservedTagError` (nothing stored)."""
+    :class:`~runyard.tags.ReservedTagError` (nothing stored). ``runyard_tags``: reserved tags the
+    caller (runyard code: the web UI's ``runyard/user``) sets on the run after that check."""
     from ..codeserver.protocol import ConfigErrorData
 
     check_user_tags(tags)
@@ -130,20 +132,23 @@ def launch_from_location(instance: Instance, loc: CodeLocation, job_name: str, r
     validation = validate_on_location(loc, job_name, run_config, ops)
     if not validation.ok:
         return LaunchResult(errors=tuple(validation.errors))
-    return submit(instance, create_from_location(instance, loc, validation, run_config=run_config, tags=tags))
+    return submit(instance, create_from_location(instance, loc, validation, run_config=run_config,
+                                                 tags={**(tags or {}), **(runyard_tags or {})}))
 
 
 def launch_from_definitions(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
                             run_config: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
-                            step_keys_to_execute: list[str] | None = None) -> RunRecord:
+                            step_keys_to_execute: list[str] | None = None,
+                            runyard_tags: Mapping[str, str] | None = None) -> RunRecord:
     """Validate against ``job`` (imported in this process), store the run and submit it. A bad
     coordinator or launcher config fails before the run is stored; a bad run config raises
     :class:`~runyard.errors.RunConfigError` with nothing stored, a reserved tag
     :class:`~runyard.tags.ReservedTagError`. The run has no location tag: it did not come from a
-    workspace location."""
+    workspace location. ``runyard_tags``: reserved tags runyard code sets (the CLI's ``runyard/user``)."""
     from ..execution.api import prepare_run
 
     _ = instance.run_coordinator, instance.run_launcher
     run = prepare_run(instance, job, code_pointer=code_pointer, run_config=dict(run_config or {}),
-                      tags=dict(tags or {}), step_keys_to_execute=step_keys_to_execute)
+                      tags=dict(tags or {}), step_keys_to_execute=step_keys_to_execute,
+                      runyard_tags=dict(runyard_tags or {}))
     return instance.submit_run(run)

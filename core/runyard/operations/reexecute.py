@@ -23,14 +23,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def reexecute_from_location(instance: Instance, locations: Iterable[CodeLocation], run_id: str, *,
                             mode: str = "all", ops: str | None = None,
-                            tags: Mapping[str, str] | None = None) -> LaunchResult:
+                            tags: Mapping[str, str] | None = None,
+                            runyard_tags: Mapping[str, str] | None = None) -> LaunchResult:
     """Re-execute ``run_id`` (``mode`` ``all``, optionally with an op selection ``ops``, or
     ``from_failure``), planned from the job snapshot of the location the run came from; the run
     config is validated against the job as that location serves it now. Invalid run config comes
     back as ``errors`` with nothing stored. ``tags`` may not set a reserved tag
     (:class:`~runyard.tags.ReservedTagError`, checked by the planning both re-execution paths share);
-    the parent's tags, reserved ones included, carry over."""
-    result = create_reexecution_on_location(instance, locations, run_id, mode=mode, ops=ops, tags=tags)
+    the parent's tags, reserved ones included, carry over; ``runyard_tags`` (reserved tags runyard code
+    sets, e.g. the web UI's ``runyard/user``) go on top."""
+    result = create_reexecution_on_location(instance, locations, run_id, mode=mode, ops=ops, tags=tags,
+                                            runyard_tags=runyard_tags)
     if result.run is None:
         return result
     return submit(instance, result.run)

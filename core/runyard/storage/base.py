@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..component import Component, ComponentContext
@@ -52,6 +52,30 @@ from .records import (
 )
 
 StorageContext = ComponentContext
+
+#: what a :class:`ChangeSignal` says may have changed
+CHANGE_EVENTS, CHANGE_RUNS, CHANGE_TICKS = "events", "runs", "ticks"
+ALL_CHANGES = frozenset({CHANGE_EVENTS, CHANGE_RUNS, CHANGE_TICKS})
+NO_CHANGES: frozenset[str] = frozenset()
+
+
+class ChangeSignal:
+    """A cheap, non-blocking answer to "did any process write since I last asked?", for one reader
+    that follows many things at once (the web UI's live hub). :meth:`changed` is called every
+    :attr:`interval` seconds and returns which kinds of data may have changed (:data:`ALL_CHANGES`
+    when it cannot tell); the caller then re-reads storage. A false alarm costs a read, a missed
+    change must never happen. This default cannot tell at all: every call answers "everything", so
+    callers re-read every :attr:`interval` (polling). SQLite answers from ``PRAGMA data_version``,
+    Postgres from ``LISTEN/NOTIFY``."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+
+    def changed(self) -> frozenset[str]:
+        return ALL_CHANGES
+
+    def close(self) -> None:
+        """Release what the signal holds (a connection)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +205,25 @@ class RunStorage(Component, ABC):
     @abstractmethod
     def count_runs(self, filters: RunFilter | None = None) -> int: ...
 
+    def count_runs_by_status(self, filters: RunFilter | None = None) -> dict[RunStatus, int]:
+        """How many runs matching ``filters`` each status has (statuses without runs left out): the
+        runs list's status chips. SQL backends answer in one grouped query; this default counts
+        status by status."""
+        counts = {}
+        for status in RunStatus:
+            if filters is not None and filters.statuses and status not in filters.statuses:
+                continue
+            n = self.count_runs(replace(filters or RunFilter(), statuses=[status]))
+            if n:
+                counts[status] = n
+        return counts
+
+    def ping(self) -> None:
+        """Raise :class:`~runyard.errors.StorageError` unless storage answers. Cheap whatever the
+        number of runs (``/healthz`` calls it on every probe): SQL backends run ``SELECT 1``; this
+        default reads the schema revision."""
+        self.schema_revision()
+
     @abstractmethod
     def delete_run(self, run_id: str) -> bool:
         """Delete a run, its tags and its events. Return False if it did not exist."""
@@ -276,6 +319,42 @@ class RunStorage(Component, ABC):
         runs = self.get_runs(RunFilter(statuses=list(UNFINISHED_STATUSES)))
         return frozenset((r.run_id, str(r.status), r.updated_at) for r in runs)
 
+    # ---- live feeds: one reader following many runs at once (the web UI's live hub) --------------
+    def change_signal(self) -> ChangeSignal:
+        """A new :class:`ChangeSignal` for this storage (the caller closes it). This default polls:
+        it says "everything may have changed" every :attr:`poll_interval`."""
+        return ChangeSignal(self.poll_interval)
+
+    def get_events_for_runs(self, cursors: Mapping[str, int | None], limit: int | None = None) -> list[Event]:
+        """The events of several runs, each after its own exclusive cursor (None: from its first
+        event), in id order, at most ``limit``. For each run the answer is a prefix of what it has
+        after its cursor, so a caller advancing per-run cursors never skips one, whatever order
+        different runs' writers commit in (which a single cursor over every run could not promise).
+        This default asks run by run; SQL backends answer in one query."""
+        events: list[Event] = []
+        for run_id, after_id in cursors.items():
+            events.extend(self.get_events(run_id, after_id=after_id, limit=limit))
+        events.sort(key=lambda e: e.id or 0)
+        return events[:limit] if limit else events
+
+    def get_run_statuses(self, run_ids: Iterable[str] | None = None,
+                         statuses: Iterable[RunStatus] | None = None) -> dict[str, tuple[RunStatus, float]]:
+        """``run_id -> (status, updated_at)`` of the runs among ``run_ids`` and with one of
+        ``statuses`` (None: no restriction on that side), without configs or tags: what the live
+        hub reads on every change. This default reads whole runs."""
+        wanted = list(run_ids) if run_ids is not None else None
+        if wanted is not None and not wanted:
+            return {}
+        runs = self.get_runs(RunFilter(run_ids=wanted, statuses=list(statuses) if statuses is not None else None))
+        return {r.run_id: (r.status, r.updated_at) for r in runs}
+
+    def get_recent_ticks(self, after_id: int | None, ids: Iterable[int] = (), limit: int = 500) -> list[Tick]:
+        """Ticks of every schedule and sensor with an id above ``after_id`` (None: only the newest
+        tick, to start from), plus the ticks with one of ``ids`` (ones still running, whose updates
+        the caller waits for), in id order, at most ``limit``. Backends that cannot list ticks across
+        instigators raise NotImplementedError (live tick updates then stay off)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list ticks across instigators")
+
     # ---- events ----------------------------------------------------------------------------------
     @abstractmethod
     def store_events(self, events: Sequence[Event]) -> None:
@@ -287,8 +366,10 @@ class RunStorage(Component, ABC):
     @abstractmethod
     def get_events(self, run_id: str, after_id: int | None = None, limit: int | None = None,
                    event_types: Iterable[str] | None = None,
-                   step_key: str | None = None) -> list[Event]:
-        """A run's events in order; ``after_id`` is an exclusive cursor."""
+                   step_key: str | None = None, before_id: int | None = None) -> list[Event]:
+        """A run's events in order; ``after_id`` is an exclusive cursor. ``before_id`` (exclusive)
+        pages backwards: with ``limit``, the *last* ``limit`` events below it, still in order — how a
+        page opens on the newest events of a long run and loads older ones on demand."""
 
     def get_step_stats(self, run_id: str, step_keys: Iterable[str] | None = None) -> list[StepStats]:
         """Each step's status, attempt count, first start, last end and last error in one run, in
@@ -303,6 +384,17 @@ class RunStorage(Component, ABC):
             apply_step_event(stats, e.step_key, str(e.event_type), e.timestamp,
                              e.data.get("error") if e.data else None)
         return list(stats.values())
+
+    def get_recent_step_stats(self, job_name: str, runs: int = 20) -> dict[str, list[StepStats]]:
+        """:meth:`get_step_stats` of each of the ``runs`` newest runs of ``job_name``, keyed by run
+        id, newest run first; a run without step events is left out. The job page reads step
+        durations from it. This default asks run by run; SQL backends answer in one query."""
+        out: dict[str, list[StepStats]] = {}
+        for run in self.get_runs(RunFilter(job_name=job_name), limit=runs):
+            steps = self.get_step_stats(run.run_id)
+            if steps:
+                out[run.run_id] = steps
+        return out
 
     # ---- schedules and sensors -------------------------------------------------------------------
     @abstractmethod
@@ -320,8 +412,17 @@ class RunStorage(Component, ABC):
     def update_tick(self, tick: Tick) -> None: ...
 
     @abstractmethod
-    def get_ticks(self, instigator: str, limit: int = 20) -> list[Tick]:
-        """Newest first."""
+    def get_ticks(self, instigator: str, limit: int = 20, before_id: int | None = None,
+                  after_id: int | None = None) -> list[Tick]:
+        """Newest first (by tick time, then id). ``before_id`` / ``after_id`` are exclusive cursors
+        (a tick's id): the ``limit`` ticks older than that tick, or the ``limit`` ticks just newer
+        than it (still newest first) — how the web UI pages a long tick history both ways."""
+
+    def get_instigator_states(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every stored schedule and sensor state (``kind`` to keep one kind), as
+        :meth:`get_instigator_state` answers each, sorted by name: what is known of an instigator
+        while the code location that defines it fails to load."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list instigator states")
 
     @abstractmethod
     def claim_run_key(self, instigator: str, run_key: str, run_id: str) -> bool:

@@ -237,6 +237,10 @@ class RunFilter:
     run_ids: list[str] | None = None
     created_before: float | None = None  # epoch seconds, exclusive (retention)
     updated_after: float | None = None  # epoch seconds of the last change, exclusive (run retries)
+    parent_run_id: str | None = None  # re-executions of this run (the run page's children)
+    created_after: float | None = None  # epoch seconds, inclusive (the runs list's time range)
+    #: runs carrying each of these tags, whatever its value (``launched by a schedule``, ``by hand``)
+    tag_keys: list[str] | None = None
 
 
 @dataclass

@@ -186,6 +186,36 @@ class StorageConformanceSuite:
         assert [r.run_id for r in old] == [runs[1].run_id, runs[0].run_id]
         assert storage.count_runs(RunFilter(created_before=1002.0, job_name="a")) == 1
 
+    def test_runs_list_filters_and_counts_per_status(self, storage):
+        """What the web UI's runs list asks: several statuses one page at a time (cursor included),
+        runs carrying a tag whatever its value, a time range, counts per status, a cheap ping."""
+        statuses = [S.SUCCESS, S.FAILURE, S.CANCELED, S.SUCCESS]
+        runs = []
+        for i in range(12):
+            r = make_run("a" if i < 6 else "b", status=statuses[i % 4],
+                         tags={"team": "x" if i % 2 else "y", **({"who": f"u{i}"} if i % 3 == 0 else {})})
+            r.created_at = 2000.0 + i
+            storage.add_run(r)
+            runs.append(r)
+
+        def ids(*indexes):
+            return [runs[i].run_id for i in indexes]
+
+        two = RunFilter(statuses=[S.FAILURE, S.CANCELED])
+        assert [r.run_id for r in storage.get_runs(two, limit=3)] == ids(10, 9, 6)
+        assert [r.run_id for r in storage.get_runs(two, limit=3, cursor=runs[6].run_id)] == ids(5, 2, 1)
+        assert [r.run_id for r in storage.get_runs(RunFilter(statuses=[S.FAILURE, S.CANCELED], job_name="b"),
+                                                   limit=5)] == ids(10, 9, 6)
+        assert [r.run_id for r in storage.get_runs(RunFilter(tag_keys=["who"]), limit=10)] == ids(9, 6, 3, 0)
+        assert [r.run_id for r in storage.get_runs(RunFilter(tag_keys=["who"], tags={"team": "x"}))] == ids(9, 3)
+        window = RunFilter(created_after=2003.0, created_before=2006.0)  # after inclusive, before exclusive
+        assert [r.run_id for r in storage.get_runs(window)] == ids(5, 4, 3)
+        assert storage.count_runs_by_status() == {S.SUCCESS: 6, S.FAILURE: 3, S.CANCELED: 3}
+        assert storage.count_runs_by_status(RunFilter(tags={"team": "y"})) == {S.SUCCESS: 3, S.CANCELED: 3}
+        assert storage.count_runs_by_status(RunFilter(statuses=[S.FAILURE], job_name="a")) == {S.FAILURE: 2}
+        assert storage.count_runs_by_status(RunFilter(job_name="nobody")) == {}
+        storage.ping()
+
     def test_filter_by_last_change(self, storage):
         a, b = make_run(), make_run()
         storage.add_run(a)
@@ -308,6 +338,42 @@ class StorageConformanceSuite:
         assert [e.message for e in storage.get_events(a.run_id)] == ["a", "a2"]
         assert [e.message for e in storage.get_events(b.run_id)] == ["b"]
 
+    def test_events_page_backwards_with_before_id(self, storage):
+        """``before_id`` with ``limit``: the last ``limit`` events below it, in order (the run page
+        opens on a long run's newest events and loads older ones on demand)."""
+        run, other = make_run(), make_run()
+        storage.add_run(run)
+        storage.add_run(other)
+        storage.store_events([ev(run.run_id, str(i), step_key=f"s{i % 2}") for i in range(20)]
+                             + [ev(other.run_id, "x")])
+        ids = [e.id for e in storage.get_events(run.run_id)]
+        newest = storage.get_events(run.run_id, before_id=2**63 - 1, limit=5)
+        assert [e.message for e in newest] == [str(i) for i in range(15, 20)]
+        assert [e.id for e in storage.get_events(run.run_id, before_id=ids[15], limit=5)] == ids[10:15]
+        assert [e.id for e in storage.get_events(run.run_id, before_id=ids[3], limit=5)] == ids[:3]
+        assert [e.id for e in storage.get_events(run.run_id, before_id=ids[3])] == ids[:3]
+        assert storage.get_events(run.run_id, before_id=ids[0], limit=5) == []
+        assert [e.id for e in storage.get_events(run.run_id, after_id=ids[4], before_id=ids[9], limit=2)] == ids[7:9]
+        odd = storage.get_events(run.run_id, before_id=ids[10], limit=2, step_key="s1")
+        assert [e.message for e in odd] == ["7", "9"]
+
+    def test_runs_by_parent(self, storage):
+        """``RunFilter(parent_run_id=)``: a run's re-executions (the run page's children)."""
+        from ..tags import PARENT_RUN_ID_TAG
+
+        parent = make_run()
+        storage.add_run(parent)
+        kids = []
+        for i in range(3):
+            kids.append(storage.add_run(make_run(tags={PARENT_RUN_ID_TAG: parent.run_id}, parent_run_id=parent.run_id,
+                                                 root_run_id=parent.run_id, created_at=3000.0 + i)))
+        grandchild = storage.add_run(make_run(tags={PARENT_RUN_ID_TAG: kids[0].run_id}, parent_run_id=kids[0].run_id,
+                                              root_run_id=parent.run_id))
+        by_parent = storage.get_runs(RunFilter(parent_run_id=parent.run_id))
+        assert [r.run_id for r in by_parent] == [k.run_id for k in reversed(kids)]
+        assert storage.count_runs(RunFilter(parent_run_id=kids[0].run_id)) == 1
+        assert storage.get_runs(RunFilter(parent_run_id=grandchild.run_id)) == []
+
     def test_concurrent_writers_lose_nothing(self, storage, storage_factory):
         run = make_run()
         storage.add_run(run)
@@ -402,6 +468,29 @@ class StorageConformanceSuite:
         only = storage.get_step_stats(run.run_id, ["b"])
         assert [st.step_key for st in only] == ["b"]
 
+    def test_recent_step_stats_cover_the_newest_runs_of_a_job(self, storage):
+        E = EventType
+        runs = [make_run("durations", created_at=100.0 + i) for i in range(4)]
+        runs.append(make_run("other", created_at=200.0))
+        for i, run in enumerate(runs):
+            storage.add_run(run)
+            storage.store_events([
+                ev(run.run_id, "", E.STEP_START, step_key="a", timestamp=10.0),
+                ev(run.run_id, "", E.STEP_SUCCESS, step_key="a", timestamp=11.0 + i),
+                ev(run.run_id, "", E.STEP_START, step_key="b", timestamp=12.0),
+                ev(run.run_id, "", E.STEP_FAILURE, step_key="b", timestamp=15.0, data={"error": f"boom {i}"}),
+            ])
+        quiet = make_run("durations", created_at=300.0)  # the newest: no step ran yet
+        storage.add_run(quiet)
+        recent = storage.get_recent_step_stats("durations", runs=3)
+        # the 3 newest runs are `quiet` (left out: no steps), runs[3] and runs[2]
+        assert list(recent) == [runs[3].run_id, runs[2].run_id]
+        a, b = recent[runs[3].run_id]
+        assert (a.step_key, a.status, a.duration) == ("a", "SUCCESS", 4.0)
+        assert (b.step_key, b.status, b.duration, b.error) == ("b", "FAILURE", 3.0, "boom 3")
+        assert list(storage.get_recent_step_stats("durations", runs=10)) == [r.run_id for r in reversed(runs[:4])]
+        assert storage.get_recent_step_stats("nothing here") == {}
+
     # ---- schedules and sensors -------------------------------------------------------------------
     def test_instigator_state(self, storage):
         assert storage.get_instigator_state("nightly") is None
@@ -423,6 +512,28 @@ class StorageConformanceSuite:
         assert ticks[1].status == "SUCCESS" and ticks[1].run_ids == ["r1"]
         assert ticks[1].planned_runs == {"nightly:100": "r1"} and ticks[0].planned_runs == {}
         assert ticks[0].skip_reason == "why"
+
+    def test_ticks_page_both_ways_and_instigator_states_list(self, storage):
+        """``get_ticks`` pages by a tick id, older (``before_id``) and newer (``after_id``), newest
+        first either way, ties in time broken by id; ``get_instigator_states`` lists every state."""
+        made = [storage.create_tick(Tick(instigator="paged", tick_time=1000.0 + i)) for i in range(7)]
+        storage.create_tick(Tick(instigator="elsewhere", tick_time=1003.5))
+        ids = [t.id for t in reversed(made)]  # newest first
+        assert [t.id for t in storage.get_ticks("paged", limit=3)] == ids[:3]
+        assert [t.id for t in storage.get_ticks("paged", limit=3, before_id=ids[2])] == ids[3:6]
+        assert [t.id for t in storage.get_ticks("paged", limit=3, before_id=ids[5])] == ids[6:]
+        assert [t.id for t in storage.get_ticks("paged", limit=3, after_id=ids[6])] == ids[3:6]
+        assert [t.id for t in storage.get_ticks("paged", limit=3, after_id=ids[3])] == ids[:3]
+        assert storage.get_ticks("paged", limit=3, after_id=ids[0]) == []
+        assert storage.get_ticks("paged", limit=3, before_id=10**9) == []  # an unknown id pages nothing
+        other = storage.get_ticks("elsewhere")[0].id
+        assert storage.get_ticks("paged", before_id=other) == []  # another instigator's tick is no cursor
+        storage.set_instigator_state("b_sensor", "sensor", "RUNNING", {"cursor": "7"})
+        storage.set_instigator_state("a_schedule", "schedule", "STOPPED")
+        states = storage.get_instigator_states()
+        assert [(x["name"], x["kind"], x["status"]) for x in states] == [
+            ("a_schedule", "schedule", "STOPPED"), ("b_sensor", "sensor", "RUNNING")]
+        assert [x["data"] for x in storage.get_instigator_states("sensor")] == [{"cursor": "7"}]
 
     def test_run_keys_are_claimed_once(self, storage):
         assert storage.claim_run_key("sensor", "k1", "r1")
@@ -797,6 +908,27 @@ class SqlStorageConformanceSuite(StorageConformanceSuite):
         for name, table in metadata.tables.items():
             assert {c["name"] for c in insp.get_columns(name)} == {c.name for c in table.columns}, name
             assert {i["name"] for i in insp.get_indexes(name)} >= {i.name for i in table.indexes}, name
+
+    def test_recent_step_stats_are_one_query(self, storage):
+        from sqlalchemy import event
+
+        for i in range(5):
+            run = make_run("one_query", created_at=float(i))
+            storage.add_run(run)
+            storage.store_events([ev(run.run_id, "", EventType.STEP_START, step_key="a", timestamp=1.0),
+                                  ev(run.run_id, "", EventType.STEP_SUCCESS, step_key="a", timestamp=2.0)])
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "events" in statement:
+                statements.append(statement)
+
+        event.listen(storage.engine, "before_cursor_execute", count)
+        try:
+            assert len(storage.get_recent_step_stats("one_query", runs=5)) == 5
+        finally:
+            event.remove(storage.engine, "before_cursor_execute", count)
+        assert len(statements) == 1, statements
 
     def test_a_runs_event_writers_take_turns(self, storage, storage_factory):
         """Deterministically: while one transaction has written a run's event and not committed,

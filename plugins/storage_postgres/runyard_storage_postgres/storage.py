@@ -45,6 +45,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from runyard.component import ComponentContext
 from runyard.errors import StorageError, StorageUnavailableError
+from runyard.storage.base import ALL_CHANGES, CHANGE_EVENTS, CHANGE_RUNS, CHANGE_TICKS, NO_CHANGES, ChangeSignal
 from runyard.storage.records import Event
 from runyard.storage.sql import SqlRunStorage
 from runyard.storage.sql import schema as s
@@ -58,6 +59,10 @@ log = logging.getLogger("runyard.storage.postgres")
 T = TypeVar("T")
 
 RUNS_CHANNEL = "runyard_runs"
+#: every event write and every tick write also notify one channel each, for readers that follow many
+#: runs at once (the web UI's live hub, :class:`ListenerSignal`)
+EVENTS_CHANNEL = "runyard_events"
+TICKS_CHANNEL = "runyard_ticks"
 BACKEND_KEY = "runyard_backend"  # (pid, backend_start, postmaster_start) in the pool record's info
 
 _EVENT_COLUMNS = ("run_id", "event_type", "timestamp", "step_key", "level", "message", "data")
@@ -364,13 +369,16 @@ class PostgresRunStorage(SqlRunStorage):
     # from runyard.storage.sql.dialects.PostgresDialect, as for any engine on PostgreSQL) ----------
     def _notify_events_sql(self, run_ids: Sequence[str]) -> str:
         # lastval(): the id of the last event this statement inserted (a pointer; waiters re-read)
-        return "SELECT " + ", ".join(f"pg_notify('{events_channel(r)}', lastval()::text)"
-                                     for r in sorted(set(run_ids)))
+        return "SELECT " + ", ".join([f"pg_notify('{events_channel(r)}', lastval()::text)"
+                                      for r in sorted(set(run_ids))] + [f"pg_notify('{EVENTS_CHANNEL}', '')"])
 
     def insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
         run_ids = [e.run_id for e in events]
         super().insert_events(conn, events)  # takes the runs' advisory locks first
         conn.exec_driver_sql(self._notify_events_sql(run_ids))
+
+    def ticks_changed(self, conn: Connection, instigator: str) -> None:
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": TICKS_CHANNEL})
 
     def runs_changed(self, conn: Connection, changes: Sequence[tuple[str, str]]) -> None:
         if changes:
@@ -470,6 +478,9 @@ class PostgresRunStorage(SqlRunStorage):
                 self._listener = Listener(lambda: psycopg2.connect(*cargs, **params))
             return self._listener
 
+    def change_signal(self) -> ChangeSignal:
+        return ListenerSignal(self)
+
     def wait_for_events(self, run_id: str, after_id: int | None, timeout: float) -> bool:
         listener = self._get_listener()
         if listener is None:
@@ -507,6 +518,47 @@ class PostgresRunStorage(SqlRunStorage):
             seen = token
         changed = token != seen or listener.wait(RUNS_CHANNEL, seen, timeout)
         self._local.runs_token = listener.token(RUNS_CHANNEL)
+        return changed
+
+
+class ListenerSignal(ChangeSignal):
+    """:class:`~runyard.storage.base.ChangeSignal` from this process's notification listener: a
+    look compares the tokens of the events, runs and ticks channels (memory only, no query), so it
+    says which kind changed. With ``notifications: false``, or while the listener is down, it says
+    "everything" every ``poll_interval`` (polling)."""
+
+    CHANNELS = {CHANGE_EVENTS: EVENTS_CHANNEL, CHANGE_RUNS: RUNS_CHANNEL, CHANGE_TICKS: TICKS_CHANNEL}
+    INTERVAL = 0.002
+    #: how often the channels are subscribed again, so the listener never drops them as idle
+    RESUBSCRIBE_SECONDS = 5.0
+
+    def __init__(self, storage: PostgresRunStorage):
+        super().__init__(self.INTERVAL)
+        self._storage = storage
+        self._seen: dict[str, Any] = {}
+        self._subscribed = 0.0
+        self._next_poll = 0.0
+
+    def changed(self) -> frozenset[str]:
+        listener = self._storage._get_listener()
+        now = time.monotonic()
+        if listener is not None and (not self._seen or now - self._subscribed >= self.RESUBSCRIBE_SECONDS):
+            # LISTEN in effect before the caller reads: later commits cannot be missed
+            tokens = {kind: listener.subscribe(channel, timeout=5.0 if not self._seen else 0.0)
+                      for kind, channel in self.CHANNELS.items()}
+            self._subscribed = now
+        elif listener is not None and listener.up:
+            tokens = {kind: listener.token(channel) for kind, channel in self.CHANNELS.items()}
+        else:
+            tokens = {}
+        if listener is None or not tokens or any(t is None for t in tokens.values()):
+            self._seen = {}
+            if now < self._next_poll:
+                return NO_CHANGES
+            self._next_poll = now + self._storage.poll_interval
+            return ALL_CHANGES
+        changed = frozenset(kind for kind, token in tokens.items() if self._seen.get(kind) != token)
+        self._seen = tokens
         return changed
 
 

@@ -9,7 +9,7 @@ import functools
 import graphene
 from graphene.types.generic import GenericScalar
 
-from .types import ConfigProblem, Instigator, Run, TagInput, web
+from .types import ConfigProblem, Instigator, Run, RunRequestPreview, TagInput, web
 
 
 def _payload_fields():
@@ -26,7 +26,7 @@ def _refusals(payload_cls):
 
             from ..context import WebError, error_code
 
-            extra = {"errors": []} if "errors" in payload_cls._meta.fields else {}
+            extra = {f: [] for f in ("errors", "results") if f in payload_cls._meta.fields}
             try:
                 return fn(root, info, **kwargs)
             except (WebError, RunyardError) as exc:  # e.g. terminating a run that already finished
@@ -175,6 +175,101 @@ class ReloadLocation(graphene.Mutation):
                              snapshot_id=result.get("snapshot_id"), message=result.get("error"))
 
 
+# ---- automation: dry run -------------------------------------------------------------------------
+class DryRunPayload(graphene.ObjectType):
+    """What one evaluation of a schedule or sensor would do. Nothing was launched or stored: the
+    tick, the runs and the sensor's cursor stay as they were."""
+
+    ok = graphene.Boolean(required=True, description="The evaluation ran (it may still have raised: `error`).")
+    message = graphene.String()
+    code = graphene.String()
+    kind = graphene.String()
+    name = graphene.String()
+    tick_time = graphene.Float(description="The schedule's next fire time it was evaluated for; now, for a sensor.")
+    run_requests = graphene.List(graphene.NonNull(RunRequestPreview), required=True)
+    skip_reason = graphene.String()
+    error = graphene.String(description="The user's code raised (or returned something invalid): the message.")
+    traceback = graphene.String()
+    cursor_before = graphene.String(description="A sensor's stored cursor it was evaluated with.")
+    cursor = graphene.String(description="The cursor the sensor would store (not stored).")
+
+
+class DryRunInstigator(graphene.Mutation):
+    """Evaluate a schedule (for its next fire time) or a sensor (with its stored cursor) now, on its
+    code server, without launching or storing anything: the run requests (job, run key, config,
+    tags), the skip reason or the error it answers. A mutation since it runs the user's code: refused
+    in a read-only web UI."""
+
+    class Arguments:
+        kind = graphene.String(required=True, description="schedule or sensor")
+        name = graphene.String(required=True)
+
+    Output = DryRunPayload
+
+    @staticmethod
+    def mutate(root, info, kind, name):
+        from ..context import WebError
+
+        try:
+            found = web(info).dry_run(kind, name)
+        except WebError as exc:
+            return DryRunPayload(ok=False, message=exc.message, code=exc.code, kind=kind, name=name, run_requests=[])
+        result = found["result"]
+        return DryRunPayload(ok=True, kind=kind, name=name, tick_time=found["tick_time"],
+                             run_requests=result.run_requests, skip_reason=result.skip_reason,
+                             error=result.error.message if result.error else None,
+                             traceback=result.error.traceback if result.error else None,
+                             cursor_before=found["cursor_before"], cursor=result.cursor)
+
+
+# ---- bulk actions of the runs list (docs/webui.md, "The runs list") --------------------------------
+
+class BulkRunResult(graphene.ObjectType):
+    """What a bulk action did to one run. Root: a :class:`runyard_webui.context.BulkResult`."""
+
+    run_id = graphene.ID(required=True)
+    ok = graphene.Boolean(required=True)
+    message = graphene.String(description="Why not, when not ok (e.g. a run that has not finished cannot "
+                              "be deleted).")
+    code = graphene.String()
+    run = graphene.Field(Run, description="terminateRuns: the run now; reexecuteRuns: the new run.")
+
+
+BulkRunsPayload = type("BulkRunsPayload", (graphene.ObjectType,), {
+    **_payload_fields(),
+    "results": graphene.List(graphene.NonNull(BulkRunResult), required=True,
+                             description="One per run id, in order; empty when the whole request was refused."),
+    "__doc__": "``ok`` when every run was done; ``message``/``code`` when the whole request was refused "
+               "(read-only, no or too many runs).",
+})
+
+
+def _bulk(name: str, doc: str, act, **extra_args):
+    def run(ctx, run_ids, **kwargs):
+        from ..context import WebError
+
+        try:
+            results = act(ctx, list(run_ids), **kwargs)
+        except WebError as exc:  # the whole request refused: no per-run results
+            return BulkRunsPayload(ok=False, message=exc.message, code=exc.code, results=[])
+        return BulkRunsPayload(ok=all(r.ok for r in results), results=results,
+                               message=None if all(r.ok for r in results) else
+                               f"{sum(not r.ok for r in results)} of {len(results)} run(s) refused")
+
+    arguments = {"run_ids": graphene.List(graphene.NonNull(graphene.ID), required=True), **extra_args}
+    return _mutation(name, doc, arguments, BulkRunsPayload, run)
+
+
+TerminateRuns = _bulk("TerminateRuns", "terminateRun for each run: per-run results (a finished run is "
+                      "refused, the others go on).", lambda ctx, ids: ctx.terminate_runs(ids))
+DeleteRuns = _bulk("DeleteRuns", "deleteRun for each run: per-run results (a run that has not finished is "
+                   "refused, the others are deleted).", lambda ctx, ids: ctx.delete_runs(ids))
+ReexecuteRuns = _bulk("ReexecuteRuns", "reexecuteRun for each run with the same `mode` (all or "
+                      "from_failure): per-run results with each new run.",
+                      lambda ctx, ids, mode="all": ctx.reexecute_runs(ids, mode),
+                      mode=graphene.String(default_value="all", description="all or from_failure"))
+
+
 class Mutation(graphene.ObjectType):
     launch_run = LaunchRun.Field()
     reexecute_run = ReexecuteRun.Field()
@@ -185,3 +280,7 @@ class Mutation(graphene.ObjectType):
     start_sensor = _toggle("sensor", True).Field()
     stop_sensor = _toggle("sensor", False).Field()
     reload_location = ReloadLocation.Field()
+    terminate_runs = TerminateRuns.Field()
+    delete_runs = DeleteRuns.Field()
+    reexecute_runs = ReexecuteRuns.Field()
+    dry_run_instigator = DryRunInstigator.Field()

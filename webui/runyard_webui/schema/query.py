@@ -5,6 +5,7 @@ from __future__ import annotations
 import graphene
 
 from .. import __version__
+from .launchpad import validate_run_config_field
 from .types import (
     DaemonStatus,
     EventsPage,
@@ -23,16 +24,24 @@ from .types import (
 
 class Query(graphene.ObjectType):
     instance = graphene.Field(Instance, required=True)
-    runs = graphene.Field(RunsPage, required=True, description="Runs, newest first.",
-                          statuses=graphene.List(graphene.NonNull(graphene.String)), job_name=graphene.String(),
-                          tags=graphene.List(graphene.NonNull(TagInput)), limit=graphene.Int(default_value=50),
-                          cursor=graphene.String())
+    runs = graphene.Field(
+        RunsPage, required=True, description="Runs, newest first, matching every filter given.",
+        statuses=graphene.List(graphene.NonNull(graphene.String), description="Any of these statuses."),
+        job_name=graphene.String(), tags=graphene.List(graphene.NonNull(TagInput), description="Every tag."),
+        launched_by=graphene.String(description="schedule:<name>, sensor:<name>, user:<name>, manual (launched "
+                                    "from the web UI by anyone), or schedule / sensor (any)."),
+        created_after=graphene.Float(description="Created at or after (epoch seconds)."),
+        created_before=graphene.Float(description="Created before (epoch seconds)."),
+        limit=graphene.Int(default_value=50), cursor=graphene.String())
     run = graphene.Field(Run, run_id=graphene.ID(required=True), description="One run; null when unknown.")
     run_events = graphene.Field(
         EventsPage, required=True, run_id=graphene.ID(required=True), after_id=graphene.Int(),
         limit=graphene.Int(default_value=1000), wait_seconds=graphene.Float(default_value=0),
+        before_id=graphene.Int(),
         description="A run's events after `afterId`. With `waitSeconds`, waits (up to webui.long_poll_seconds) "
-                    "for a new event when there is none yet and the run is not finished: a long poll.")
+                    "for a new event when there is none yet and the run is not finished: a long poll. With "
+                    "`beforeId`, pages backwards instead: the last `limit` events older than that id, in "
+                    "order, and `hasOlder` (no waiting).")
     step_logs = graphene.Field(
         StepLogs, required=True, run_id=graphene.ID(required=True), step_key=graphene.String(required=True),
         stream=graphene.String(default_value="stdout"), offset=graphene.Int(default_value=0),
@@ -41,8 +50,13 @@ class Query(graphene.ObjectType):
     locations = graphene.List(graphene.NonNull(Location), required=True)
     job = graphene.Field(Job, location=graphene.String(required=True), name=graphene.String(required=True))
     daemon_status = graphene.Field(DaemonStatus, required=True)
-    schedules = graphene.List(graphene.NonNull(Instigator), required=True)
-    sensors = graphene.List(graphene.NonNull(Instigator), required=True)
+    schedules = graphene.List(graphene.NonNull(Instigator), required=True,
+                              description="Every schedule; a failing location's from storage (`stale`).")
+    sensors = graphene.List(graphene.NonNull(Instigator), required=True,
+                            description="Every sensor; a failing location's from storage (`stale`).")
+    validate_run_config = validate_run_config_field()  # the launchpad's (schema/launchpad.py)
+    instigator = graphene.Field(Instigator, kind=graphene.String(required=True), name=graphene.String(required=True),
+                                description="One schedule or sensor (`kind`: schedule or sensor); null when unknown.")
 
     @staticmethod
     def resolve_instance(root, info):
@@ -54,32 +68,25 @@ class Query(graphene.ObjectType):
                         read_only=ctx.settings.read_only, version=__version__)
 
     @staticmethod
-    def resolve_runs(root, info, statuses=None, job_name=None, tags=None, limit=50, cursor=None):
-        from runyard.storage.records import RunFilter, RunStatus
+    def resolve_runs(root, info, statuses=None, job_name=None, tags=None, launched_by=None, created_after=None,
+                     created_before=None, limit=50, cursor=None):
+        from ..runs_list import RunsQuery, runs_page
 
-        from ..context import WebError
-
-        try:
-            wanted = [RunStatus(s.upper()) for s in statuses] if statuses else None
-        except ValueError as exc:
-            raise WebError(f"unknown run status in {statuses}; statuses: "
-                           f"{', '.join(s.value for s in RunStatus)}") from exc
-        filters = RunFilter(statuses=wanted, job_name=job_name or None,
-                            tags={t.key: t.value for t in tags} if tags else None)
-        limit = max(1, min(limit, 500))
-        storage = web(info).storage
-        runs = storage.get_runs(filters, limit=limit + 1, cursor=cursor)
-        more = len(runs) > limit
-        runs = runs[:limit]
-        return RunsPage(runs=runs, count=storage.count_runs(filters),
-                        cursor=runs[-1].run_id if more and runs else None)
+        query = RunsQuery.build(statuses=statuses, job=job_name,
+                                tags=[(t.key, t.value) for t in tags] if tags else None,
+                                launched_by=launched_by, created_after=created_after, created_before=created_before)
+        return runs_page(web(info).storage, query, limit=max(1, min(limit, 500)), cursor=cursor)
 
     @staticmethod
     def resolve_run(root, info, run_id):
         return web(info).storage.get_run(run_id)
 
     @staticmethod
-    def resolve_run_events(root, info, run_id, after_id=None, limit=1000, wait_seconds=0):
+    def resolve_run_events(root, info, run_id, after_id=None, limit=1000, wait_seconds=0, before_id=None):
+        if before_id is not None:
+            events, older, run = web(info).older_run_events(run_id, before_id, limit, after_id)
+            return EventsPage(events=events, cursor=events[-1].id if events else None, run_status=str(run.status),
+                              finished=run.status.is_finished, has_older=older)
         page = web(info).run_events(run_id, after_id, limit, wait_seconds)
         return EventsPage(events=page.events, cursor=page.cursor, run_status=str(page.run.status),
                           finished=page.run.status.is_finished)
@@ -112,8 +119,19 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_schedules(root, info):
-        return web(info).instigators("schedule")
+        return web(info).automation_rows("schedule")
 
     @staticmethod
     def resolve_sensors(root, info):
-        return web(info).instigators("sensor")
+        return web(info).automation_rows("sensor")
+
+    @staticmethod
+    def resolve_instigator(root, info, kind, name):
+        from ..context import WebError
+
+        try:
+            return web(info).automation_row(kind, name)
+        except WebError as exc:
+            if exc.code == "NOT_FOUND":
+                return None
+            raise

@@ -79,6 +79,39 @@ class RunFailure(graphene.ObjectType):
     message = graphene.String(required=True)
 
 
+# ---- the run page: the plan's steps, attempts, launched-by (docs/webui.md, "The run page") ---------
+
+class StepAttempt(graphene.ObjectType):
+    """Root: a :class:`runyard_webui.run_view.StepAttempt`."""
+
+    start_time = graphene.Float(required=True)
+    end_time = graphene.Float(description="Null while the attempt runs.")
+    outcome = graphene.String(required=True, description="RUNNING, SUCCESS, FAILURE or RETRY (failed, "
+                              "another attempt followed).")
+
+
+class PlanStep(graphene.ObjectType):
+    """A step of a run's plan, pending ones included. Root: a :class:`runyard_webui.run_view.PlanStep`."""
+
+    step_key = graphene.String(required=True)
+    status = graphene.String(required=True, description="STARTED, RETRY, SUCCESS, FAILURE, SKIPPED; PENDING "
+                             "(no event yet, the run goes on) or NOT_RUN (no event, the run is over).")
+    attempts = graphene.List(graphene.NonNull(StepAttempt), required=True)
+    start_time = graphene.Float()
+    end_time = graphene.Float()
+    duration = graphene.Float(description="First attempt's start to last attempt's end; null until ended.")
+    error = graphene.String()
+
+
+class LaunchedBy(graphene.ObjectType):
+    """What created a run. Root: a :class:`runyard_webui.run_view.Launch`."""
+
+    kind = graphene.String(required=True, description="schedule, sensor, user (the web UI's signed-in user or "
+                           "anonymous), retry (the daemon's run retries) or unknown (the CLI, the Python API).")
+    name = graphene.String(description="The schedule, sensor or user.")
+    run_id = graphene.String(description="The run this one re-executes or retries.")
+
+
 class Run(graphene.ObjectType):
     run_id = graphene.ID(required=True)
     job_name = graphene.String(required=True)
@@ -99,6 +132,16 @@ class Run(graphene.ObjectType):
     steps = graphene.List(graphene.NonNull(StepStats), required=True)
     events = graphene.List(graphene.NonNull(Event), required=True, after_id=graphene.Int(),
                            limit=graphene.Int(default_value=1000))
+    plan_steps = graphene.List(graphene.NonNull(PlanStep), required=True,
+                               description="Every step of the run's plan in plan order, pending ones "
+                               "included, with its attempts (from the job's snapshot in the run's code "
+                               "location, or the run's step selection).")
+    plan_known = graphene.Boolean(required=True, description="False when the job's snapshot was unavailable: "
+                                  "planSteps lists only the selected steps or those that started.")
+    children = graphene.List(graphene.NonNull(lambda: Run), required=True,
+                             limit=graphene.Int(default_value=20),
+                             description="Re-executions of this run (daemon retries included), newest first.")
+    launched_by = graphene.Field(LaunchedBy, required=True)
 
     @staticmethod
     def resolve_run_id(root, info):
@@ -140,11 +183,61 @@ class Run(graphene.ObjectType):
     def resolve_events(root, info, after_id=None, limit=1000):
         return web(info).storage.get_events(root.run_id, after_id=after_id, limit=max(1, min(limit, 5000)))
 
+    @staticmethod
+    def _plan(root, info):
+        from ..run_view import run_plan
+
+        cache = info.context.setdefault("run_plans", {})  # planSteps and planKnown: one read
+        if root.run_id not in cache:
+            cache[root.run_id] = run_plan(web(info), root)
+        return cache[root.run_id]
+
+    @staticmethod
+    def resolve_plan_steps(root, info):
+        return Run._plan(root, info).steps
+
+    @staticmethod
+    def resolve_plan_known(root, info):
+        return Run._plan(root, info).known
+
+    @staticmethod
+    def resolve_children(root, info, limit=20):
+        from ..run_view import children
+
+        return children(web(info), root.run_id, max(1, min(limit, 200)))
+
+    @staticmethod
+    def resolve_launched_by(root, info):
+        from ..run_view import launched_by
+
+        return launched_by(root)
+
+
+class StatusCount(graphene.ObjectType):
+    status = graphene.String(required=True)
+    count = graphene.Int(required=True)
+
 
 class RunsPage(graphene.ObjectType):
+    """Root: a :class:`runyard_webui.runs_list.RunsPageRoot`. ``count`` and ``statusCounts`` are
+    computed only when selected (each is a query over every matching run)."""
+
     runs = graphene.List(graphene.NonNull(Run), required=True)
-    count = graphene.Int(required=True, description="Runs matching the filter, all pages together.")
+    count = graphene.Int(required=True, description="Runs matching the filter, all pages together "
+                         "(counted only when selected).")
+    status_counts = graphene.List(
+        graphene.NonNull(StatusCount), required=True,
+        description="Runs per status matching every filter except `statuses` (the runs list's status "
+                    "chips), statuses without runs left out; one grouped query, only when selected.")
     cursor = graphene.String(description="Pass as `cursor` for the next page; null on the last page.")
+
+    @staticmethod
+    def resolve_count(root, info):
+        return root.count()
+
+    @staticmethod
+    def resolve_status_counts(root, info):
+        return [StatusCount(status=str(st), count=n) for st, n in root.status_counts().items()]
 
 
 class EventsPage(graphene.ObjectType):
@@ -152,6 +245,7 @@ class EventsPage(graphene.ObjectType):
     cursor = graphene.Int(description="The last event's id: pass as `afterId` to get only newer ones.")
     run_status = graphene.String(required=True)
     finished = graphene.Boolean(required=True)
+    has_older = graphene.Boolean(description="With `beforeId`: whether events older than this page remain.")
 
 
 class OpInput(graphene.ObjectType):
@@ -206,6 +300,56 @@ def _definition(root: dict[str, Any], field: str) -> Any:
     return getattr(root["definition"], field, None)
 
 
+# ---- the job page: op selection and step durations (docs/webui.md, "The job page") ---------------
+
+class OpSelection(graphene.ObjectType):
+    """An op selection evaluated by the core's parser (:mod:`runyard.definitions.selection`), the one
+    ``launchRun(ops:)`` and ``runyard job launch --ops`` use, so the graph highlights exactly what a
+    launch would run."""
+
+    selection = graphene.String(required=True)
+    ops = graphene.List(graphene.NonNull(graphene.String),
+                        description="The selected ops in plan order; null when the selection is invalid.")
+    error = graphene.String(description="Why the selection is invalid (it names the clause), else null.")
+    launch_problem = graphene.String(description="Why a new run of exactly these ops cannot start (an "
+                                     "input fed by an op outside the selection), else null.")
+
+
+def evaluate_op_selection(job: Any, selection: str) -> OpSelection:
+    """``selection`` against ``job`` (a job snapshot); a bad selection is an answer, not an error."""
+    from runyard.definitions.selection import check_fresh_selection, parse_op_selection
+    from runyard.errors import RunConfigError
+
+    try:
+        ops = parse_op_selection(job, selection)
+    except RunConfigError as exc:
+        return OpSelection(selection=selection, ops=None, error=exc.message)
+    try:
+        check_fresh_selection(job, ops)
+    except RunConfigError as exc:
+        return OpSelection(selection=selection, ops=ops, launch_problem=exc.message)
+    return OpSelection(selection=selection, ops=ops)
+
+
+class StepDurations(graphene.ObjectType):
+    """Root: a :class:`runyard.operations.step_durations.StepDurations`."""
+
+    step_key = graphene.String(required=True)
+    runs = graphene.Int(required=True, description="Runs (of those read) that ended this step.")
+    p50 = graphene.Float(required=True, description="Median duration in seconds, retries included.")
+    latest = graphene.Float(required=True, description="Duration in the newest of those runs.")
+    latest_run_id = graphene.String(required=True)
+    latest_status = graphene.String(required=True, description="SUCCESS or FAILURE")
+
+    resolve_latest_status = staticmethod(lambda root, info: str(root.latest_status))
+
+
+def _step_durations(root: JobInLocation, info, runs: int) -> list[Any]:
+    from runyard.operations.step_durations import step_durations
+
+    return step_durations(web(info).storage, root.job.name, runs)
+
+
 class Job(graphene.ObjectType):
     """Root: a :class:`JobInLocation`."""
 
@@ -217,6 +361,12 @@ class Job(graphene.ObjectType):
     executor = graphene.String()
     default_run_config = GenericScalar()
     required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
+    op_selection = graphene.Field(OpSelection, required=True, selection=graphene.String(required=True),
+                                  description="Evaluate an op selection (`*op`, `op+`, `a,b`...) against this job.")
+    step_durations = graphene.List(graphene.NonNull(StepDurations), required=True,
+                                   runs=graphene.Int(default_value=20),
+                                   description="Each step's median and latest duration over the job's `runs` "
+                                               "newest runs (at most 200), read in one storage query.")
 
     resolve_name = staticmethod(lambda root, info: root.job.name)
     resolve_location = staticmethod(lambda root, info: root.location)
@@ -226,6 +376,8 @@ class Job(graphene.ObjectType):
     resolve_required_resources = staticmethod(lambda root, info: root.job.required_resources)
     resolve_tags = staticmethod(lambda root, info: tag_list(root.job.tags))
     resolve_executor = staticmethod(lambda root, info: root.job.executor.name)
+    resolve_op_selection = staticmethod(lambda root, info, selection: evaluate_op_selection(root.job, selection))
+    resolve_step_durations = staticmethod(lambda root, info, runs=20: _step_durations(root, info, runs))
 
 
 class Tick(graphene.ObjectType):
@@ -235,8 +387,15 @@ class Tick(graphene.ObjectType):
     run_ids = graphene.List(graphene.NonNull(graphene.String), required=True)
     run_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
     skip_reason = graphene.String()
-    error = graphene.String()
+    error = graphene.String(description="Why the evaluation failed, with the user's traceback.")
     cursor = graphene.String()
+    runs = graphene.List(graphene.NonNull(Run), required=True,
+                         description="The runs this tick launched that are still stored.")
+
+    @staticmethod
+    def resolve_runs(root, info):
+        storage = web(info).storage
+        return [run for run_id in root.run_ids if (run := storage.get_run(run_id)) is not None]
 
 
 class Instigator(graphene.ObjectType):
@@ -246,7 +405,8 @@ class Instigator(graphene.ObjectType):
 
     name = graphene.String(required=True)
     kind = graphene.String(required=True, description="schedule or sensor")
-    location = graphene.String(required=True)
+    location = graphene.String(description="Its code location; null when only storage knows it (`stale`) "
+                                           "and nothing says which failing location defines it.")
     job_name = graphene.String()
     status = graphene.String(required=True, description="RUNNING or STOPPED")
     description = graphene.String()
@@ -255,6 +415,34 @@ class Instigator(graphene.ObjectType):
     next_tick = graphene.Float()
     minimum_interval_seconds = graphene.Float()
     ticks = graphene.List(graphene.NonNull(Tick), required=True, limit=graphene.Int(default_value=10))
+    tick_page = graphene.Field(lambda: TickPage, required=True, limit=graphene.Int(default_value=20),
+                               before=graphene.Int(), after=graphene.Int(),
+                               description="Ticks newest first, paged by tick id: `before` a page's `older` "
+                                           "cursor for older ticks, `after` its `newer` cursor for newer ones.")
+    next_ticks = graphene.List(graphene.NonNull(graphene.Float), required=True,
+                               limit=graphene.Int(default_value=5),
+                               description="A schedule's next fire times (epoch seconds), computed in its "
+                                           "`executionTimezone`; empty for a sensor.")
+    stale = graphene.Boolean(required=True, description="Listed from its stored state: the code location that "
+                                                        "defines it fails to load (see `locationError`).")
+    location_status = graphene.String(description="ok, error, unavailable or starting")
+    location_error = graphene.String(description="Why its code location does not load, when it does not.")
+    location_traceback = graphene.String()
+
+    resolve_stale = staticmethod(lambda root, info: bool(root.get("stale")))
+    resolve_location_status = staticmethod(lambda root, info: root.get("location_status"))
+    resolve_location_error = staticmethod(
+        lambda root, info: root["location_error"].message if root.get("location_error") else None)
+    resolve_location_traceback = staticmethod(
+        lambda root, info: root["location_error"].traceback if root.get("location_error") else None)
+
+    @staticmethod
+    def resolve_tick_page(root, info, limit=20, before=None, after=None):
+        return web(info).tick_page(root["name"], limit, before, after)
+
+    @staticmethod
+    def resolve_next_ticks(root, info, limit=5):
+        return web(info).next_ticks(root, limit)
 
     resolve_job_name = staticmethod(lambda root, info: _definition(root, "job_name"))
     resolve_description = staticmethod(lambda root, info: _definition(root, "description"))
@@ -268,6 +456,29 @@ class Instigator(graphene.ObjectType):
         return web(info).ticks(root["name"], limit)
 
 
+class TickPage(graphene.ObjectType):
+    """A page of an instigator's ticks. Root: :meth:`WebContext.tick_page`'s dict."""
+
+    ticks = graphene.List(graphene.NonNull(Tick), required=True)
+    older = graphene.Int(description="Pass as `before` for the older page; null on the oldest.")
+    newer = graphene.Int(description="Pass as `after` for the newer page; null on the newest.")
+
+    resolve_ticks = staticmethod(lambda root, info: root["ticks"])
+    resolve_older = staticmethod(lambda root, info: root["older"])
+    resolve_newer = staticmethod(lambda root, info: root["newer"])
+
+
+class RunRequestPreview(graphene.ObjectType):
+    """A run a dry run says the schedule or sensor would launch. Root: a ``RunRequestData``."""
+
+    job_name = graphene.String(required=True)
+    run_key = graphene.String()
+    run_config = GenericScalar(required=True)
+    tags = graphene.List(graphene.NonNull(Tag), required=True)
+
+    resolve_tags = staticmethod(lambda root, info: tag_list({str(k): str(v) for k, v in root.tags.items()}))
+
+
 class Location(graphene.ObjectType):
     name = graphene.String(required=True)
     status = graphene.String(required=True, description="ok, error, unavailable or starting")
@@ -277,6 +488,9 @@ class Location(graphene.ObjectType):
     snapshot_id = graphene.String()
     jobs = graphene.List(graphene.NonNull(Job), required=True)
 
+    image = graphene.String(description="The container image its runs use (workspace entry's `image`, else "
+                                        "the one its code server reports); null when neither says.")
+    resolve_image = staticmethod(lambda root, info: _location_image(root))
     resolve_origin = staticmethod(lambda root, info: root.origin.describe())
     resolve_error = staticmethod(lambda root, info: root.error.message if root.error else None)
     resolve_traceback = staticmethod(lambda root, info: root.error.traceback if root.error else None)
@@ -287,6 +501,12 @@ class Location(graphene.ObjectType):
             return []
         jobs = root.snapshot.jobs_by_name
         return [job_root(root.name, jobs[n]) for n in root.snapshot.job_names]
+
+
+def _location_image(loc) -> str | None:
+    from runyard.operations.launch import location_image
+
+    return location_image(loc)
 
 
 class DaemonLease(graphene.ObjectType):

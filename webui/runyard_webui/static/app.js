@@ -15,6 +15,50 @@ const runyard = (() => {
   const FINISHED = new Set(["SUCCESS", "FAILURE", "CANCELED"]);
   const TERMINABLE = new Set(["NOT_STARTED", "QUEUED", "STARTING", "STARTED"]);
 
+  // ---- live updates: server-sent events from /live/... (docs/webui.md, "Live updates") -------------
+  // subscribe(path, onMessage, {onEnd}) opens one EventSource on `path` and calls onMessage with each
+  // message's JSON. The browser reconnects by itself after a dropped connection (resuming from the last
+  // message's id); a refused stream (an error status) is opened again here, a little later each time.
+  // The server's `end` event (the run finished, the step's output is complete) closes it and calls onEnd.
+  // Returns {close()}.
+  function subscribe(path, onMessage, {onEnd, onError} = {}) {
+    let source = null, closed = false, timer = null, failures = 0, lastId = "";
+    const url = () => {
+      if (!lastId) return path;
+      const u = new URL(path, window.location.href);
+      u.searchParams.set("lastEventId", lastId);  // what the browser sends as Last-Event-ID on its own
+      return u.pathname + u.search;
+    };
+    const close = () => {
+      closed = true;
+      clearTimeout(timer);
+      if (source) source.close();
+    };
+    const open = () => {
+      if (closed) return;
+      source = new EventSource(url());
+      source.onmessage = e => {
+        failures = 0;
+        if (e.lastEventId) lastId = e.lastEventId;
+        let data;
+        try { data = JSON.parse(e.data); } catch (err) { return; }
+        onMessage(data);
+      };
+      source.addEventListener("end", () => {
+        close();
+        if (onEnd) onEnd();
+      });
+      source.onerror = () => {
+        if (onError) onError();
+        if (closed || source.readyState !== EventSource.CLOSED) return;  // CONNECTING: the browser retries
+        failures += 1;
+        timer = setTimeout(open, Math.min(30000, 1000 * 2 ** Math.min(failures, 5)));
+      };
+    };
+    open();
+    return {close};
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -24,11 +68,93 @@ const runyard = (() => {
     return node;
   }
 
-  const when = ts => ts == null ? "" : new Date(ts * 1000).toLocaleString("sv-SE").replace("T", " ");
-  const clock = ts => {
-    const d = new Date(ts * 1000);
-    return d.toLocaleTimeString("en-GB", {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  // ---- times: the zone the server rendered in (body[data-zone], from the runyard_tz cookie), and the
+  // exact strings of the server's `when` / `clock` filters (webui/runyard_webui/times.py) --------------
+  const ZONE_COOKIE = "runyard_tz";
+  const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const zone = () => (document.body && document.body.dataset.zone) || "UTC";
+  const formatters = new Map();
+  function timeParts(ts, tz) {
+    let f = formatters.get(tz);
+    if (!f) {
+      f = new Intl.DateTimeFormat("en-US", {timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit",
+        day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "longOffset"});
+      formatters.set(tz, f);
+    }
+    const ms = Math.trunc(ts * 1000);  // truncated to the millisecond, as the server does
+    const p = Object.fromEntries(f.formatToParts(new Date(ms)).map(x => [x.type, x.value]));
+    // "GMT+01:00" -> "+01:00"; plain "GMT" is UTC itself
+    const off = p.timeZoneName.replace(/^GMT/, "") || "+00:00";
+    return {...p, offset: /^[+-]\d{2}$/.test(off) ? off + ":00" : off, millis: ((ms % 1000) + 1000) % 1000};
+  }
+  const formatWhen = (ts, tz) => {
+    if (ts == null) return "";
+    const p = timeParts(ts, tz);
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.offset}`;
   };
+  const formatClock = (ts, tz) => {
+    if (ts == null) return "";
+    const p = timeParts(ts, tz);
+    return `${p.hour}:${p.minute}:${p.second}.${String(p.millis).padStart(3, "0")}`;
+  };
+  const when = ts => formatWhen(ts, zone());
+  const clock = ts => formatClock(ts, zone());
+  // a <time> element like the server's `timetag` filter: redrawn in place when the zone changes
+  // (`fixedZone`: drawn in that zone and named after it, e.g. a schedule's own timezone; never redrawn)
+  function timeEl(ts, format = "when", fixedZone = null) {
+    if (ts == null) return document.createTextNode("");
+    const node = el("time", {datetime: new Date(Math.trunc(ts * 1000)).toISOString(), "data-ts": String(ts),
+                             "data-format": format});
+    if (fixedZone) node.dataset.zone = fixedZone;
+    drawTime(node);
+    return node;
+  }
+  function drawTime(t) {
+    const ts = Number(t.dataset.ts);
+    const tz = t.dataset.zone || zone();
+    const text = t.dataset.format === "clock" ? formatClock(ts, tz) : formatWhen(ts, tz);
+    t.textContent = t.dataset.zone ? `${text} ${tz}` : text;
+    t.title = `${when(ts)} (${zone()})`;
+  }
+  function redrawTimes(root = document) {
+    root.querySelectorAll("time[data-ts]").forEach(drawTime);
+  }
+  function readZoneCookie() {
+    const found = document.cookie.split("; ").find(c => c.startsWith(ZONE_COOKIE + "="));
+    return found ? found.slice(ZONE_COOKIE.length + 1) : null;
+  }
+  function writeZoneCookie(value) {
+    // zone names are letters, digits and _+-/ : a cookie value as is, which the server reads unchanged
+    if (!/^[A-Za-z0-9_+\-\/:]+$/.test(value)) return;
+    document.cookie = `${ZONE_COOKIE}=${value}; path=/; max-age=31536000; samesite=lax`;
+  }
+  // The zone selector and the first visit: without a cookie the server rendered UTC, so store the
+  // browser's zone (marked "auto:", followed when the browser's zone changes) and redraw once; a zone
+  // picked in the selector is stored as is and the page reloaded, so every time on it is the server's.
+  function setUpZone() {
+    const cookie = readZoneCookie();
+    const browser = browserZone();
+    const body = document.body;
+    if (cookie === null || (cookie.startsWith("auto:") && cookie !== `auto:${browser}`)) {
+      writeZoneCookie(`auto:${browser}`);
+      if (readZoneCookie() === `auto:${browser}` && body.dataset.zone !== browser) {
+        body.dataset.zone = browser;
+        body.dataset.zoneSource = "auto";
+        redrawTimes();
+      }
+    }
+    const select = document.querySelector("[data-zone-select]");
+    if (!select) return;
+    const auto = select.querySelector("option[value='auto']");
+    if (auto) auto.textContent = `browser's zone (${browser})`;
+    const have = new Set([...select.options].map(o => o.value));
+    const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+    for (const z of zones) if (!have.has(z)) select.append(el("option", {value: z}, z));
+    select.addEventListener("change", () => {
+      writeZoneCookie(select.value === "auto" ? `auto:${browser}` : select.value);
+      window.location.reload();
+    });
+  }
   const seconds = s => s == null ? "" : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(2)} s` : `${(s / 60).toFixed(1)} min`;
   const statusBadge = s => el("span", {"class": `status status-${(s || "").toLowerCase()}`, "data-status": ""}, s || "");
 
@@ -43,9 +169,10 @@ const runyard = (() => {
   // Pages start their own part (static/<page>.js) on DOMContentLoaded; they carry no inline script,
   // so the Content-Security-Policy can forbid inline scripts altogether (docs/webui.md, "Security defaults").
   document.addEventListener("DOMContentLoaded", () => {
+    setUpZone();
     document.querySelectorAll("select[data-submit-on-change]").forEach(select =>
       select.addEventListener("change", () => select.form.submit()));
   });
 
-  return {gql, el, when, clock, seconds, statusBadge, setStatus, errorText, FINISHED, TERMINABLE};
+  return {gql, subscribe, el, when, clock, zone, formatWhen, formatClock, timeEl, redrawTimes, seconds, statusBadge, setStatus, errorText, FINISHED, TERMINABLE};
 })();

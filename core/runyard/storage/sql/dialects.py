@@ -37,6 +37,12 @@ class SqlDialect:
 
     #: the SQLAlchemy dialect names (``engine.dialect.name``) this object serves
     names: ClassVar[tuple[str, ...]] = ()
+    #: a page of runs filtered by a tag carried by at least this many runs (counted in the tag index,
+    #: up to that many) walks the runs newest first and looks each one's tag up; a rarer tag's runs
+    #: are read from the tag index. Planners guess wrong here: SQLite has no per-value statistics,
+    #: and PostgreSQL multiplies the selectivity of key and value as if they were independent (it
+    #: read 20,000 runs of a schedule's tag to show 50 of them). None: leave it to the planner.
+    common_tag_runs: ClassVar[int | None] = 5000
 
     # ---- column types (read by runyard.storage.sql.types when DDL or statements compile) -----------
     def timestamp_type(self, dialect: Dialect) -> TypeEngine[Any]:
