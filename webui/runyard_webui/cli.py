@@ -43,8 +43,9 @@ def webui(python_files, workspace_file, host, port, threads, read_only, insecure
         _ = instance.storage  # an unreachable database or a bad storage block fails here, before listening
         workspace = open_workspace(python_files, workspace_file, required=False,
                                    env=instance.child_environ(CODE_SERVER_KEYS))  # without the web UI's secrets
-        if workspace is not None:
-            runner.start(CallbackService("code servers", workspace.start, lambda _timeout: workspace.shutdown()))
+        if workspace is not None:  # spawned now, waited for in the background: pages serve meanwhile
+            runner.start(CallbackService("code servers", lambda: workspace.start(wait=False),
+                                         lambda _timeout: workspace.shutdown()))
         if not settings.read_only:
             instance.run_launcher.prepare(instance)  # launches from the UI start warm
         server = runner.start(build_web_server(instance, workspace, settings, insecure_no_auth=insecure_no_auth))
@@ -54,8 +55,20 @@ def webui(python_files, workspace_file, host, port, threads, read_only, insecure
         if notice and settings.auth is None:
             click.echo(f"Warning: {notice}", err=True)
         click.echo(f"  instance home: {instance.home}")
-        for loc in workspace.locations() if workspace is not None else []:
-            click.echo(f"  code location {loc.name}: {loc.status}" + (f" ({loc.error.message})" if loc.error else ""))
         if workspace is None:
             click.echo("  no workspace: runs are browsable; give -f FILE or -w FILE to launch jobs")
+        else:
+            _report_locations(workspace)
         runner.wait()
+
+
+def _report_locations(workspace) -> None:
+    """Each code location's status once its server answered (on a thread: the pages serve meanwhile)."""
+    import threading
+
+    def report() -> None:
+        workspace.wait_started()
+        for loc in workspace.locations():
+            click.echo(f"  code location {loc.name}: {loc.status}" + (f" ({loc.error.message})" if loc.error else ""))
+
+    threading.Thread(target=report, name="location report", daemon=True).start()

@@ -120,7 +120,12 @@ class WebContext:
     # ---- code locations --------------------------------------------------------------------------
     def locations(self) -> list[CodeLocation]:
         watch = self.watch
-        return [] if watch is None else watch.locations(max_age=self.LOCATION_CHECK_SECONDS)
+        if watch is None:
+            return []
+        # `runyard webui` serves while its code servers start; what needs a location waits for them
+        # (at once after startup), so a page or a launch never sees a location half-started
+        self.workspace.wait_started(self.workspace.startup_timeout)
+        return watch.locations(max_age=self.LOCATION_CHECK_SECONDS)
 
     def job(self, location: str, job_name: str) -> tuple[CodeLocation, Any]:
         from runyard.operations.workspace import find_job

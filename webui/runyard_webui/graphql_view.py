@@ -10,13 +10,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request, url_for
-from graphql import GraphQLError, parse, specified_rules
+from graphql import GraphQLError, specified_rules
 from graphql.execution import MiddlewareManager
 from graphql_server.exceptions import GraphQLValidationError
 from graphql_server.flask.views import FlaskHTTPRequestAdapter, GraphQLView
 from graphql_server.http.exceptions import HTTPException as GraphQLHTTPException
 from werkzeug.exceptions import HTTPException
 
+from .fast_graphql import DocumentCache, LeafFastExecutionContext
 from .limits import json_depth, query_limits_rule
 from .security import GRAPHIQL_CDN, ReadOnlyMiddleware, csp_nonce
 
@@ -42,6 +43,7 @@ def _error(status: int, message: str) -> Response:
 class RunyardGraphQLView(GraphQLView):
     request_adapter_class = _RequestAdapter
     web: WebContext
+    documents: DocumentCache
 
     def get_context(self, request, response) -> dict[str, Any]:  # noqa: ANN001
         return {"request": request, "response": response, "web": self.web}
@@ -91,19 +93,25 @@ class RunyardGraphQLView(GraphQLView):
 
         settings = self.web.settings
         query = request_data.document or request_data.query
+        limits = query_limits_rule(settings, request_data.variables)
+        checked = False
         if isinstance(query, str) and query:
             # parsed here to bound its tokens: graphql-server's own parse has no limit, and a few MB of
-            # aliases take a request thread for tens of seconds before any rule could refuse them
+            # aliases take a request thread for tens of seconds before any rule could refuse them;
+            # checked here too, once per query text (fast_graphql.DocumentCache)
             try:
-                query = parse(query, max_tokens=settings.max_query_tokens)
+                query, errors = self.documents.document(query, settings.max_query_tokens, limits)
             except GraphQLError as exc:
                 raise GraphQLValidationError([exc]) from exc
+            if errors:
+                raise GraphQLValidationError(errors)
+            checked = True
         return execute_sync(
-            schema=self.schema, query=query, root_value=root_value, validate_document=True,
+            schema=self.schema, query=query, root_value=root_value, validate_document=not checked,
             variable_values=request_data.variables, context_value=context,
             operation_name=request_data.operation_name, allowed_operation_types=allowed_operation_types,
-            operation_extensions=request_data.extensions,
-            validation_rules=(*specified_rules, query_limits_rule(settings, request_data.variables)),
+            operation_extensions=request_data.extensions, validation_rules=(*specified_rules, limits),
+            execution_context_class=LeafFastExecutionContext,
             middleware=MiddlewareManager(ReadOnlyMiddleware()) if settings.read_only else None)
 
     def render_graphql_ide(self, request, request_data):  # noqa: ANN001
@@ -141,7 +149,9 @@ def _script_json(value: Any) -> str:
 
 def graphql_view(schema, web: WebContext):
     """The view function for ``/graphql``."""
-    view = type("RunyardGraphQLView", (RunyardGraphQLView,), {"web": web})
+    # on the class: Flask makes a view object per request
+    view = type("RunyardGraphQLView", (RunyardGraphQLView,),
+                {"web": web, "documents": DocumentCache(schema.graphql_schema)})
     return view.as_view("graphql", schema=schema.graphql_schema, graphql_ide="graphiql")
 
 

@@ -293,6 +293,7 @@ class Workspace:
         self._spawn_lock = threading.Lock()  # no new child once shutdown has begun
         self._supervisor: threading.Thread | None = None
         self._started = False
+        self._ready = threading.Event()  # set once start() has waited for every code server
         self._next_restart: dict[str, float] = {}
         self._quick_deaths: dict[str, int] = {}
 
@@ -302,9 +303,13 @@ class Workspace:
         return cls(load_workspace_file(path), source=os.path.abspath(path), **kwargs)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> Workspace:
+    def start(self, *, wait: bool = True) -> Workspace:
         """Start every local code server (in parallel), wait for each to listen, then refresh every
-        location. A location that fails to start is reported by its status, not raised."""
+        location. A location that fails to start is reported by its status, not raised.
+
+        With ``wait=False`` the servers are spawned and the waiting happens on a background thread:
+        the web UI serves its pages while user code is still being imported, and whatever needs a
+        location waits for it with :meth:`wait_started`."""
         if self._started:
             return self
         self._started = True
@@ -312,15 +317,30 @@ class Workspace:
         local = [loc for loc in self._locations.values() if loc.is_local]
         for loc in local:
             self._spawn(loc)
-        for loc in local:
-            self._await(loc)
-        for loc in self._locations.values():
-            if not loc.is_local:
-                loc.refresh()
-        if self.supervise and local:
-            self._supervisor = threading.Thread(target=self._supervise, name="workspace supervisor", daemon=True)
-            self._supervisor.start()
+        if wait:
+            self._finish_start(local)
+        else:
+            threading.Thread(target=self._finish_start, args=(local,), name="workspace start", daemon=True).start()
         return self
+
+    def _finish_start(self, local: list[CodeLocation]) -> None:
+        try:
+            for loc in local:
+                self._await(loc)
+            for loc in self._locations.values():
+                if not loc.is_local:
+                    loc.refresh()
+            if self.supervise and local and not self._stopping.is_set():
+                self._supervisor = threading.Thread(target=self._supervise, name="workspace supervisor",
+                                                    daemon=True)
+                self._supervisor.start()
+        finally:
+            self._ready.set()
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`start` has waited for every code server (at once when it already has);
+        False when ``timeout`` passed first or the workspace was never started."""
+        return self._started and self._ready.wait(timeout)
 
     def __enter__(self) -> Workspace:
         return self.start()
