@@ -19,6 +19,7 @@ from runyard.errors import InvalidTransitionError, RunConfigError, RunNotFoundEr
 from runyard.execution.api import prepare_reexecution, reexecute_run
 from runyard.execution.run_worker import execute_run
 from runyard.storage.records import CodePointer, RunStatus
+from runyard.tags import os_user
 
 RUN_ID = re.compile(r"\b([0-9a-f]{32})\b")
 
@@ -155,7 +156,9 @@ def test_from_failure_reuses_the_parents_outputs(cli, defs, flag, instance, home
     assert shown["parent_run_id"] == parent
     assert shown["root_run_id"] == parent
     assert shown["step_keys_to_execute"] == ["b", "c"]
-    assert shown["tags"] == {"team": "data", "runyard/parent_run_id": parent, "runyard/root_run_id": parent}
+    # runyard/user: who launched the parent from the CLI (kept with the parent's other tags)
+    assert shown["tags"] == {"team": "data", "runyard/parent_run_id": parent, "runyard/root_run_id": parent,
+                             "runyard/user": os_user()}
     assert shown["run_config"] == cli.json("run", "show", parent, "--json")["run_config"]
     assert shown["code_pointer"] == cli.json("run", "show", parent, "--json")["code_pointer"]
     assert [s["step_key"] for s in shown["steps"]] == ["b", "c"]
@@ -243,7 +246,7 @@ def test_all_steps_reruns_everything(cli, defs, instance, home, tmp_path, option
     assert shown["step_keys_to_execute"] is None
     assert (shown["parent_run_id"], shown["root_run_id"]) == (parent, parent)
     assert shown["tags"] == {"team": "data", "why": "backfill", "runyard/parent_run_id": parent,
-                             "runyard/root_run_id": parent}
+                             "runyard/root_run_id": parent, "runyard/user": os_user()}
 
 
 def test_ops_reexecutes_only_the_selection(cli, defs, instance, home, tmp_path):

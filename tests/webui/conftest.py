@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from runyard.testing import wait_until
 
@@ -170,6 +169,8 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def browser():
+    from playwright.sync_api import sync_playwright  # here: the launcher envs load this conftest without it
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), headless=True,
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])

@@ -140,3 +140,26 @@ def test_bulk_delete_refuses_unfinished_runs(webui, page, shot):
         wait_until(lambda: inst.storage.get_run(running).status.is_finished, 30, what="the sleepy run to stop")
     finally:
         inst.storage.dispose()
+
+
+def test_time_range_pickers_read_and_write_the_pages_zone(webui, browser, shot):
+    """The pickers speak the zone chosen in "Times in" (here Asia/Kolkata, +05:30), not the browser's
+    (America/New_York): a wall time typed there becomes the right UTC instant in the URL, and a
+    reload shows the same wall time back."""
+    ids = _seed(webui)
+    context = browser.new_context(timezone_id="America/New_York")
+    context.add_cookies([{"name": "runyard_tz", "value": "Asia/Kolkata", "url": webui.url}])
+    pg = context.new_page()
+    try:
+        pg.goto(webui.url + "/runs")
+        after = pg.locator("[data-time-for='after']")
+        after.fill("2023-11-15T03:46:20")  # T0 + 180 s, in +05:30
+        with pg.expect_navigation():
+            pg.locator("#apply-filters").click()
+        assert "after=2023-11-14T22%3A16%3A20Z" in pg.url or "after=2023-11-14T22:16:20Z" in pg.url, pg.url
+        expect(pg.locator("[data-time-for='after']")).to_have_value("2023-11-15T03:46:20")
+        shown = set(_shown(pg))
+        assert set(ids[4:]) <= shown <= set(ids[3:]), (shown, ids)
+        shot(pg, "time-range")
+    finally:
+        context.close()

@@ -4,7 +4,7 @@
 // and runs the bulk actions behind a confirmation dialog.
 "use strict";
 (() => {
-  const {gql, el, seconds, statusBadge} = runyard;
+  const {gql, el, seconds, statusBadge, formatWhen, zone} = runyard;
   // a <time> the page's zone setting redraws (app.js), like the server's `timetag`
   const timeOf = ts => (runyard.timeEl ? runyard.timeEl(ts) : runyard.when(ts));
 
@@ -204,22 +204,36 @@
     });
   }
 
-  // ---- time range: datetime pickers in the browser's zone <-> the URL's UTC ISO times -------------
+  // ---- time range: datetime pickers in the page's zone (the "Times in" choice) <-> the URL's UTC ISO times
+  const offsetSeconds = (ts, tz) => {  // "+05:30" at instant ts in tz -> 19800
+    const m = /([+-])(\d{2}):(\d{2})$/.exec(formatWhen(ts, tz));
+    return m ? (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60) : 0;
+  };
+  // a wall time in tz ("2026-11-30T08:33:01") -> epoch seconds; asked twice so a time next to a
+  // daylight-saving switch takes the offset in force at that time, not at the first guess
+  function wallToEpoch(value, tz) {
+    const [d, t = "00:00:00"] = value.split("T");
+    const [y, mo, da] = d.split("-").map(Number);
+    const [h, mi, se = 0] = t.split(":").map(Number);
+    const asUtc = Date.UTC(y, mo - 1, da, h, mi, se) / 1000;
+    const first = asUtc - offsetSeconds(asUtc, tz);
+    return asUtc - offsetSeconds(first, tz);
+  }
+
   function timePickers(form) {
     if (!form) return;
-    const pad = n => String(n).padStart(2, "0");
+    const tz = zone();
     form.querySelectorAll("[data-time-for]").forEach(picker => {
       const hidden = form.querySelector(`input[name=${picker.dataset.timeFor}]`);
-      if (hidden.value) {
-        const d = new Date(hidden.value);
-        if (!isNaN(d)) picker.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
-          `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-      }
+      const ms = hidden.value ? Date.parse(hidden.value) : NaN;
+      if (!isNaN(ms)) picker.value = formatWhen(ms / 1000, tz).slice(0, 19).replace(" ", "T");
+      picker.title = `in ${tz}`;
     });
     form.addEventListener("submit", () => {
       form.querySelectorAll("[data-time-for]").forEach(picker => {
         const hidden = form.querySelector(`input[name=${picker.dataset.timeFor}]`);
-        hidden.value = picker.value ? new Date(picker.value).toISOString().replace(/\.\d{3}Z$/, "Z") : "";
+        hidden.value = picker.value
+          ? new Date(wallToEpoch(picker.value, tz) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") : "";
       });
       // empty fields stay out of the URL, so shared links carry only the filters in use
       form.querySelectorAll("input[name]").forEach(input => { if (!input.value) input.disabled = true; });
