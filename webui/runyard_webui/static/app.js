@@ -1,4 +1,5 @@
-// runyard web UI: keeps server-rendered pages live through the GraphQL API at /graphql.
+// runyard web UI: the helpers every page's script uses, exported as `runyard`: GraphQL (gql, latest),
+// live updates (subscribe: server-sent events), elements (el) and times in the page's zone.
 "use strict";
 const runyard = (() => {
   async function gql(query, variables) {
@@ -12,6 +13,19 @@ const runyard = (() => {
     return body.data;
   }
 
+  // A question asked again as the user types, where only the newest answer counts (the launchpad's
+  // validation, the job page's op selection): `soon()` asks `delayMs` after the last call, `now()` at
+  // once. `ask(current)` gets a check to make after each await: false once a newer question was asked,
+  // so an older answer that arrives late is dropped instead of drawn over the newer one.
+  function latest(ask, delayMs) {
+    let timer = null, asked = 0;
+    const run = () => { const mine = ++asked; return ask(() => mine === asked); };
+    return {
+      soon() { clearTimeout(timer); timer = setTimeout(run, delayMs); },
+      now() { clearTimeout(timer); return run(); },
+    };
+  }
+
   const FINISHED = new Set(["SUCCESS", "FAILURE", "CANCELED"]);
   const TERMINABLE = new Set(["NOT_STARTED", "QUEUED", "STARTING", "STARTED"]);
 
@@ -19,9 +33,9 @@ const runyard = (() => {
   // subscribe(path, onMessage, {onEnd}) opens one EventSource on `path` and calls onMessage with each
   // message's JSON. The browser reconnects by itself after a dropped connection (resuming from the last
   // message's id); a refused stream (an error status) is opened again here, a little later each time.
-  // The server's `end` event (the run finished, the step's output is complete) closes it and calls onEnd.
-  // Returns {close()}.
-  function subscribe(path, onMessage, {onEnd, onError} = {}) {
+  // The server's `end` event (the run finished, the step's output is complete) closes it and calls onEnd;
+  // onOpen and onError say when the stream is up and when it dropped. Returns {close()}.
+  function subscribe(path, onMessage, {onEnd, onError, onOpen} = {}) {
     let source = null, closed = false, timer = null, failures = 0, lastId = "";
     const url = () => {
       if (!lastId) return path;
@@ -37,6 +51,7 @@ const runyard = (() => {
     const open = () => {
       if (closed) return;
       source = new EventSource(url());
+      source.onopen = () => { if (onOpen) onOpen(); };
       source.onmessage = e => {
         failures = 0;
         if (e.lastEventId) lastId = e.lastEventId;
@@ -174,5 +189,5 @@ const runyard = (() => {
       select.addEventListener("change", () => select.form.submit()));
   });
 
-  return {gql, subscribe, el, when, clock, zone, formatWhen, formatClock, timeEl, redrawTimes, seconds, statusBadge, setStatus, errorText, FINISHED, TERMINABLE};
+  return {gql, latest, subscribe, el, when, clock, zone, formatWhen, formatClock, timeEl, redrawTimes, seconds, statusBadge, setStatus, errorText, FINISHED, TERMINABLE};
 })();

@@ -111,8 +111,8 @@
   });
 
   // ---- live: pushed by /live/ticks (the page then re-queries GraphQL), else polled ------------------
-  // Until the server pushes, or when runyard.subscribe is missing, a slow poll keeps the page current:
-  // every POLL_MS without push, every SAFETY_MS with it (a missed message costs at most that much).
+  // While the stream is not open (or runyard.subscribe is missing) a poll keeps the page current: every
+  // POLL_MS without an open stream, every SAFETY_MS with one (a missed message costs at most that much).
   const POLL_MS = 3000, SAFETY_MS = 15000;
 
   function keepLive(path, refresh, stateNode) {
@@ -130,7 +130,9 @@
     let pushed = false;
     if (typeof runyard.subscribe === "function") {
       try {
-        runyard.subscribe(path, () => { pushed = true; run(); });
+        // an open stream is trusted (a quiet one sends nothing); a broken one falls back to the poll
+        runyard.subscribe(path, () => { pushed = true; run(); },
+                          {onOpen: () => { pushed = true; }, onError: () => { pushed = false; }});
       } catch (e) { /* no push: the poll below does it */ }
     }
     let last = Date.now();
