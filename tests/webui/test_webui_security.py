@@ -171,6 +171,7 @@ def test_read_only_refuses_every_mutation_of_the_schema(start_webui, tmp_path):
     imports = tmp_path / "imports.log"
     defs.write_text(defs.read_text() + f"\nopen({str(imports)!r}, 'a').write('imported\\n')\n")
     ui = start_webui("--read-only", "-f", str(defs), defs=False)
+    assert ui.get("/jobs")[0] == 200  # waits for the code server, which serves after startup has begun
     imported = imports.read_text()
 
     mutations = build_schema().graphql_schema.mutation_type.fields
