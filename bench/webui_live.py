@@ -34,94 +34,18 @@ import http.client as httpclient
 import json
 import os
 import selectors
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from rybench import BENCH_DIR, REPO_DIR, SHARED_BENCH, emit, log, make_home, stats
+from rybench import BENCH_DIR, emit, log, stats
+from webuibench import WebuiProcess, dagster_result, gql, http, ms, scratch_home, timed
 
 WORKLOAD = os.path.join(BENCH_DIR, "workload_live.py")
 LOCATION = "workload_live"
 LAUNCH = """mutation($loc: String!, $job: String!) {
   launchRun(location: $loc, jobName: $job) { ok message run { runId } } }"""
 RUNS_QUERY = "{ runs(limit: 50) { runs { runId status jobName createdAt tags { key value } } } }"
-DONE = ("RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED")
-
-
-# ---- the web UI process and HTTP ------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url: str, payload: dict | None = None, timeout: float = 60) -> tuple[int, bytes]:
-    data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def gql(base: str, query: str, variables: dict | None = None) -> dict:
-    code, body = fetch(base + "/graphql", {"query": query, "variables": variables or {}})
-    answer = json.loads(body) if body else {}
-    if code != 200 or answer.get("errors"):
-        raise RuntimeError(f"GraphQL answered {code}: {body[:300]!r}")
-    return answer["data"]
-
-
-class Webui:
-    """``runyard webui -f workload_live.py`` in its own process group, stopped as a group."""
-
-    def __init__(self, home: str):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-        env["RUNYARD_HOME"] = home
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(home, "webui.log")
-        self._log = open(self.log_path, "wb")
-        argv = [sys.executable, "-m", "runyard", "webui", "-f", WORKLOAD, "--port", str(self.port)]
-        self.proc = subprocess.Popen(argv, env=env, cwd=REPO_DIR, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if fetch(self.base + "/healthz", timeout=2)[0] == 200 and gql(self.base, RUNS_QUERY):
-                    break
-            except (OSError, RuntimeError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the web UI did not start:\n{self.tail()}")
-            time.sleep(0.05)
-
-    def tail(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return "".join(f.readlines()[-30:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the group (code server, workers)
-        except ProcessLookupError:
-            pass
-        self._log.close()
 
 
 def launch(base: str, job: str) -> str:
@@ -129,19 +53,6 @@ def launch(base: str, job: str) -> str:
     if not res["ok"]:
         raise RuntimeError(f"launch of {job} failed: {res['message']}")
     return res["run"]["runId"]
-
-
-def timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def ms(values) -> dict:
-    return stats((1000 * v for v in values), 1)
 
 
 # ---- following a run as the run page does ---------------------------------------------------------
@@ -236,20 +147,18 @@ class OpenPages:
 
 # ---- one storage ----------------------------------------------------------------------------------
 def runyard_side(storage: str, args) -> dict:
-    db_url = None
-    if storage == "postgres":
-        from runyard_storage_postgres.testing import create_database, require_server
+    with scratch_home("webui-live", storage) as (home, _db_url):
+        return _measure(storage, home, args)
 
-        db_url = create_database(require_server(), prefix="runyard_bench_live")
-        home = make_home("webui-live-pg", f"storage:\n  postgres:\n    url: '{db_url}'\n")
-    else:
-        home = make_home("webui-live")
-    ui = None
+
+def _measure(storage: str, home: str, args) -> dict:
+    ui = WebuiProcess(home, WORKLOAD)
     pages = None
     try:
-        ui = Webui(home)
+        ui.wait_healthy()
+        ui.wait_for(lambda: gql(ui.base, RUNS_QUERY), "GraphQL answered")
         base = ui.base
-        idle_health = timed(lambda: fetch(base + "/healthz"), args.requests)
+        idle_health = timed(lambda: http(base + "/healthz"), args.requests)
         per_run = []
         for i in range(args.runs):
             run_id = launch(base, "ticker_job")
@@ -271,12 +180,12 @@ def runyard_side(storage: str, args) -> dict:
         t = time.perf_counter()
         pages = OpenPages(base, quiet, args.pages)
         opened_s = time.perf_counter() - t
-        open_now = json.loads(fetch(base + "/live/status")[1])["openStreams"]
-        health = timed(lambda: fetch(base + "/healthz"), args.requests)
-        runs_page = timed(lambda: fetch(base + "/runs"), max(20, args.requests // 10))
+        open_now = json.loads(http(base + "/live/status")[1])["openStreams"]
+        health = timed(lambda: http(base + "/healthz"), args.requests)
+        runs_page = timed(lambda: http(base + "/runs"), max(20, args.requests // 10))
         runs_query = timed(lambda: gql(base, RUNS_QUERY), max(20, args.requests // 10))
         loaded = follow(base, launch(base, "ticker_job"))
-        still_open = json.loads(fetch(base + "/live/status")[1])["openStreams"]
+        still_open = json.loads(http(base + "/live/status")[1])["openStreams"]
         log(f"runyard {storage}: {args.pages} pages opened in {opened_s:.2f}s ({open_now} streams open, "
             f"{still_open} at the end, {pages.closed} closed by the server); /healthz p50 "
             f"{1000 * stats(health)['median']:.1f} p95 {1000 * stats(health)['p95']:.1f} ms (alone: p95 "
@@ -297,35 +206,12 @@ def runyard_side(storage: str, args) -> dict:
     finally:
         if pages is not None:
             pages.close()
-        if ui is not None:
-            ui.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        if db_url:
-            from runyard_storage_postgres.testing import drop_database
-
-            drop_database(db_url)
+        ui.stop()
 
 
 def dagster_side(storage: str, args) -> dict | None:
     """Dagster's live_latency.py with the Dagster virtualenv's python, right after ours."""
-    sys.path.insert(0, BENCH_DIR)
-    from compare import find_dagster_python
-
-    python, note = find_dagster_python(None)
-    script = os.path.join(SHARED_BENCH, "dagster", "live_latency.py")
-    if python is None or not os.path.exists(script):
-        log(f"Dagster side skipped: {note if python is None else script + ' missing'}")
-        return None
-    env = {**os.environ, "PYTHONPATH": f"{SHARED_BENCH}/dagster:{SHARED_BENCH}/common"}
-    argv = [python, script, "--storage", storage, "--runs", str(args.runs)]
-    log(f"Dagster ({note}): live_latency.py --storage {storage} --runs {args.runs}")
-    proc = subprocess.run(argv, cwd=os.path.join(SHARED_BENCH, "dagster"), env=env, stdout=subprocess.PIPE,
-                          stderr=sys.stderr, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    log(f"Dagster's script printed no RESULT (exit {proc.returncode})")
-    return None
+    return dagster_result("live_latency.py", ["--storage", storage, "--runs", str(args.runs)])
 
 
 def table(results: list[tuple[str, dict, dict | None]]) -> str:

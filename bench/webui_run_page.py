@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 import uuid
 
-from rybench import emit, log, make_home, stats
-from webui_scale import WebuiProcess, free_port, gql, http, ms, seed_postgres, seed_sqlite, timed, wait_until_ok
+from rybench import BENCH_DIR, emit, log, stats
+from webuibench import WebuiProcess, gql, http, ms, scratch_home, seed_runs, timed
 
 STEPS_QUERY = """query($id: ID!) { run(runId: $id) { status startTime endTime failure { reason message }
   planSteps { stepKey status duration error attempts { startTime endTime outcome } } children { runId status } } }"""
@@ -79,67 +78,53 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=50)
     args = ap.parse_args()
 
+    with scratch_home("webui-run-page", args.storage) as (home, db_url):
+        measure(args, home, db_url)
+
+
+def measure(args, home: str, db_url: str | None) -> None:
     from runyard.instance.instance import Instance
 
-    db_url = None
-    if args.storage == "postgres":
-        from runyard_storage_postgres.testing import create_database, require_server
-
-        db_url = create_database(require_server(), prefix="runyard_bench_runpage")
-        home = make_home("webui-run-page-pg", f"storage:\n  postgres:\n    url: '{db_url}'\n")
-    else:
-        home = make_home("webui-run-page")
+    inst = Instance.open(home=home)
+    inst.storage.check_ready()
+    inst.storage.dispose()
+    t = time.perf_counter()
+    seed_runs(home, db_url, args.runs)
+    inst = Instance.open(home=home)
+    run_id, middle = seed_long_run(inst.storage, args.events)
+    inst.dispose()
+    log(f"seed: {args.runs:,} runs and a {args.events:,}-event run on {args.storage} in "
+        f"{time.perf_counter() - t:.1f}s")
+    srv = WebuiProcess(home, os.path.join(BENCH_DIR, "workload.py"))
+    base = srv.base
     try:
-        inst = Instance.open(home=home)
-        inst.storage.check_ready()
-        inst.storage.dispose()
+        srv.wait_healthy()
+        srv.wait_for(lambda: gql(base, "{ locations { status } }")["locations"][0]["status"] == "ok",
+                     "the code location loaded")
+        other = gql(base, "{ runs(limit: 1) { runs { runId } } }")["runs"]["runs"][0]["runId"]
+        http(f"{base}/runs/{other}")  # templates compiled, snapshot fetched: the next view is the run's own cost
         t = time.perf_counter()
-        if db_url:
-            seed_postgres(db_url, args.runs)
-        else:
-            seed_sqlite(os.path.join(home, "runyard.db"), args.runs)
-        inst = Instance.open(home=home)
-        run_id, middle = seed_long_run(inst.storage, args.events)
-        inst.dispose()
-        log(f"seed: {args.runs:,} runs and a {args.events:,}-event run on {args.storage} in "
-            f"{time.perf_counter() - t:.1f}s")
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        srv = WebuiProcess(home, port, True, os.path.join(home, "webui.log"))
-        try:
-            wait_until_ok(lambda: http(base + "/healthz", timeout=2)[0] == 200, 120, "/healthz answered")
-            wait_until_ok(lambda: gql(base, "{ locations { status } }")["locations"][0]["status"] == "ok",
-                          120, "the code location loaded")
-            other = gql(base, "{ runs(limit: 1) { runs { runId } } }")["runs"]["runs"][0]["runId"]
-            http(f"{base}/runs/{other}")  # templates compiled, snapshot fetched: the next view is the run's own cost
-            t = time.perf_counter()
-            code, body = http(f"{base}/runs/{run_id}")  # the first view reads every step event of the run
-            first_view = time.perf_counter() - t
-            if code != 200:
-                raise RuntimeError(f"/runs/{run_id} answered {code}:\n{srv.log_tail()}")
-            rows, steps = body.count(b"data-event-id="), body.count(b'<tr data-step="')
-            figures = {
-                "page": timed(lambda: http(f"{base}/runs/{run_id}"), args.requests),
-                "steps_query": timed(lambda: gql(base, STEPS_QUERY, {"id": run_id}), args.requests),
-                "older_page": timed(lambda: gql(base, OLDER_QUERY, {"id": run_id, "before": middle}), args.requests),
-                "first_page": timed(lambda: gql(base, FIRST_QUERY, {"id": run_id}), args.requests),
-            }
-            for name, values in figures.items():
-                log(f"{args.storage} {name:12s} p50 {1000 * stats(values)['median']:7.1f} ms  "
-                    f"p95 {1000 * stats(values)['p95']:7.1f} ms")
-            log(f"page: {len(body) / 1024:.0f} KiB, {rows} events, {steps} steps listed; first view "
-                f"{1000 * first_view:.1f} ms")
-            emit("webui_run_page", storage=args.storage, runs=args.runs, events=args.events,
-                 html_kib=len(body) // 1024, events_rendered=rows, steps_listed=steps,
-                 first_view_ms=round(1000 * first_view, 1), **{f"{k}_ms": ms(v) for k, v in figures.items()})
-        finally:
-            srv.stop()
+        code, body = http(f"{base}/runs/{run_id}")  # the first view reads every step event of the run
+        first_view = time.perf_counter() - t
+        if code != 200:
+            raise RuntimeError(f"/runs/{run_id} answered {code}:\n{srv.tail()}")
+        rows, steps = body.count(b"data-event-id="), body.count(b'<tr data-step="')
+        figures = {
+            "page": timed(lambda: http(f"{base}/runs/{run_id}"), args.requests),
+            "steps_query": timed(lambda: gql(base, STEPS_QUERY, {"id": run_id}), args.requests),
+            "older_page": timed(lambda: gql(base, OLDER_QUERY, {"id": run_id, "before": middle}), args.requests),
+            "first_page": timed(lambda: gql(base, FIRST_QUERY, {"id": run_id}), args.requests),
+        }
+        for name, values in figures.items():
+            log(f"{args.storage} {name:12s} p50 {1000 * stats(values)['median']:7.1f} ms  "
+                f"p95 {1000 * stats(values)['p95']:7.1f} ms")
+        log(f"page: {len(body) / 1024:.0f} KiB, {rows} events, {steps} steps listed; first view "
+            f"{1000 * first_view:.1f} ms")
+        emit("webui_run_page", storage=args.storage, runs=args.runs, events=args.events,
+             html_kib=len(body) // 1024, events_rendered=rows, steps_listed=steps,
+             first_view_ms=round(1000 * first_view, 1), **{f"{k}_ms": ms(v) for k, v in figures.items()})
     finally:
-        shutil.rmtree(home, ignore_errors=True)
-        if db_url:
-            from runyard_storage_postgres.testing import drop_database
-
-            drop_database(db_url)
+        srv.stop()
 
 
 if __name__ == "__main__":

@@ -32,19 +32,12 @@ Usage: python bench/webui_scale.py [--mode twin|scale] [--runs 10000] [--request
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
-from rybench import BENCH_DIR, REPO_DIR, SHARED_BENCH, emit, log, make_home, stats
+from rybench import BENCH_DIR, emit, log, stats
+from webuibench import WebuiProcess, children, dagster_result, gql, http, ms, rss_kib, scratch_home, seed_runs, timed
 
 WORKLOAD = os.path.join(BENCH_DIR, "workload.py")
 
@@ -61,198 +54,8 @@ COUNTS_QUERY = """query($statuses: [String!], $jobName: String, $tags: [TagInput
   runs(statuses: $statuses, jobName: $jobName, tags: $tags, launchedBy: $launchedBy, limit: 1) {
     statusCounts { status count } } }"""
 
-STATUSES = ["SUCCESS"] * 16 + ["FAILURE"] * 3 + ["CANCELED"]
-RUN_COLUMNS = ("run_id", "job_name", "status", "run_config", "code_pointer", "launcher_info",
-               "created_at", "updated_at", "start_time", "end_time", "priority")
 
-
-# ---- small process and HTTP helpers --------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(url: str, payload: dict | None = None, timeout: float = 60) -> tuple[int, bytes]:
-    data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def gql(base: str, query: str, variables: dict | None = None) -> dict:
-    code, body = http(base + "/graphql", {"query": query, "variables": variables or {}})
-    answer = json.loads(body) if body else {}
-    if code != 200 or answer.get("errors"):
-        raise RuntimeError(f"GraphQL answered {code}: {body[:300]!r}")
-    return answer["data"]
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    except (FileNotFoundError, StopIteration):
-        return 0
-
-
-def children(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                kids = [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            kids = []
-        out.extend(kids)
-        todo.extend(kids)
-    return out
-
-
-class WebuiProcess:
-    """``runyard webui`` in its own process group (its code server included), stopped as a group."""
-
-    def __init__(self, home: str, port: int, defs: bool, log_path: str):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-        env["RUNYARD_HOME"] = home
-        argv = [sys.executable, "-m", "runyard", "webui", "--port", str(port)] + (["-f", WORKLOAD] if defs else [])
-        self.log = open(log_path, "wb")
-        self.base = f"http://127.0.0.1:{port}"
-        self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(argv, env=env, cwd=REPO_DIR, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the group (the code server)
-        except ProcessLookupError:
-            pass
-        self.log.close()
-
-    def log_tail(self) -> str:
-        with open(self.log.name, "rb") as f:
-            return f.read()[-3000:].decode(errors="replace")
-
-
-def wait_until_ok(check, timeout: float, what: str) -> None:
-    deadline = time.perf_counter() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except (OSError, RuntimeError, urllib.error.URLError):
-            pass
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{what} within {timeout} s")
-        time.sleep(0.02)
-
-
-def timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def ms(values) -> dict:
-    return stats((1000 * v for v in values), 1)
-
-
-# ---- seeding straight through SQL ----------------------------------------------------------------
-def run_rows(n: int, now: float):
-    """(run row, its tags) for n finished runs, oldest first, one every 0.5 s up to now."""
-    pointer = json.dumps({"python_file": WORKLOAD})
-    for i in range(n):
-        run_id = f"{uuid.uuid4().hex[:24]}{i:08x}"
-        created = now - (n - i) * 0.5
-        row = (run_id, f"job_{i % 20}", STATUSES[(i // 3) % 20], "{}", pointer, "{}", created, created, created,
-               created + 1.0, 0)
-        tags = [("team", f"team-{i % 7}"), ("seq", str(i))]
-        if i % 10_000 == 0:
-            tags.append(("rare", "yes"))
-        if i % 50 == 1:
-            tags.append(("runyard/schedule", f"schedule_{i // 50 % 5}"))
-        elif i % 50 == 2:
-            tags.append(("runyard/user", "alice"))
-        yield row, [(run_id, k, v) for k, v in tags]
-
-
-def seed_sqlite(path: str, n: int) -> None:
-    import sqlite3
-
-    con = sqlite3.connect(path)
-    try:
-        con.execute("PRAGMA synchronous=OFF")
-        rows, tags = [], []
-        marks = ",".join("?" * len(RUN_COLUMNS))
-        for row, row_tags in run_rows(n, time.time()):
-            rows.append(row)
-            tags.extend(row_tags)
-            if len(rows) >= 50_000:
-                con.executemany(f"INSERT INTO runs ({','.join(RUN_COLUMNS)}) VALUES ({marks})", rows)
-                con.executemany("INSERT INTO run_tags (run_id, key, value) VALUES (?,?,?)", tags)
-                rows, tags = [], []
-        if rows:
-            con.executemany(f"INSERT INTO runs ({','.join(RUN_COLUMNS)}) VALUES ({marks})", rows)
-            con.executemany("INSERT INTO run_tags (run_id, key, value) VALUES (?,?,?)", tags)
-        con.commit()
-    finally:
-        con.close()
-
-
-def seed_postgres(url: str, n: int) -> None:
-    import csv
-
-    import psycopg2
-
-    con = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
-    try:
-        runs_buf, tags_buf = io.StringIO(), io.StringIO()
-        rw, tw = csv.writer(runs_buf), csv.writer(tags_buf)
-
-        def flush() -> None:
-            with con.cursor() as cur:
-                runs_buf.seek(0)
-                tags_buf.seek(0)
-                cur.copy_expert(f"COPY runs ({','.join(RUN_COLUMNS)}) FROM STDIN WITH CSV", runs_buf)
-                cur.copy_expert("COPY run_tags (run_id, key, value) FROM STDIN WITH CSV", tags_buf)
-            runs_buf.seek(0)
-            runs_buf.truncate()
-            tags_buf.seek(0)
-            tags_buf.truncate()
-
-        for i, (row, row_tags) in enumerate(run_rows(n, time.time())):
-            rw.writerow(row)
-            tw.writerows(row_tags)
-            if i % 100_000 == 99_999:
-                flush()
-        flush()
-        con.commit()
-        con.autocommit = True
-        with con.cursor() as cur:  # what autovacuum does after a load; the planner needs the statistics
-            cur.execute("VACUUM ANALYZE runs")
-            cur.execute("VACUUM ANALYZE run_tags")
-    finally:
-        con.close()
-
-
+# ---- seeding ------------------------------------------------------------------------------------
 def seed_events(storage, n_events: int) -> str:
     """One run with n_events log events (the twin's 500-event page and the scale mode's big run)."""
     from runyard.storage.records import Event, RunRecord, RunStatus
@@ -272,34 +75,28 @@ def seed_events(storage, n_events: int) -> str:
 def twin(args) -> dict:
     from runyard.instance.instance import Instance
 
-    home = make_home("webui-twin")
-    try:
+    with scratch_home("webui-twin", "sqlite") as (home, _):
         inst = Instance.open(home=home)
         inst.storage.check_ready()
         t = time.perf_counter()
         log_run = seed_events(inst.storage, 600)
         inst.storage.dispose()
-        seed_sqlite(os.path.join(home, "runyard.db"), args.runs)
+        seed_runs(home, None, args.runs)
         log(f"seed: {args.runs} runs + a 600-event run in {time.perf_counter() - t:.1f}s")
         rows = []
         for rep in range(1, args.repeats + 1):
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            srv = WebuiProcess(home, port, True, os.path.join(home, f"webui-{rep}.log"))
+            srv = WebuiProcess(home, WORKLOAD, f"webui-{rep}.log")
             events = {"runId": log_run, "limit": args.log_page}
 
-            def runs_query(base=base) -> dict:
+            def runs_query(base=srv.base) -> dict:
                 return gql(base, RUNS_QUERY, {"limit": 50})
 
-            def events_page(base=base) -> dict:
+            def events_page(base=srv.base) -> dict:
                 return gql(base, EVENTS_QUERY, events)  # noqa: B023 - called in this iteration only
 
             try:
-                wait_until_ok(lambda: http(base + "/healthz", timeout=2)[0] == 200, 120,  # noqa: B023
-                              "/healthz answered")
-                startup = time.perf_counter() - srv.t0
-                wait_until_ok(lambda: len(runs_query()["runs"]["runs"]) == 50, 120, "runs answered")
-                ready = time.perf_counter() - srv.t0
+                startup = srv.wait_healthy()
+                ready = srv.wait_for(lambda: len(runs_query()["runs"]["runs"]) == 50, "runs answered")  # noqa: B023
                 runs_lat = timed(runs_query, args.requests)
                 n_ev = len(events_page()["runEvents"]["events"])
                 log_lat = timed(events_page, args.requests)
@@ -314,8 +111,6 @@ def twin(args) -> dict:
                 f"{total_kib / 1024:.0f} MiB")
             rows.append({"startup_s": startup, "ready_s": ready, "runs_lat": runs_lat, "log_lat": log_lat,
                          "events_in_page": n_ev, "main_kib": main_kib, "total_kib": total_kib})
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
     all_runs = [v for r in rows for v in r["runs_lat"]]
     all_logs = [v for r in rows for v in r["log_lat"]]
     return emit("graphql_runs_query", orchestrator="runyard", storage="sqlite", seeded_runs=args.runs,
@@ -330,25 +125,8 @@ def twin(args) -> dict:
 
 def dagster_twin(args) -> dict | None:
     """Dagster's graphql_runs_query.py with the Dagster virtualenv's python, right after ours."""
-    sys.path.insert(0, BENCH_DIR)
-    from compare import find_dagster_python
-
-    python, note = find_dagster_python(None)
-    script = os.path.join(SHARED_BENCH, "dagster", "graphql_runs_query.py")
-    if python is None or not os.path.exists(script):
-        log(f"Dagster side skipped: {note if python is None else script + ' missing'}")
-        return None
-    env = {**os.environ, "PYTHONPATH": f"{SHARED_BENCH}/dagster:{SHARED_BENCH}/common"}
-    argv = [python, script, "--runs", str(args.runs), "--requests", str(args.requests),
-            "--repeats", str(args.repeats), "--log-page", str(args.log_page)]
-    log(f"Dagster ({note}): {' '.join(argv[1:])}")
-    proc = subprocess.run(argv, cwd=os.path.join(SHARED_BENCH, "dagster"), env=env, stdout=subprocess.PIPE,
-                          stderr=sys.stderr, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    log(f"Dagster's script printed no RESULT (exit {proc.returncode})")
-    return None
+    return dagster_result("graphql_runs_query.py", ["--runs", str(args.runs), "--requests", str(args.requests),
+                                                    "--repeats", str(args.repeats), "--log-page", str(args.log_page)])
 
 
 def compare_twin(ours: dict, theirs: dict) -> None:
@@ -383,83 +161,68 @@ FILTERS = [
 
 
 def scale(args) -> list[dict]:
+    with scratch_home("webui-scale", args.storage) as (home, db_url):
+        return _scale(args, home, db_url)
+
+
+def _scale(args, home: str, db_url: str | None) -> list[dict]:
     from runyard.instance.instance import Instance
 
-    db_url = None
-    if args.storage == "postgres":
-        from runyard_storage_postgres.testing import create_database, require_server
-
-        db_url = create_database(require_server(), prefix="runyard_bench_scale")
-        home = make_home("webui-scale-pg", f"storage:\n  postgres:\n    url: '{db_url}'\n")
-    else:
-        home = make_home("webui-scale")
     records = []
+    inst = Instance.open(home=home)
+    inst.storage.check_ready()
+    t = time.perf_counter()
+    big_run = seed_events(inst.storage, args.run_events) if args.run_events else None
+    inst.storage.dispose()
+    if big_run:
+        log(f"seed: a run of {args.run_events:,} events in {time.perf_counter() - t:.1f}s")
+    t = time.perf_counter()
+    seed_runs(home, db_url, args.scale_runs)
+    log(f"seed: {args.scale_runs:,} runs on {args.storage} in {time.perf_counter() - t:.1f}s")
+    srv = WebuiProcess(home)
+    base = srv.base
     try:
-        inst = Instance.open(home=home)
-        inst.storage.check_ready()
-        t = time.perf_counter()
-        big_run = seed_events(inst.storage, args.run_events) if args.run_events else None
-        inst.storage.dispose()
+        srv.wait_healthy()
+        for name, url_query, variables in FILTERS:
+            url = base + "/runs" + (f"?{url_query}" if url_query else "")
+            code, _ = http(url)
+            if code != 200:
+                raise RuntimeError(f"{url} answered {code}:\n{srv.tail()}")
+            page = timed(lambda: http(url), args.requests)  # noqa: B023 - called right here
+            query = timed(lambda: gql(base, FILTERED_QUERY, variables), args.requests)  # noqa: B023
+            shown = len(gql(base, FILTERED_QUERY, variables)["runs"]["runs"])
+            # the chips' counts, loaded by the page after the list (a query over every matching run)
+            counts = timed(lambda: gql(base, COUNTS_QUERY, variables), max(5, args.requests // 5))  # noqa: B023
+            log(f"{args.storage} {name:32s} page p50 {1000 * stats(page)['median']:7.1f} p95 "
+                f"{1000 * stats(page)['p95']:7.1f} ms | GraphQL p50 {1000 * stats(query)['median']:7.1f} "
+                f"p95 {1000 * stats(query)['p95']:7.1f} ms ({shown} runs) | statusCounts p50 "
+                f"{1000 * stats(counts)['median']:7.1f} ms")
+            records.append(emit("webui_scale_runs", storage=args.storage, runs=args.scale_runs, filter=name,
+                                url="/runs" + (f"?{url_query}" if url_query else ""), runs_shown=shown,
+                                page_ms=ms(page), graphql_ms=ms(query), status_counts_ms=ms(counts)))
+        counted = timed(lambda: gql(base, "{ runs(limit: 50) { count runs { runId } } }"), args.requests)
+        chips = timed(lambda: gql(base, "{ runs(limit: 1) { statusCounts { status count } } }"), args.requests)
+        health = timed(lambda: http(base + "/healthz"), max(args.requests, 50))
+        log(f"{args.storage} runs with count p95 {1000 * stats(counted)['p95']:.1f} ms, statusCounts p95 "
+            f"{1000 * stats(chips)['p95']:.1f} ms, /healthz p50 {1000 * stats(health)['median']:.2f} "
+            f"p95 {1000 * stats(health)['p95']:.2f} ms")
+        records.append(emit("webui_scale_health", storage=args.storage, runs=args.scale_runs,
+                            healthz_ms=ms(health), runs_with_count_ms=ms(counted),
+                            status_counts_ms=ms(chips)))
         if big_run:
-            log(f"seed: a run of {args.run_events:,} events in {time.perf_counter() - t:.1f}s")
-        t = time.perf_counter()
-        if db_url:
-            seed_postgres(db_url, args.scale_runs)
-        else:
-            seed_sqlite(os.path.join(home, "runyard.db"), args.scale_runs)
-        log(f"seed: {args.scale_runs:,} runs on {args.storage} in {time.perf_counter() - t:.1f}s")
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        srv = WebuiProcess(home, port, False, os.path.join(home, "webui.log"))
-        try:
-            wait_until_ok(lambda: http(base + "/healthz", timeout=2)[0] == 200, 120, "/healthz answered")
-            for name, url_query, variables in FILTERS:
-                url = base + "/runs" + (f"?{url_query}" if url_query else "")
-                code, _ = http(url)
-                if code != 200:
-                    raise RuntimeError(f"{url} answered {code}:\n{srv.log_tail()}")
-                page = timed(lambda: http(url), args.requests)  # noqa: B023 - called right here
-                query = timed(lambda: gql(base, FILTERED_QUERY, variables), args.requests)  # noqa: B023
-                shown = len(gql(base, FILTERED_QUERY, variables)["runs"]["runs"])
-                # the chips' counts, loaded by the page after the list (a query over every matching run)
-                counts = timed(lambda: gql(base, COUNTS_QUERY, variables), max(5, args.requests // 5))  # noqa: B023
-                log(f"{args.storage} {name:32s} page p50 {1000 * stats(page)['median']:7.1f} p95 "
-                    f"{1000 * stats(page)['p95']:7.1f} ms | GraphQL p50 {1000 * stats(query)['median']:7.1f} "
-                    f"p95 {1000 * stats(query)['p95']:7.1f} ms ({shown} runs) | statusCounts p50 "
-                    f"{1000 * stats(counts)['median']:7.1f} ms")
-                records.append(emit("webui_scale_runs", storage=args.storage, runs=args.scale_runs, filter=name,
-                                    url="/runs" + (f"?{url_query}" if url_query else ""), runs_shown=shown,
-                                    page_ms=ms(page), graphql_ms=ms(query), status_counts_ms=ms(counts)))
-            counted = timed(lambda: gql(base, "{ runs(limit: 50) { count runs { runId } } }"), args.requests)
-            chips = timed(lambda: gql(base, "{ runs(limit: 1) { statusCounts { status count } } }"), args.requests)
-            health = timed(lambda: http(base + "/healthz"), max(args.requests, 50))
-            log(f"{args.storage} runs with count p95 {1000 * stats(counted)['p95']:.1f} ms, statusCounts p95 "
-                f"{1000 * stats(chips)['p95']:.1f} ms, /healthz p50 {1000 * stats(health)['median']:.2f} "
-                f"p95 {1000 * stats(health)['p95']:.2f} ms")
-            records.append(emit("webui_scale_health", storage=args.storage, runs=args.scale_runs,
-                                healthz_ms=ms(health), runs_with_count_ms=ms(counted),
-                                status_counts_ms=ms(chips)))
-            if big_run:
-                run_page = timed(lambda: http(f"{base}/runs/{big_run}"), max(5, args.requests // 5))
-                size = len(http(f"{base}/runs/{big_run}")[1])
-                events = timed(lambda: gql(base, EVENTS_QUERY, {"runId": big_run, "limit": 500}), args.requests)
-                log(f"{args.storage} run page of a {args.run_events:,}-event run p50 "
-                    f"{1000 * stats(run_page)['median']:.1f} p95 {1000 * stats(run_page)['p95']:.1f} ms "
-                    f"({size / 1024:.0f} KiB); runEvents(limit 500) p50 {1000 * stats(events)['median']:.1f} "
-                    f"p95 {1000 * stats(events)['p95']:.1f} ms; web UI RSS {rss_kib(srv.proc.pid) / 1024:.0f} MiB")
-                records.append(emit("webui_scale_run_page", storage=args.storage, runs=args.scale_runs,
-                                    run_events=args.run_events, run_page_ms=ms(run_page), run_page_bytes=size,
-                                    events_page_ms=ms(events), rss_mib=round(rss_kib(srv.proc.pid) / 1024, 1)))
-        finally:
-            srv.stop()
+            run_page = timed(lambda: http(f"{base}/runs/{big_run}"), max(5, args.requests // 5))
+            size = len(http(f"{base}/runs/{big_run}")[1])
+            events = timed(lambda: gql(base, EVENTS_QUERY, {"runId": big_run, "limit": 500}), args.requests)
+            log(f"{args.storage} run page of a {args.run_events:,}-event run p50 "
+                f"{1000 * stats(run_page)['median']:.1f} p95 {1000 * stats(run_page)['p95']:.1f} ms "
+                f"({size / 1024:.0f} KiB); runEvents(limit 500) p50 {1000 * stats(events)['median']:.1f} "
+                f"p95 {1000 * stats(events)['p95']:.1f} ms; web UI RSS {rss_kib(srv.proc.pid) / 1024:.0f} MiB")
+            records.append(emit("webui_scale_run_page", storage=args.storage, runs=args.scale_runs,
+                                run_events=args.run_events, run_page_ms=ms(run_page), run_page_bytes=size,
+                                events_page_ms=ms(events), rss_mib=round(rss_kib(srv.proc.pid) / 1024, 1)))
     finally:
-        shutil.rmtree(home, ignore_errors=True)
-        if db_url:
-            from runyard_storage_postgres.testing import drop_database
-
-            drop_database(db_url)
+        srv.stop()
     return records
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

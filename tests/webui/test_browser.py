@@ -1,6 +1,7 @@
 """The pages in a real browser: Debian's Chromium driven by Playwright (``executable_path``, since
 ``playwright install`` cannot download browsers here). Launching from the launchpad, watching a run
-live, terminating it, seeing config errors, toggling a schedule, and the run list refreshing itself."""
+live, terminating it, seeing config errors, and the run list refreshing itself. Toggling a schedule
+(on its page and in the list, kept after a reload) is test_automation_browser.py's."""
 
 from __future__ import annotations
 
@@ -99,17 +100,6 @@ def test_failed_run_shows_its_error(webui, page):
     expect(page.locator("#run h1 [data-status]")).to_have_text("FAILURE", timeout=30_000)
     expect(page.locator("#steps tr[data-step='explode']")).to_contain_text("the op exploded on purpose")
     expect(page.locator("#events")).to_contain_text("raise ValueError")
-
-
-def test_toggle_a_schedule_and_it_stays_toggled(webui, page):
-    page.goto(webui.url + "/automation")
-    row = page.locator("tr[data-instigator='nightly_hello']")
-    expect(row.locator("[data-status]")).to_have_text("STOPPED")
-    row.get_by_role("button", name="Turn on").click()
-    expect(row.locator("[data-status]")).to_have_text("RUNNING")
-    page.reload()
-    expect(page.locator("tr[data-instigator='nightly_hello'] [data-status]")).to_have_text("RUNNING")
-    assert webui.gql("{ schedules { status } }")["schedules"] == [{"status": "RUNNING"}]
 
 
 def test_run_list_shows_new_runs_without_a_reload(webui, page):

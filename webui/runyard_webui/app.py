@@ -61,6 +61,10 @@ def create_app(instance: Instance, workspace: Workspace | None = None,
     from . import live
 
     live.register(app, web)  # /live/...: server-sent events, fed by one hub thread
+    if settings.metrics_enabled:
+        from . import metrics
+
+        metrics.register(app, web)  # /metrics: Prometheus text format, behind the same checks as the pages
     _plugin_routes(app, web)
 
     from runyard.errors import StorageError

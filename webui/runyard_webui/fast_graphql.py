@@ -29,12 +29,13 @@ from graphql import (
     GraphQLSchema,
     is_leaf_type,
     parse,
-    specified_rules,
     validate,
 )
 from graphql.execution import ExecutionContext
 from graphql.execution.execute import get_field_def
 from graphql.pyutils import Undefined
+
+from .schema.rules import VALIDATION_RULES
 
 _DEFAULT_RESOLVERS = (dict_or_attr_resolver, attr_resolver, dict_resolver)
 
@@ -62,7 +63,8 @@ class DocumentCache:
         errors = validate(self.schema, document, [request_rule])
         if errors:
             return document, errors
-        errors = validate(self.schema, document, specified_rules)
+        # GraphQL's rules, with ID and String variables interchangeable (schema/rules.py)
+        errors = validate(self.schema, document, VALIDATION_RULES)
         if not errors:
             with self._lock:
                 self._documents[query] = document

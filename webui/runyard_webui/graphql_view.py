@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request, url_for
-from graphql import GraphQLError, specified_rules
+from graphql import GraphQLError
 from graphql.execution import MiddlewareManager
 from graphql_server.exceptions import GraphQLValidationError
 from graphql_server.flask.views import FlaskHTTPRequestAdapter, GraphQLView
@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from .fast_graphql import DocumentCache, LeafFastExecutionContext
 from .limits import json_depth, query_limits_rule
+from .schema.rules import VALIDATION_RULES
 from .security import GRAPHIQL_CDN, ReadOnlyMiddleware, csp_nonce
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +111,7 @@ class RunyardGraphQLView(GraphQLView):
             schema=self.schema, query=query, root_value=root_value, validate_document=not checked,
             variable_values=request_data.variables, context_value=context,
             operation_name=request_data.operation_name, allowed_operation_types=allowed_operation_types,
-            operation_extensions=request_data.extensions, validation_rules=(*specified_rules, limits),
+            operation_extensions=request_data.extensions, validation_rules=(*VALIDATION_RULES, limits),
             execution_context_class=LeafFastExecutionContext,
             middleware=MiddlewareManager(ReadOnlyMiddleware()) if settings.read_only else None)
 

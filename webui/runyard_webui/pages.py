@@ -130,6 +130,10 @@ _NEWEST = 2**63 - 1
 @pages.get("/runs/<run_id>")
 def run(run_id: str):
     web = _web()
+    # The events first, then the run: its status is then at least as new as the events shown (the
+    # live stream resumes after them and says nothing until another event comes, so a status read
+    # before them could stay STARTING on the page of a run whose step already runs).
+    events = web.storage.get_events(run_id, before_id=_NEWEST, limit=RUN_PAGE_EVENTS + 1)
     record = web.storage.get_run(run_id)
     if record is None:
         abort(404, f"no run with id '{run_id}'")
@@ -140,7 +144,6 @@ def run(run_id: str):
 
     from .run_view import children, launched_by, run_plan
 
-    events = web.storage.get_events(run_id, before_id=_NEWEST, limit=RUN_PAGE_EVENTS + 1)
     has_older = len(events) > RUN_PAGE_EVENTS
     events = events[-RUN_PAGE_EVENTS:]
     retried_as = web.storage.get_run(retry_run_id(run_id)) if record.status == RunStatus.FAILURE else None

@@ -1,15 +1,19 @@
 """What the run page shows beyond the run record: every step of the run's plan with its state and
 attempts (pending steps included), who or what launched the run, and its re-executions.
 
-The plan of a run is not stored with it: a run stores only ``step_keys_to_execute`` (None: every
-step). The web UI imports no user code, so the full step list comes from the job's snapshot in the
-run's code location (node names are step keys, :mod:`runyard.definitions.graph_view`), ordered
-upstream first. When that location is not loaded, the page lists the selected steps, or the steps
-that emitted events, and says the plan is unknown. Steps come from the snapshot as the location
-serves it now: a step added to the job since the run shows as not run.
+The plan comes from the run itself: when its run worker hands the plan to the executor it stores
+the step keys in plan order with each step's upstream steps, in the data of its "Executing ..."
+engine event (:func:`runyard.execution.plan.stored_plan`, read through the index on the run's
+events by type and kept once found). So a run lists its own steps after its job changed, and while
+its code location is down. Until the worker got there (a queued run), and for runs executed before
+runyard stored plans, the step list comes from the job's snapshot in the run's code location (node
+names are step keys, :mod:`runyard.definitions.graph_view`), ordered upstream first, as the location
+serves it now; when that location is not loaded either, the page lists the selected steps, or the
+steps that emitted events, and says the plan is unknown.
 
 Attempts are folded from the run's step events (the same ones :meth:`RunStorage.get_step_stats`
-reads): once per run, then only the step events stored since the last view (:class:`StepFolds`).
+reads, through the same index): once per run, then only the step events stored since the last view
+(:class:`StepFolds`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from runyard.storage.records import STEP_STATUS_EVENTS, EventType, StepStatus
 from runyard.tags import RETRY_NUMBER_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
+    from runyard.execution.plan import StoredStep
     from runyard.storage.records import RunRecord
 
     from .context import WebContext
@@ -53,6 +59,8 @@ class PlanStep:
     status: str
     attempts: tuple[StepAttempt, ...] = ()
     error: str | None = None
+    #: the steps of the plan this one reads from (known from a stored plan only)
+    upstream: tuple[str, ...] = ()
 
     @property
     def start_time(self) -> float | None:
@@ -75,14 +83,27 @@ class PlanStep:
         return self.end_time - self.start_time
 
 
+class PlanSource(str, Enum):
+    """Where a run page's step list came from."""
+
+    RUN = "RUN"              # the plan the run worker stored with the run
+    SNAPSHOT = "SNAPSHOT"    # the job's snapshot as the run's code location serves it now
+    SELECTION = "SELECTION"  # the run's step selection (its location is not loaded)
+    EVENTS = "EVENTS"        # the steps that emitted events: the plan is unknown
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RunPlan:
-    """The steps of a run in plan order; ``known``: the plan came from the selection or the job's
-    snapshot (False: only the steps seen in events are listed, ``why`` says why)."""
+    """The steps of a run in plan order; ``known``: the plan came from the run, the selection or the
+    job's snapshot (False: only the steps seen in events are listed, ``why`` says why)."""
 
     steps: tuple[PlanStep, ...]
     known: bool
     why: str | None = None
+    source: PlanSource = PlanSource.RUN
 
 
 @dataclass(frozen=True)
@@ -111,8 +132,9 @@ def launched_by(run: RunRecord) -> Launch:
     return Launch(origin.kind, origin.name, run.parent_run_id)
 
 
-def _plan_order(web: WebContext, run: RunRecord) -> tuple[list[str] | None, str | None]:
-    """The run's step keys in plan order, or (None, why) when the job's snapshot is unavailable."""
+def _snapshot_order(web: WebContext, run: RunRecord) -> tuple[list[str] | None, PlanSource, str | None]:
+    """The run's step keys in plan order from the job's snapshot, or from its selection when the
+    location is not loaded, or (None, EVENTS, why)."""
     from runyard.operations.errors import OperationError
     from runyard.operations.workspace import location_of_run
 
@@ -120,14 +142,14 @@ def _plan_order(web: WebContext, run: RunRecord) -> tuple[list[str] | None, str 
         _, job = location_of_run(web.locations(), run)
     except OperationError as exc:
         if run.step_keys_to_execute is not None:
-            return list(run.step_keys_to_execute), None
-        return None, f"the plan is unknown ({exc}): listing the steps that started"
+            return list(run.step_keys_to_execute), PlanSource.SELECTION, None
+        return None, PlanSource.EVENTS, f"the plan is unknown ({exc}): listing the steps that started"
     order = job.topological_order
     if run.step_keys_to_execute is None:
-        return list(order), None
+        return list(order), PlanSource.SNAPSHOT, None
     selected = set(run.step_keys_to_execute)
     known = [k for k in order if k in selected]
-    return known + [k for k in run.step_keys_to_execute if k not in set(known)], None
+    return known + [k for k in run.step_keys_to_execute if k not in set(known)], PlanSource.SNAPSHOT, None
 
 
 _OUTCOME = {EventType.STEP_SUCCESS: str(StepStatus.SUCCESS), EventType.STEP_FAILURE: str(StepStatus.FAILURE),
@@ -160,12 +182,30 @@ class StepFolds:
     """Each run's steps folded from its step events, kept for the runs viewed lately so that the next
     view (the page's refreshes while the run goes on) reads only the step events stored since: events
     only ever get appended, with increasing ids (``RunStorage.get_events``). The first view of a run
-    reads its step events once."""
+    reads its step events once. Stored plans are kept too: a run's plan never changes once stored."""
 
     def __init__(self, size: int = 256):
         self._size = size
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Folded] = OrderedDict()
+        self._plans: OrderedDict[str, tuple[StoredStep, ...] | None] = OrderedDict()
+
+    def plan(self, storage, run: RunRecord) -> tuple[StoredStep, ...] | None:
+        """The plan stored with ``run``, or None (not yet, or never: a run that finished without one
+        is remembered as such)."""
+        from runyard.execution.plan import stored_plan
+
+        with self._lock:
+            if run.run_id in self._plans:
+                self._plans.move_to_end(run.run_id)
+                return self._plans[run.run_id]
+        plan = stored_plan(storage, run.run_id)
+        if plan is not None or run.status.is_finished:
+            with self._lock:
+                self._plans[run.run_id] = plan
+                while len(self._plans) > self._size:
+                    self._plans.popitem(last=False)
+        return plan
 
     def steps(self, storage, run_id: str) -> dict[str, PlanStep]:
         """Step key -> its state, for the steps with at least one event, in the order they appeared."""
@@ -196,14 +236,23 @@ def _error_text(err) -> str | None:
 
 
 def run_plan(web: WebContext, run: RunRecord) -> RunPlan:
-    """Every step of ``run``'s plan with its state and attempts."""
-    order, why = _plan_order(web, run)
+    """Every step of ``run``'s plan with its state and attempts: the plan stored with the run first,
+    the job's snapshot for a run without one (the location is asked only then)."""
+    stored = web.step_folds.plan(web.storage, run)
+    upstream: dict[str, tuple[str, ...]] = {}
+    if stored is not None:
+        order: list[str] | None = [step.key for step in stored]
+        upstream = {step.key: step.upstream for step in stored}
+        source, why = PlanSource.RUN, None
+    else:
+        order, source, why = _snapshot_order(web, run)
     seen = web.step_folds.steps(web.storage, run.run_id)
     keys = list(order or [])
-    keys += [k for k in seen if k not in set(keys)]  # steps outside the plan as we know it
+    listed = set(keys)
+    keys += [k for k in seen if k not in listed]  # steps outside the plan as we know it
     waiting = NOT_RUN if run.status.is_finished else PENDING
-    steps = tuple(seen.get(k) or PlanStep(k, waiting) for k in keys)
-    return RunPlan(steps=steps, known=order is not None, why=why)
+    steps = tuple(replace(seen.get(k) or PlanStep(k, waiting), upstream=upstream.get(k, ())) for k in keys)
+    return RunPlan(steps=steps, known=order is not None, why=why, source=source)
 
 
 #: at most this many re-executions of a run are linked from its page

@@ -37,6 +37,8 @@ class WebuiSettings(_Strict):
     allowed_hosts: list[str] | None = Field(None, description="Host names (a leading dot: a domain and its "
                                             "subdomains; `*`: any) accepted in the `Host` header, besides the "
                                             "loopback names and the bound host. Guards against DNS rebinding.")
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics (behind webui.auth "
+                                  "when it is set; docs/metrics.md).")
     # ---- limits: one client cannot take the web UI down -------------------------------------------
     max_body_bytes: int = Field(4 << 20, ge=1024, le=1 << 30, description="Largest request body; larger "
                                 "ones are refused (413) from their headers, before they are read.")

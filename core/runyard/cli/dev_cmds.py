@@ -54,6 +54,8 @@ def serve_daemon(python_files: tuple[str, ...], workspace_file: str | None, *, b
         click.echo(f"  storage: {instance.storage.describe().get('url', instance.storage.name)}")
         click.echo(f"  run coordinator: {instance.run_coordinator.name}, "
                    f"run launcher: {instance.run_launcher.name}")
+        if daemon.metrics is not None:
+            click.echo(f"  metrics: {daemon.metrics.address}")
         for loc in workspace.locations() if workspace is not None else []:
             where = loc.client.address if loc.status == "ok" else (loc.error.message if loc.error else loc.status)
             click.echo(f"  code location {loc.name}: {loc.status} {where}")

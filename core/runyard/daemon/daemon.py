@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..operations.workspace import LocationWatch
     from ..storage.records import RunRecord, Tick
     from ..workspace.workspace import CodeLocation, Workspace
+    from .metrics import DaemonMetrics
 
 log = logging.getLogger("runyard.daemon")
 
@@ -57,13 +58,29 @@ class Daemon:
         self._periods: dict[str, float] = {"lease": self.lease.retry_interval}
         self._work_lock = threading.Lock()
         self._watch: LocationWatch | None = None
+        #: the metrics port's registry and server (runyard.daemon.metrics), when daemon.metrics_port is set
+        self.metrics: DaemonMetrics | None = None
+        if self.settings.metrics_port is not None:
+            from .metrics import DaemonMetrics
+
+            self.metrics = DaemonMetrics(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Daemon:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         if self._scheduler is not None:  # already running (``with daemon.start():``)
             return self
+        if self.metrics is not None:  # first: a port in use fails the start before anything else ran
+            self.metrics.start()
+        try:
+            return self._start()
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.stop()
+            raise
+
+    def _start(self) -> Daemon:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         self.instance.run_launcher.prepare(self.instance)
         self.lease.tick()
         self._beat("lease", force=True)
@@ -86,6 +103,9 @@ class Daemon:
         for name, fn, seconds, extra in loops:
             self._periods[name] = float(seconds)
             sched.add_job(self.run_loop, "interval", args=(name, fn), seconds=seconds, id=name, **extra)
+        if self.metrics is not None:  # not a loop of its own: it has no heartbeat, the leader's passes feed a histogram
+            sched.add_job(self.metrics.follow_steps, "interval", seconds=self.settings.heartbeat_interval_seconds,
+                          id="metrics-steps")
         sched.start()
         self._scheduler = sched
         if getattr(self.instance.run_coordinator, "queues_runs", False):
@@ -109,6 +129,8 @@ class Daemon:
             self._beat("lease", force=True)
         except Exception:  # noqa: BLE001 - storage gone while stopping: the lease expires anyway
             pass
+        if self.metrics is not None:
+            self.metrics.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stop.wait(timeout)
@@ -155,6 +177,11 @@ class Daemon:
             self.storage.heartbeat(self.daemon_id, loop, info)
         except Exception as exc:  # noqa: BLE001
             log.warning("daemon %s: heartbeat failed: %s", self.daemon_id, exc)
+
+    def heartbeat_ages(self, now: float | None = None) -> dict[str, float]:
+        """Seconds since each loop's last heartbeat written by this daemon (what its metrics say)."""
+        now = time.time() if now is None else now
+        return {loop: max(0.0, now - at) for loop, at in dict(self._last_beat).items()}
 
     def run_loop(self, name: str, fn: Callable[[], Any]) -> None:
         """One pass of a loop: only on the leader; errors are logged and heartbeated, never fatal."""

@@ -66,11 +66,15 @@ def run_monitoring(daemon: Daemon, now: float | None = None) -> list[tuple[str, 
 def _reconcile(daemon: Daemon, runs: list[RunRecord]) -> list[tuple[str, str]]:
     from ..launchers.base import ReconcileContext
 
+    context = ReconcileContext(instance=daemon.instance, runs=runs)
     try:
-        done = daemon.instance.run_launcher.reconcile(ReconcileContext(instance=daemon.instance, runs=runs))
+        done = daemon.instance.run_launcher.reconcile(context)
     except Exception:  # noqa: BLE001 - the next pass tries again
         log.exception("the %s launcher's reconciliation failed", daemon.instance.run_launcher.name)
         return []
+    finally:  # what was removed before a failure was removed all the same
+        if daemon.metrics is not None:
+            daemon.metrics.reconciled(daemon.instance.run_launcher.name, context.removals)
     for line in done:
         log.info("reconcile: %s", line)
     return [("", line) for line in done]

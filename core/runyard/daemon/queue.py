@@ -65,9 +65,10 @@ def dequeue(daemon: Daemon) -> list[RunRecord]:
     if slots == 1:
         while not daemon.stopping:
             claimed = daemon.storage.claim_queued_runs(daemon.daemon_id, batch, fence=lease, limits=limits)
+            claimed_at = time.monotonic()
             claimed_total += len(claimed)
             for run in claimed:
-                done = _launch(daemon, run)
+                done = _launch(daemon, run, claimed_at)
                 if done is not None:
                     launched.append(done)
             if len(claimed) < batch:
@@ -83,9 +84,10 @@ def dequeue(daemon: Daemon) -> list[RunRecord]:
                     continue
                 want = min(batch, slots - len(in_flight))
                 claimed = daemon.storage.claim_queued_runs(daemon.daemon_id, want, fence=lease, limits=limits)
+                claimed_at = time.monotonic()
                 claimed_total += len(claimed)
                 for run in claimed:
-                    future = pool.submit(_launch, daemon, run)
+                    future = pool.submit(_launch, daemon, run, claimed_at)
                     futures.append(future)
                     in_flight.add(future)
                 if len(claimed) < want:
@@ -98,13 +100,23 @@ def dequeue(daemon: Daemon) -> list[RunRecord]:
     return launched
 
 
-def _launch(daemon: Daemon, run: RunRecord) -> RunRecord | None:
+def _launch(daemon: Daemon, run: RunRecord, claimed_at: float) -> RunRecord | None:
     """Launch one claimed run; a failure is logged (the run is then FAILURE) and never raised, so
-    one run's trouble never stops the others."""
+    one run's trouble never stops the others. ``claimed_at`` (monotonic): when its claim returned,
+    where the launch latency metric starts."""
+    metrics, launcher = daemon.metrics, daemon.instance.run_launcher.name
     try:
-        return daemon.instance.launch_claimed_run(run)
+        launched = daemon.instance.launch_claimed_run(run)
     except LaunchError as exc:  # a typed failure (missing image, engine down): no traceback to show
         log.warning("launching run %s failed (%s): %s", run.run_id, exc.reason, exc)
+        reason = exc.reason
     except Exception:  # noqa: BLE001 - the run is marked FAILURE with the launcher's error
         log.exception("launching run %s failed", run.run_id)
+        reason = "error"
+    else:
+        if metrics is not None:
+            metrics.launched(launcher, time.monotonic() - claimed_at)
+        return launched
+    if metrics is not None:
+        metrics.launch_failed(launcher, reason)
     return None

@@ -165,7 +165,7 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
     from ..definitions.config import resolve_run_config, validate_executor
     from ..executors.base import ExecuteContext
     from ..workspace.loader import load_definitions
-    from .plan import ExecutionPlan
+    from .plan import PLAN_DATA_KEY, ExecutionPlan
     from .reexecution import external_outputs_for_run
     from .step import StepRunner
 
@@ -194,7 +194,8 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
         runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home,
                             compute_logs=instance.compute_log_manager)
         sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "
-                  "executor.", data={"executor": executor.name, "steps": len(plan.order)})
+                  "executor.", data={"executor": executor.name, "steps": len(plan.order),
+                                     PLAN_DATA_KEY: plan.to_data()})
         if not executor.runs_steps_out_of_process:
             try:
                 runner.init_resources()

@@ -49,6 +49,11 @@ class DaemonSettings(_Strict):
     launch_concurrency: int = Field(8, ge=1, le=256, description="most queued runs launched at once (each a "
                                     "launcher API round trip), when the run launcher supports concurrent "
                                     "launches; 1, or a launcher without that capability, launches one at a time")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics at "
+                                     "http://<metrics_host>:<port>/metrics (docs/metrics.md); null (the default) "
+                                     "serves none, 0 picks a free port")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="the interface the metrics port listens "
+                              "on; 0.0.0.0 for every interface (the port has no authentication)")
 
 
 class RetentionSettings(_Strict):

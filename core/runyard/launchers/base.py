@@ -90,11 +90,19 @@ class HealthCheckContext:
 
 @dataclass
 class ReconcileContext:
-    """``runs``: the in-progress runs run monitoring just looked at (the launcher may look up others)."""
+    """``runs``: the in-progress runs run monitoring just looked at (the launcher may look up others).
+    ``removals``: what :meth:`record_removal` counted during the pass, by kind."""
 
     instance: Instance
     runs: list[RunRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    removals: dict[str, int] = field(default_factory=dict)
+
+    def record_removal(self, kind: str, count: int = 1) -> None:
+        """Say that the pass removed ``count`` workloads of ``kind`` (a short noun: ``container``,
+        ``job``): the daemon's ``runyard_reconciler_removed_total`` metric counts them
+        (docs/metrics.md)."""
+        self.removals[kind] = self.removals.get(kind, 0) + count
 
 
 @dataclass
@@ -142,7 +150,9 @@ class RunLauncher(Component, ABC):
         """Called by run monitoring on every pass (in the daemon that leads): clean up what the
         launcher's workers left behind — containers or Jobs of finished or unknown runs (after storing
         what is worth keeping) — and finish runs whose worker vanished. Returns one line per action
-        taken, for the daemon's log. Must be safe to run from several processes at once."""
+        taken, for the daemon's log; each workload removed is also reported with
+        ``context.record_removal(kind)`` (the daemon's metrics count them). Must be safe to run from
+        several processes at once."""
         return []
 
     def delete_run_files(self, context: DeleteRunFilesContext) -> None:  # noqa: B027 - optional hook

@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover - pytest is not installed
 else:
     pytest.register_assert_rewrite("runyard.testing.storage", "runyard.testing.launcher",
                                    "runyard.testing.coordinator", "runyard.testing.executor",
-                                   "runyard.testing.helpers", "runyard.testing.containment")
+                                   "runyard.testing.helpers", "runyard.testing.containment",
+                                   "runyard.testing.runs_list")
 
 from .helpers import (  # noqa: E402 - after the rewrite registration above
     PREAMBLE,

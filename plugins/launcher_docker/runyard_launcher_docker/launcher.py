@@ -281,6 +281,8 @@ class DockerRunLauncher(RunLauncher):
                         continue  # the worker is still exiting after writing the run's end (~1 s): let it,
                         # so the stored exit code is its own and not the SIGTERM of an early stop
                     what = self._dispose(instance, run, container)
+                    if what:
+                        context.record_removal("container")
                 elif (container.labels.get(engine.KIND_LABEL) == "run"
                       and not exits.state_of(container).alive and exits.state_of(container).ended):
                     verdict = instance.check_run_health(run_id)  # finishes the run with the reason

@@ -469,7 +469,7 @@ class K8sRunLauncher(RunLauncher):
                 continue  # being deleted
             run_id = (meta.get("annotations") or {}).get(manifests.PREFIX + "run-id", "")
             try:
-                what = self._reconcile_job(instance, job, runs.get(run_id))
+                what = self._reconcile_job(instance, job, runs.get(run_id), context)
             except Exception as exc:  # noqa: BLE001 - one Job's trouble never stops the pass
                 log.warning("reconciling Job %s failed: %s", meta.get("name"), exc)
                 continue
@@ -477,7 +477,8 @@ class K8sRunLauncher(RunLauncher):
                 done.append(what)
         return done
 
-    def _reconcile_job(self, instance: Instance, job: dict[str, Any], run: RunRecord | None) -> str | None:
+    def _reconcile_job(self, instance: Instance, job: dict[str, Any], run: RunRecord | None,
+                       context: ReconcileContext) -> str | None:
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         if run is not None and run.status not in FINISHED_STATUSES:
@@ -495,6 +496,7 @@ class K8sRunLauncher(RunLauncher):
             for pod in jobs.list_pods(self.config, namespace, f"job-name={name}"):
                 self._store_output(instance, run, self.config, namespace, pod)
         jobs.delete_job(self.config, namespace, name, propagation="Background")
+        context.record_removal("job")
         return f"deleted Job {namespace}/{name}" + (f" of run {run.run_id} ({run.status})" if run is not None
                                                      else " (its run is unknown)")
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from runyard.errors import ConfigError, SchemaRevisionError, StorageError
 from runyard.instance.instance import Instance
 from runyard.storage.records import RunStatus
+from runyard.storage.sql.schema import HEAD_REVISION
 from runyard.testing.storage import ev, make_run, prepare_in_processes
 from runyard_storage_mysql.config import MysqlStorageConfig, build_url
 from runyard_storage_mysql.storage import MysqlRunStorage
@@ -274,7 +275,7 @@ def test_processes_creating_the_schema_at_once(fresh_my_db):
     storage = open_storage(fresh_my_db)
     assert storage.count_runs() == 4
     with storage.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD_REVISION]
     storage.dispose()
 
 

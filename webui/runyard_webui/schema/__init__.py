@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import graphene
 
+from . import dagster_types
 from .mutations import Mutation
 from .query import Query
+from .rules import VALIDATION_RULES
 
 
 def build_schema() -> graphene.Schema:
-    return graphene.Schema(query=Query, mutation=Mutation)
+    # Dagster's answer types reached only through an interface are listed (docs/api.md)
+    return graphene.Schema(query=Query, mutation=Mutation, types=dagster_types.TYPES)
 
 
-__all__ = ["build_schema"]
+__all__ = ["VALIDATION_RULES", "build_schema"]

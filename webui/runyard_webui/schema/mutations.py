@@ -9,7 +9,15 @@ import functools
 import graphene
 from graphene.types.generic import GenericScalar
 
-from .types import ConfigProblem, Instigator, Run, RunRequestPreview, TagInput, web
+from . import dagster_compat
+from .dagster_types import (
+    ExecutionParams,
+    LaunchRunPayload,
+    TerminateRunPolicy,
+    TerminateRunResult,
+    TerminateRunsResultOrError,
+)
+from .types import Instigator, Run, RunRequestPreview, TagInput, web
 
 
 def _payload_fields():
@@ -36,11 +44,8 @@ def _refusals(payload_cls):
     return wrap
 
 
-LaunchRunPayload = type("LaunchRunPayload", (graphene.ObjectType,), {
-    **_payload_fields(), "run": graphene.Field(Run),
-    "errors": graphene.List(graphene.NonNull(ConfigProblem), required=True,
-                            description="Run config problems (nothing was stored)."),
-})
+# LaunchRunPayload (launchRun, reexecuteRun) is an interface shared with Dagster's API: its answers are
+# Dagster's launch result types (schema/dagster_types.py, docs/api.md)
 RunPayload = type("RunPayload", (graphene.ObjectType,), {**_payload_fields(), "run": graphene.Field(Run)})
 InstigatorPayload = type("InstigatorPayload", (graphene.ObjectType,),
                          {**_payload_fields(), "instigator": graphene.Field(Instigator)})
@@ -73,33 +78,42 @@ def _parse_run_config(run_config, run_config_yaml):
     return {} if data is None else data
 
 
-def _launch_payload(result) -> LaunchRunPayload:
-    if result.errors:
-        return LaunchRunPayload(ok=False, code="INVALID", message="run config is invalid", errors=result.errors)
-    return LaunchRunPayload(ok=result.message is None, run=result.run, message=result.message, errors=[])
+def _launch_payload(result, job_name: str):
+    return dagster_compat.launch_answer(result, job_name)
 
 
 class LaunchRun(graphene.Mutation):
     """Validate run config on the job's code location, store the run and submit it to the run
-    coordinator (which launches or queues it)."""
+    coordinator (which launches or queues it). Takes runyard's arguments (``location`` and
+    ``jobName`` required) or Dagster's ``executionParams`` alone (docs/api.md)."""
 
     class Arguments:
-        location = graphene.String(required=True)
-        job_name = graphene.String(required=True)
+        location = graphene.String(description="Required with runyard's arguments.")
+        job_name = graphene.String(description="Required with runyard's arguments.")
         run_config = GenericScalar()
         run_config_yaml = graphene.String()
         tags = graphene.List(graphene.NonNull(TagInput))
         ops = graphene.String(description="Op selection, as `runyard job launch --ops`.")
+        execution_params = graphene.Argument(ExecutionParams, description="Dagster's arguments, instead of "
+                                             "all of the others.")
 
     Output = LaunchRunPayload
 
     @staticmethod
-    @_refusals(LaunchRunPayload)
-    def mutate(root, info, location, job_name, run_config=None, run_config_yaml=None, tags=None, ops=None):
+    @dagster_compat.refusals()
+    def mutate(root, info, location=None, job_name=None, run_config=None, run_config_yaml=None, tags=None,
+               ops=None, execution_params=None):
+        runyard_args = (location, job_name, run_config, run_config_yaml, tags, ops)
+        if execution_params is not None:
+            if any(a is not None for a in runyard_args):
+                raise dagster_compat.conflict("give executionParams alone, or runyard's arguments")
+            return dagster_compat.launch_with_params(web(info), execution_params)
+        if location is None or job_name is None:
+            raise dagster_compat.conflict("give location and jobName (or Dagster's executionParams)")
         config = _parse_run_config(run_config, run_config_yaml)
         tag_map = {t.key: t.value for t in tags or []}
         result = web(info).launch_run(location, job_name, config, tag_map, ops)
-        return _launch_payload(result)
+        return _launch_payload(result, job_name)
 
 
 class ReexecuteRun(graphene.Mutation):
@@ -116,10 +130,11 @@ class ReexecuteRun(graphene.Mutation):
     Output = LaunchRunPayload
 
     @staticmethod
-    @_refusals(LaunchRunPayload)
+    @dagster_compat.refusals()
     def mutate(root, info, run_id, mode="all", ops=None, tags=None):
-        result = web(info).reexecute_run(run_id, mode, ops, {t.key: t.value for t in tags or []})
-        return _launch_payload(result)
+        ctx = web(info)
+        result = ctx.reexecute_run(run_id, mode, ops, {t.key: t.value for t in tags or []})
+        return _launch_payload(result, result.run.job_name if result.run else ctx.get_run(run_id).job_name)
 
 
 def _mutation(name: str, doc: str, arguments: dict, output, act):
@@ -134,19 +149,25 @@ def _mutation(name: str, doc: str, arguments: dict, output, act):
                                              "mutate": staticmethod(mutate), "__doc__": doc})
 
 
-def _terminate(ctx, run_id):
-    ok, run = ctx.terminate_run(run_id)
-    return RunPayload(ok=ok, run=run, message=None if ok else f"run {run_id} is {run.status}: nothing to stop")
-
-
 def _delete(ctx, run_id):
     ctx.delete_run(run_id)
     return RunPayload(ok=True)
 
 
-TerminateRun = _mutation(
-    "TerminateRun", "Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped.",
-    {"run_id": graphene.ID(required=True)}, RunPayload, _terminate)
+# terminateRun and terminateRuns are shared with Dagster's API (docs/api.md): their run ids are
+# String!, as Dagster's client sends them (a variable declared ID! is accepted too: schema/rules.py),
+# and their answers are Dagster's types, carrying runyard's payload fields
+def _policy() -> dict:
+    return {"terminate_policy": graphene.Argument(TerminateRunPolicy, description="Dagster's; only "
+                                                  "SAFE_TERMINATE (the default) is supported.")}
+
+
+TerminateRun = type("TerminateRun", (graphene.Mutation,), {
+    "__doc__": "Ask the run's launcher to stop it: CANCELING now, CANCELED when the worker has stopped.",
+    "Arguments": type("Arguments", (), {"run_id": graphene.String(required=True), **_policy()}),
+    "Output": TerminateRunResult,
+    "mutate": staticmethod(lambda root, info, run_id, terminate_policy=None:
+                           dagster_compat.terminate_answer(web(info), run_id, terminate_policy))})
 DeleteRun = _mutation("DeleteRun", "Delete a finished run and its events.",
                       {"run_id": graphene.ID(required=True)}, RunPayload, _delete)
 
@@ -260,8 +281,13 @@ def _bulk(name: str, doc: str, act, **extra_args):
     return _mutation(name, doc, arguments, BulkRunsPayload, run)
 
 
-TerminateRuns = _bulk("TerminateRuns", "terminateRun for each run: per-run results (a finished run is "
-                      "refused, the others go on).", lambda ctx, ids: ctx.terminate_runs(ids))
+TerminateRuns = type("TerminateRuns", (graphene.Mutation,), {
+    "__doc__": "terminateRun for each run: per-run results (a finished run is refused, the others go on).",
+    "Arguments": type("Arguments", (), {
+        "run_ids": graphene.List(graphene.NonNull(graphene.String), required=True), **_policy()}),
+    "Output": TerminateRunsResultOrError,
+    "mutate": staticmethod(lambda root, info, run_ids, terminate_policy=None:
+                           dagster_compat.terminate_many(web(info), run_ids, terminate_policy))})
 DeleteRuns = _bulk("DeleteRuns", "deleteRun for each run: per-run results (a run that has not finished is "
                    "refused, the others are deleted).", lambda ctx, ids: ctx.delete_runs(ids))
 ReexecuteRuns = _bulk("ReexecuteRuns", "reexecuteRun for each run with the same `mode` (all or "
@@ -284,3 +310,7 @@ class Mutation(graphene.ObjectType):
     delete_runs = DeleteRuns.Field()
     reexecute_runs = ReexecuteRuns.Field()
     dry_run_instigator = DryRunInstigator.Field()
+    # ---- Dagster's (schema/dagster_compat.py, docs/api.md) ----
+    launch_pipeline_execution = dagster_compat.LaunchPipelineExecution.Field()
+    reload_repository_location = dagster_compat.ReloadRepositoryLocation.Field()
+    shutdown_repository_location = dagster_compat.ShutdownRepositoryLocation.Field()

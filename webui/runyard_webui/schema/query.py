@@ -5,6 +5,7 @@ from __future__ import annotations
 import graphene
 
 from .. import __version__
+from . import dagster_compat
 from .launchpad import validate_run_config_field
 from .types import (
     DaemonStatus,
@@ -57,6 +58,10 @@ class Query(graphene.ObjectType):
     validate_run_config = validate_run_config_field()  # the launchpad's (schema/launchpad.py)
     instigator = graphene.Field(Instigator, kind=graphene.String(required=True), name=graphene.String(required=True),
                                 description="One schedule or sensor (`kind`: schedule or sensor); null when unknown.")
+    # Dagster's repositoriesOrError, pipelineRunOrError, runOrError (schema/dagster_compat.py, docs/api.md)
+    repositories_or_error = dagster_compat.repositories_or_error_field()
+    pipeline_run_or_error = dagster_compat.run_or_error_field("Dagster's run lookup (its older name).")
+    run_or_error = dagster_compat.run_or_error_field("Dagster's run lookup: a Run, or RunNotFoundError.")
 
     @staticmethod
     def resolve_instance(root, info):

@@ -12,6 +12,8 @@ from graphene.types.generic import GenericScalar
 
 from runyard.tags import LOCATION_TAG
 
+from .dagster_run import PipelineRun
+
 
 def web(info):
     return info.context["web"]
@@ -101,6 +103,9 @@ class PlanStep(graphene.ObjectType):
     end_time = graphene.Float()
     duration = graphene.Float(description="First attempt's start to last attempt's end; null until ended.")
     error = graphene.String()
+    upstream = graphene.List(graphene.NonNull(graphene.String), required=True,
+                             description="The steps of the plan this one reads from (from a plan stored "
+                             "with the run; empty when the plan came from elsewhere).")
 
 
 class LaunchedBy(graphene.ObjectType):
@@ -113,6 +118,9 @@ class LaunchedBy(graphene.ObjectType):
 
 
 class Run(graphene.ObjectType):
+    class Meta:  # Dagster's clients read runs through its PipelineRun interface (docs/api.md)
+        interfaces = (PipelineRun,)
+
     run_id = graphene.ID(required=True)
     job_name = graphene.String(required=True)
     status = graphene.String(required=True)
@@ -134,10 +142,15 @@ class Run(graphene.ObjectType):
                            limit=graphene.Int(default_value=1000))
     plan_steps = graphene.List(graphene.NonNull(PlanStep), required=True,
                                description="Every step of the run's plan in plan order, pending ones "
-                               "included, with its attempts (from the job's snapshot in the run's code "
+                               "included, with its attempts (from the plan the run worker stored with the "
+                               "run; for a run without one, from the job's snapshot in the run's code "
                                "location, or the run's step selection).")
-    plan_known = graphene.Boolean(required=True, description="False when the job's snapshot was unavailable: "
-                                  "planSteps lists only the selected steps or those that started.")
+    plan_known = graphene.Boolean(required=True, description="False when the run stored no plan and the job's "
+                                  "snapshot was unavailable: planSteps lists only the selected steps or those "
+                                  "that started.")
+    plan_source = graphene.String(required=True, description="Where planSteps came from: RUN (stored with the "
+                                  "run), SNAPSHOT (the job as its location serves it now), SELECTION (the run's "
+                                  "step selection) or EVENTS (only the steps that started).")
     children = graphene.List(graphene.NonNull(lambda: Run), required=True,
                              limit=graphene.Int(default_value=20),
                              description="Re-executions of this run (daemon retries included), newest first.")
@@ -199,6 +212,10 @@ class Run(graphene.ObjectType):
     @staticmethod
     def resolve_plan_known(root, info):
         return Run._plan(root, info).known
+
+    @staticmethod
+    def resolve_plan_source(root, info):
+        return str(Run._plan(root, info).source)
 
     @staticmethod
     def resolve_children(root, info, limit=20):

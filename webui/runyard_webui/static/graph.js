@@ -16,7 +16,7 @@
 // launch, so what is highlighted is exactly what a launch of that selection runs.
 "use strict";
 (() => {
-  const {gql, el, seconds} = runyard;
+  const {gql, el, latest, seconds} = runyard;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   // geometry of a node (px, before zoom)
@@ -653,8 +653,6 @@
     const launch = document.getElementById("launch-selected");
     const root = document.getElementById("op-graph-svg");
     let selected = new Set();
-    let asked = 0;
-    let timer = null;
 
     const highlight = ops => {
       selected = new Set(ops);
@@ -690,9 +688,8 @@
     };
     const showProblem = message => { problem.textContent = message || ""; problem.hidden = !message; };
 
-    async function evaluate() {
+    async function evaluate(current) {
       const text = input.value.trim();
-      const mine = ++asked;
       keepInUrl(text);
       if (!text) {
         showError(null); showProblem(null); highlight([]); setLaunch(null);
@@ -703,7 +700,7 @@
       try {
         const d = await gql(`query($loc: String!, $job: String!, $s: String!) { job(location: $loc, name: $job) {
             opSelection(selection: $s) { ops error launchProblem } } }`, {loc: data.location, job: data.job, s: text});
-        if (mine !== asked) return;  // a newer selection was typed meanwhile
+        if (!current()) return;  // a newer selection was typed meanwhile
         if (!d.job) throw new Error(`job ${data.job} is no longer in location ${data.location}`);
         const result = d.job.opSelection;
         if (result.error) {
@@ -714,13 +711,12 @@
           input.dataset.state = "valid";
         }
       } catch (e) {
-        if (mine !== asked) return;
+        if (!current()) return;
         showError(`Could not evaluate the selection: ${e.message}`);
         input.dataset.state = "invalid";
       }
     }
-    const soon = () => { clearTimeout(timer); timer = setTimeout(evaluate, 200); };
-    const now = () => { clearTimeout(timer); return evaluate(); };
+    const {soon, now} = latest(evaluate, 200);
 
     input.addEventListener("input", soon);
     form.addEventListener("submit", ev => { ev.preventDefault(); now(); });

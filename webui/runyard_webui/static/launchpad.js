@@ -11,7 +11,7 @@
 // and column of its key; Launch stays disabled until there are none.
 "use strict";
 (() => {
-  const {gql, el} = runyard;
+  const {gql, el, latest} = runyard;
   const DEBOUNCE_MS = 300;
   const INDENT = "  ";
 
@@ -458,15 +458,15 @@
     const ops = root.querySelector("#ops");
     const selected = root.querySelector("#selected-steps");
     const readOnly = launch.hasAttribute("data-read-only");
-    let timer = null, asked = 0, valid = false, tagProblems = 0, launching = false;
+    let valid = false, tagProblems = 0, launching = false;
+    const validation = latest(validate, DEBOUNCE_MS);
 
     const changed = () => {
       tagProblems = tags.check();
       valid = false;
       updateLaunch();
       setStatus("pending", "Checking…");
-      clearTimeout(timer);
-      timer = setTimeout(validate, DEBOUNCE_MS);
+      validation.soon();
     };
     const ed = editor(root, data, changed);
     const tags = tagsEditor(root, data, changed);
@@ -483,8 +483,7 @@
         : !valid ? "Fix the problems first" : "";
     }
 
-    async function validate() {
-      const mine = ++asked;
+    async function validate(current) {
       let answer;
       try {
         const result = await gql(`query($loc: String!, $job: String!, $cfg: String, $ops: String, $tags: [TagInput!]) {
@@ -496,7 +495,7 @@
       } catch (e) {
         answer = {valid: false, code: "ERROR", message: e.message, errors: []};
       }
-      if (mine !== asked) return;  // an older answer, overtaken by a newer edit
+      if (!current()) return;  // an older answer, overtaken by a newer edit
       show(answer);
     }
 
@@ -537,7 +536,7 @@
         const items = p.errors.length ? p.errors.map(e => e.message) : [p.message];
         launchErrors.replaceChildren(...items.map(m => el("li", {}, m)));
         launchErrors.hidden = false;
-        validate();
+        validation.now();
       } catch (e) {
         launchErrors.replaceChildren(el("li", {}, e.message));
         launchErrors.hidden = false;
@@ -548,7 +547,7 @@
     });
 
     tagProblems = tags.check();
-    validate();
+    validation.now();
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -229,13 +229,16 @@
 
     renderSteps(run) {
       this.steps = run.planSteps.map(s => ({stepKey: s.stepKey, status: s.status, error: s.error, duration: s.duration,
+        upstream: s.upstream || [],
         attempts: s.attempts.map(a => ({startTime: a.startTime, endTime: a.endTime, outcome: a.outcome}))}));
       const logs = (step, stream) => el("a", {href: `/runs/${this.runId}/steps/${encodeURIComponent(step)}/logs?stream=${stream}`}, stream);
       const tbody = this.root.querySelector("#steps tbody");
       tbody.replaceChildren(...this.steps.map(s => {
         const box = this.readOnly ? "" : el("input", {type: "checkbox", "data-select-step": s.stepKey, "aria-label": `select ${s.stepKey}`});
         if (box) box.checked = this.selected.has(s.stepKey);
-        return el("tr", {"data-step": s.stepKey, "data-step-status": s.status, "class": s.stepKey === this.focused ? "focused" : ""},
+        const row = {"data-step": s.stepKey, "data-step-status": s.status, "class": s.stepKey === this.focused ? "focused" : ""};
+        if (s.upstream.length) row["data-upstream"] = s.upstream.join(" ");  // from the plan stored with the run
+        return el("tr", row,
           el("td", {}, box), el("td", {}, el("button", {type: "button", "class": "link", "data-focus-step": s.stepKey}, s.stepKey)),
           el("td", {}, statusBadge(s.status)), el("td", {}, String(s.attempts.length)),
           el("td", {"data-step-duration": ""}, seconds(s.duration)),
@@ -458,7 +461,7 @@
       let run;
       try {
         run = (await gql(`query($id: ID!) { run(runId: $id) { status startTime endTime failure { reason message }
-          planSteps { stepKey status duration error attempts { startTime endTime outcome } } children { runId status } } }`,
+          planSteps { stepKey status duration error upstream attempts { startTime endTime outcome } } children { runId status } } }`,
           {id: this.runId})).run;
       } catch (e) { this.showMessage(`could not refresh the steps: ${e.message}`); return; }
       if (!run) return;

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Uniq
 
 from .types import EventId, Key, LongText, Timestamp
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -68,6 +68,8 @@ events = Table(
     sqlite_autoincrement=True,                          # ids never reused, even after deletes
 )
 Index("idx_events_run", events.c.run_id, events.c.id)
+# 0003: one kind of event of a run (step events, the plan event) without reading the others
+Index("idx_events_run_type", events.c.run_id, events.c.event_type, events.c.id)
 
 instigators = Table(
     "instigators", metadata,
