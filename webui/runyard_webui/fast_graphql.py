@@ -33,7 +33,7 @@ from graphql import (
 )
 from graphql.execution import ExecutionContext
 from graphql.execution.execute import get_field_def
-from graphql.pyutils import Undefined
+from graphql.pyutils import Path, Undefined
 
 from .schema.rules import VALIDATION_RULES
 
@@ -96,23 +96,52 @@ def _plain_leaf(field: GraphQLField) -> tuple[str, Any, Any, bool] | None:
     return plain
 
 
+_NOT_PLAIN = object()
+
+
 class LeafFastExecutionContext(ExecutionContext):
     """graphql-core's execution, with plain leaves read directly (see the module docstring)."""
 
-    def execute_field(self, parent_type, source, field_nodes, path):  # noqa: ANN001, ANN201
+    def _plain_value(self, parent_type, source, field_nodes) -> Any:  # noqa: ANN001
+        """The serialized value of a plain leaf field, or _NOT_PLAIN for the standard path."""
+        if field_nodes[0].arguments:
+            return _NOT_PLAIN
         field = get_field_def(self.schema, parent_type, field_nodes[0])
-        plain = None if field is None or self.middleware_manager or field_nodes[0].arguments else _plain_leaf(field)
-        if plain is not None:
-            attname, default, leaf, non_null = plain
-            value = source.get(attname, default) if isinstance(source, dict) else getattr(source, attname, default)
-            if value is None or value is Undefined:
-                if not non_null:
-                    return None
-            else:
-                try:
-                    serialized = leaf.serialize(value)
-                except Exception:  # noqa: BLE001 - the standard path below reports it, located
-                    serialized = Undefined
-                if serialized is not Undefined:
-                    return serialized
-        return super().execute_field(parent_type, source, field_nodes, path)
+        plain = None if field is None else _plain_leaf(field)
+        if plain is None:
+            return _NOT_PLAIN
+        attname, default, leaf, non_null = plain
+        value = source.get(attname, default) if isinstance(source, dict) else getattr(source, attname, default)
+        if value is None or value is Undefined:
+            return _NOT_PLAIN if non_null else None  # the standard path reports a forbidden null
+        try:
+            serialized = leaf.serialize(value)
+        except Exception:  # noqa: BLE001 - the standard path reports it, located
+            return _NOT_PLAIN
+        return _NOT_PLAIN if serialized is Undefined else serialized
+
+    def execute_fields(self, parent_type, source_value, path, fields):  # noqa: ANN001, ANN201
+        if self.middleware_manager is not None:
+            return super().execute_fields(parent_type, source_value, path, fields)
+        results: dict[str, Any] = {}
+        awaitable = False
+        for response_name, field_nodes in fields.items():
+            # a plain leaf needs no Path (only errors use it, and a plain read cannot fail)
+            result = self._plain_value(parent_type, source_value, field_nodes)
+            if result is _NOT_PLAIN:
+                result = super().execute_field(parent_type, source_value, field_nodes,
+                                               Path(path, response_name, parent_type.name))
+                if result is Undefined:
+                    continue
+                awaitable = awaitable or self.is_awaitable(result)
+            results[response_name] = result
+        if not awaitable:
+            return results
+        return self._gather(results)
+
+    async def _gather(self, results: dict[str, Any]) -> dict[str, Any]:
+        """The same map with every awaitable awaited (none of runyard's resolvers is async today)."""
+        for name, value in results.items():
+            if self.is_awaitable(value):
+                results[name] = await value
+        return results

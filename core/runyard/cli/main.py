@@ -12,7 +12,33 @@ from ..errors import RunyardError
 
 
 class RunyardGroup(click.Group):
-    """Turns :class:`RunyardError` into one clear message and a non-zero exit."""
+    """Turns :class:`RunyardError` into one clear message and a non-zero exit. Core's own commands
+    are imported on first use (:data:`_CORE_COMMANDS`); ``commands`` holds every command once read."""
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        for name in _CORE_COMMANDS:
+            if name not in self._commands:
+                self._commands[name] = _load_core_command(name)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._commands[name] = cmd  # not through `commands`, which would import every core command
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands and cmd_name in _CORE_COMMANDS:
+            self._commands[cmd_name] = _load_core_command(cmd_name)
+        return self._commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self._commands) | set(_CORE_COMMANDS))
 
     def invoke(self, ctx: click.Context):
         try:
@@ -41,33 +67,31 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj = {"home": home}
 
 
-def _register() -> None:
-    from . import (
-        codeserver_cmds,
-        daemon_cmds,
-        dev_cmds,
-        instance_cmds,
-        instigator_cmds,
-        job_cmds,
-        plugin_cmds,
-        run_cmds,
-        workspace_cmds,
-    )
-
-    cli.add_command(job_cmds.job)
-    cli.add_command(run_cmds.run)
-    cli.add_command(run_cmds.execute_run)
-    cli.add_command(instance_cmds.instance)
-    cli.add_command(plugin_cmds.plugins)
-    cli.add_command(codeserver_cmds.code_server)
-    cli.add_command(workspace_cmds.workspace)
-    cli.add_command(daemon_cmds.daemon)
-    cli.add_command(instigator_cmds.schedule)
-    cli.add_command(instigator_cmds.sensor)
-    cli.add_command(dev_cmds.dev)
+# Core's commands, each imported when it is used (or listed): `runyard webui` or a run worker does not
+# pay for importing every other command's module. name -> (module under runyard.cli, attribute).
+_CORE_COMMANDS = {
+    "job": ("job_cmds", "job"),
+    "run": ("run_cmds", "run"),
+    "execute-run": ("run_cmds", "execute_run"),
+    "instance": ("instance_cmds", "instance"),
+    "plugins": ("plugin_cmds", "plugins"),
+    "code-server": ("codeserver_cmds", "code_server"),
+    "workspace": ("workspace_cmds", "workspace"),
+    "daemon": ("daemon_cmds", "daemon"),
+    "schedule": ("instigator_cmds", "schedule"),
+    "sensor": ("instigator_cmds", "sensor"),
+    "dev": ("dev_cmds", "dev"),
+}
 
 
-_register()
+def _load_core_command(name: str) -> click.Command:
+    import importlib
+
+    module, attr = _CORE_COMMANDS[name]
+    command = getattr(importlib.import_module(f".{module}", __package__), attr)
+    if command.name != name:  # the table and the command's own name must agree
+        raise RuntimeError(f"runyard.cli.{module}.{attr} is named {command.name!r}, not {name!r}")
+    return command
 
 
 def _add_plugin_commands() -> None:
