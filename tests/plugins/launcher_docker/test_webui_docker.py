@@ -58,7 +58,7 @@ def test_runs_launched_from_the_webui_use_their_locations_image(make_home, runya
         stored = wait_status(home, run_id, RunStatus.SUCCESS)
         assert stored.launcher_info["image"] == runyard_image  # the worker really ran in a container of it
         status, page = ui.get(f"/runs/{run_id}")
-        assert status == 200 and f'<span class="tag">{IMAGE_TAG}={runyard_image}</span>' in page
+        assert status == 200 and f'data-tag="{IMAGE_TAG}">{IMAGE_TAG}={runyard_image}</a>' in page
 
         bad = ui.gql(LAUNCH, {"loc": "bad"})["launchRun"]
         assert not bad["ok"] and MISSING_IMAGE in bad["message"], bad
