@@ -98,6 +98,8 @@ class Instance:
         self._selections: dict[str, Selection] = {
             kind: parse_selection(kind, getattr(self.settings, kind), doc) for kind in COMPONENT_KEYS}
         self._components: dict[str, Component] = {}
+        # request threads (the web UI) may ask for a component first at the same time: one is built
+        self._components_lock = threading.RLock()
 
     # ---- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -232,9 +234,13 @@ class Instance:
                                                               name=name))
 
     def _component(self, kind: str) -> Any:
-        if kind not in self._components:
-            self._components[kind] = self.build_component(kind)
-        return self._components[kind]
+        component = self._components.get(kind)
+        if component is None:
+            with self._components_lock:
+                if kind not in self._components:
+                    self._components[kind] = self.build_component(kind)
+                component = self._components[kind]
+        return component
 
     @cached_property
     def storage(self) -> RunStorage:
