@@ -156,7 +156,7 @@ def instance_file(home: Path):
 
 
 # ---- the browser: Debian's Chromium through Playwright ---------------------------------------------
-SCREENSHOTS = Path(os.environ.get("RUNYARD_SCREENSHOTS", Path(__file__).parents[2] / "build" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("RUNYARD_SCREENSHOTS", Path(__file__).parents[2] / "test-results" / "screenshots"))
 
 
 def chromium_path() -> str:
@@ -203,7 +203,7 @@ def _csp_violations(messages) -> list[str]:
 @pytest.fixture
 def shot(request):
     """``shot(page, name)`` saves a full-page screenshot as ``<RUNYARD_SCREENSHOTS>/<test>-<name>.png``
-    (default ``build/screenshots/``): every page the browser tests visit is kept for a look."""
+    (default ``test-results/screenshots/``): every page the browser tests visit is kept for a look."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(pg, name: str) -> Path:

@@ -1,7 +1,7 @@
 """Schedules & sensors, code locations and status in Chromium (issue 14, items 5, 6 and 10): toggling
 a schedule, dry-running sensors and seeing what they would launch, paging a tick history and a new
 tick appearing without a reload, and a broken code location shown with its traceback, then fixed
-and reloaded. Screenshots of every page state go to build/screenshots/ (the ``shot`` fixture).
+and reloaded. Screenshots of every page state go to test-results/screenshots/ (the ``shot`` fixture).
 
 Needs: Debian's Chromium (Playwright drives it), Python and SQLite; the web UI and its code server
 are real processes (definitions: defs_automation.py)."""

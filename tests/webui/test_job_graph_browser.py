@@ -1,7 +1,7 @@
 """The job page's op graph in a real browser (Debian's Chromium through Playwright) against a real
 ``runyard webui`` process: a node per op and an edge per dependency, the side panel of an op, op
 selection by typing and by clicking, zoom and pan, and a 200-op job laid out without overlap.
-Screenshots of every state land in build/screenshots/ (the ``shot`` fixture).
+Screenshots of every state land in test-results/screenshots/ (the ``shot`` fixture).
 
 Needs: Chromium (/usr/bin/chromium or RUNYARD_TEST_CHROMIUM); the web UI fixtures (SQLite, a code server)."""
 

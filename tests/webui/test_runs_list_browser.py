@@ -1,7 +1,7 @@
 """The runs list in a real browser (issue 14, item 4): filtering by two statuses and a tag through
 the page, the URL keeping them across a reload and the back button, the status chips' counts,
 selecting runs and bulk-terminating them behind a confirmation, and a bulk delete that refuses the
-runs that have not finished. Screenshots of each state go to build/screenshots/.
+runs that have not finished. Screenshots of each state go to test-results/screenshots/.
 
 Debian's Chromium through Playwright, a real ``runyard webui`` over SQLite with defs_webui.py's
 code server; the finished runs are written into the same storage by this process.
