@@ -9,7 +9,9 @@ per repeat ``runyard webui -f bench/workload.py`` is started, and we time spawn 
 50)`` queries (the fields a runs table shows, as Dagster's script asks) and ``--requests``
 ``runEvents(limit: 500)`` pages, one after another (p50/p95); then the RSS of the web UI process
 and of its code server. With the Dagster virtualenv present (see compare.py) Dagster's script runs
-right after, in the same invocation, and the ratios are printed. Goals: startup to GraphQL ready
+right after, in the same invocation, then runyard's repeats once more (a machine's speed can drift
+over the minutes Dagster's script takes: runyard's figures are the median of the repeats on both
+sides of it), and the ratios are printed. Goals: startup to GraphQL ready
 <= 1/5 of Dagster's, runs query p50 <= 1/3, a 500-event page p50 <= 1/3, idle RSS <= 1/2.
 
 ``--mode scale``: ``--scale-runs`` (1,000,000) runs bulk-inserted straight through SQL (COPY on
@@ -72,9 +74,13 @@ def seed_events(storage, n_events: int) -> str:
 
 
 # ---- twin of Dagster's graphql_runs_query.py ------------------------------------------------------
-def twin(args) -> dict:
+def twin(args, rows: list[dict] | None = None, label: str = "") -> dict:
+    """Measure ``args.repeats`` startups; ``rows`` holds earlier repeats to report with these (the
+    repeats on both sides of Dagster's run: this machine's speed drifts over minutes, and Dagster's
+    script takes several)."""
     from runyard.instance.instance import Instance
 
+    rows = [] if rows is None else rows
     with scratch_home("webui-twin", "sqlite") as (home, _):
         inst = Instance.open(home=home)
         inst.storage.check_ready()
@@ -83,7 +89,6 @@ def twin(args) -> dict:
         inst.storage.dispose()
         seed_runs(home, None, args.runs)
         log(f"seed: {args.runs} runs + a 600-event run in {time.perf_counter() - t:.1f}s")
-        rows = []
         for rep in range(1, args.repeats + 1):
             srv = WebuiProcess(home, WORKLOAD, f"webui-{rep}.log")
             events = {"runId": log_run, "limit": args.log_page}
@@ -105,7 +110,7 @@ def twin(args) -> dict:
                 total_kib = main_kib + sum(rss_kib(k) for k in kids)
             finally:
                 srv.stop()
-            log(f"repeat {rep}: startup {startup:.2f}s, graphql ready {ready:.2f}s, runs p50 "
+            log(f"repeat {label}{rep}: startup {startup:.2f}s, graphql ready {ready:.2f}s, runs p50 "
                 f"{1000 * stats(runs_lat)['median']:.1f}ms, runEvents({n_ev} ev) p50 "
                 f"{1000 * stats(log_lat)['median']:.1f}ms, RSS main {main_kib / 1024:.0f} MiB total "
                 f"{total_kib / 1024:.0f} MiB")
@@ -238,9 +243,11 @@ def main() -> None:
     ap.add_argument("--skip-dagster", action="store_true")
     args = ap.parse_args()
     if args.mode == "twin":
-        ours = twin(args)
+        rows: list[dict] = []
+        ours = twin(args, rows, "before Dagster " if not args.skip_dagster else "")
         theirs = None if args.skip_dagster else dagster_twin(args)
         if theirs:
+            ours = twin(args, rows, "after Dagster ")  # runyard's figures: both sides' repeats
             compare_twin(ours, theirs)
     else:
         scale(args)

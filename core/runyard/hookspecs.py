@@ -27,6 +27,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
+    from .auth import Action, Principal
     from .instance.sections import SectionRegistry
     from .operations.serve import DevContext, Service
     from .registry import ComponentRegistry
@@ -42,8 +43,9 @@ hookimpl = pluggy.HookimplMarker("runyard")
 # --------------------------------------------------------------------------------------------------
 # Components: one hook per kind. Each receives a registry and calls ``registry.add(name, cls)``.
 # ``cls`` subclasses the kind's ABC (checked) and sets ``config_model`` to a pydantic model of its
-# config. A hook that raises leaves its plugin broken for that kind only: listed by ``runyard
-# plugins``, reported when a lookup needs it, never failing the lookups other plugins answer.
+# config; given as ``"package.module:Class"`` it is imported (and checked) only when selected. A hook
+# that raises leaves its plugin broken for that kind only: listed by ``runyard plugins``, reported
+# when a lookup needs it, never failing the lookups other plugins answer.
 # --------------------------------------------------------------------------------------------------
 
 @hookspec
@@ -141,8 +143,40 @@ def runyard_register_web_routes(app: Any, web: Any) -> None:
     ``web.workspace`` (may be None) and ``web.settings`` (the ``webui:`` block; honour
     ``web.settings.read_only`` in anything that changes state). Called once per application, in
     the web UI process (``runyard webui``, ``runyard dev`` or :func:`runyard_webui.create_app`).
-    The web UI's basic auth, when configured, guards the plugin's routes too. A route must not
-    import user code: read definitions from ``web.locations()`` snapshots.
+    The web UI's authentication, when configured, guards the plugin's routes too
+    (``flask.g.principal`` is who asked; check with ``runyard_webui.auth.require``). A route must
+    not import user code: read definitions from ``web.locations()`` snapshots.
+    """
+
+
+@hookspec(firstresult=True)
+def runyard_web_authenticate(request: Any, web: Any) -> Principal | None:
+    """Say who sent a web UI request: OIDC, a trusted proxy's header, a client certificate.
+
+    ``request`` is the :class:`flask.Request`; ``web`` the web UI's context. Return a
+    :class:`runyard.auth.Principal` (its ``name`` is what the audit log and the ``runyard/user`` tag
+    record, ``via`` a word of yours such as ``oidc``, ``role`` and ``locations`` what it may do), or
+    None to let the next plugin, then the web UI's own API tokens and ``webui.auth`` users, decide.
+    Raise :class:`runyard.auth.AuthError` to refuse the request with 401 and its message. The first
+    non-None answer wins. Called for every request but ``/healthz``, in the web UI process, after the
+    ``Host`` and ``Origin`` checks; with no ``webui.auth`` block a request it answers None for is
+    served as ``anonymous`` with role admin (as before roles existed). Must be quick (it runs for
+    every request, static files included) and must trust only what a client cannot forge (a header
+    your proxy sets and strips from incoming requests).
+    """
+
+
+@hookspec
+def runyard_web_authorize(principal: Principal, action: Action, location: str | None, web: Any) -> bool | None:
+    """Veto (or not) what a principal is about to do in the web UI.
+
+    Called after the built-in check allowed it (the role is high enough, the code location within
+    the principal's ``locations``): for each mutation with the code location of what it acts on
+    (``location`` None when that has none, or when the check is not about one code location: a page
+    as a whole, the audit log, a bulk action before its runs are looked at), and for each request
+    with ``Action.READ``. Return False to refuse (GraphQL answers ``code: FORBIDDEN``, a page 403),
+    True or None to let it through; any False refuses. It can only narrow what roles allow. Called
+    in the web UI process, for every request: keep it quick.
     """
 
 

@@ -72,7 +72,7 @@ class StorageFacts:
     when not asked for)."""
 
     runs_by_status: dict[RunStatus, int]
-    #: whether storage answered the two reads below (SQL storage does; see :func:`oldest_queued_and_last_event`)
+    #: whether storage answered the two reads below (:meth:`RunStorage.get_queue_and_event_marks`)
     indexed: bool
     oldest_queued_at: float | None
     last_event_id: int | None
@@ -80,63 +80,16 @@ class StorageFacts:
     read_at: float = field(default_factory=time.time)
 
 
-def oldest_queued_and_last_event(storage: RunStorage) -> tuple[float | None, int | None] | None:
-    """(``created_at`` of the oldest QUEUED run, highest event id), each None when there is none;
-    None for a storage that cannot answer them cheaply.
-
-    SQL storage answers both through an index, in one connection. ``RunStorage`` has no method for
-    either yet, so another storage gets None and the two gauges are left out."""
-    from .storage.sql.storage import SqlRunStorage
-
-    if not isinstance(storage, SqlRunStorage):
-        return None
-    from sqlalchemy import func, select
-
-    from .storage.sql import schema as s
-
-    oldest = select(func.min(s.runs.c.created_at)).where(s.runs.c.status == RunStatus.QUEUED.value)
-    last = select(func.max(s.events.c.id))
-
-    def read(conn: Any) -> tuple[float | None, int | None]:
-        at, event_id = conn.execute(oldest).scalar(), conn.execute(last).scalar()
-        return (None if at is None else float(at)), (None if event_id is None else int(event_id))
-
-    return storage.query(read)
-
-
 def last_event_id(storage: RunStorage) -> int | None:
     """The highest event id (0 without events); None for a storage that cannot answer it cheaply."""
-    both = oldest_queued_and_last_event(storage)
-    return None if both is None else (both[1] or 0)
-
-
-def finished_runs(storage: RunStorage, after_id: int, up_to_id: int,
-                  limit: int) -> list[tuple[int, str, str]] | None:
-    """(event id, run id, job name) of the runs whose final event (``RUN_SUCCESS``, ``RUN_FAILURE``,
-    ``RUN_CANCELED``) has an id in (``after_id``, ``up_to_id``], in id order, at most ``limit``; None
-    for a storage that cannot answer it cheaply. A range of the events' primary key, so the cost is
-    the events written in that range, whatever the number stored. SQL storage only, as above."""
-    from .storage.sql.storage import SqlRunStorage
-
-    if not isinstance(storage, SqlRunStorage):
-        return None
-    from sqlalchemy import select
-
-    from .storage.records import FINISHED_STATUSES, STATUS_EVENT
-    from .storage.sql import schema as s
-
-    e = s.events.c
-    ends = sorted(str(STATUS_EVENT[status]) for status in FINISHED_STATUSES)
-    query = (select(e.id, e.run_id, s.runs.c.job_name).join(s.runs, s.runs.c.run_id == e.run_id)
-             .where(e.id > after_id, e.id <= up_to_id, e.event_type.in_(ends))
-             .order_by(e.id).limit(limit))
-    return storage.query(lambda conn: [(int(i), str(r), str(j)) for i, r, j in conn.execute(query).all()])
+    marks = storage.get_queue_and_event_marks()
+    return None if marks is None else (marks[1] or 0)
 
 
 def read_storage_facts(storage: RunStorage, *, daemons: bool) -> StorageFacts:
     now = time.time()
     by_status = storage.count_runs_by_status()
-    indexed = oldest_queued_and_last_event(storage)
+    indexed = storage.get_queue_and_event_marks()
     oldest, last_event = indexed or (None, None)
     found = None
     if daemons:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,19 +88,44 @@ def describe_plugin(plugin: str, distribution: str | None, version: str | None =
 
 def summarize_exception(exc: BaseException) -> str:
     """One line: the exception and the innermost frame that is not importlib's own."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen") and os.sep + "importlib" + os.sep not in f.filename]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}{where}" if first else f"{type(exc).__name__}{where}"
 
 
+def class_path(target: type | str) -> str:
+    """``package.module.Class`` of a registered class or of its ``"package.module:Class"`` string."""
+    if isinstance(target, str):
+        return target.replace(":", ".")
+    return f"{target.__module__}.{target.__qualname__}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Registration:
+    """One registered name. ``target`` is the class, or ``"package.module:Class"`` for a plugin that
+    registers lazily: then the module is imported the first time the class is needed (:attr:`cls`),
+    so a process that never selects the component never pays for its imports."""
+
     name: str
-    cls: type
+    target: type | str
     plugin: str
     distribution: str | None
     version: str | None
+
+    @property
+    def class_path(self) -> str:
+        return class_path(self.target)
+
+    @property
+    def cls(self) -> type:
+        """The class, imported now if it was registered by name (ImportError/AttributeError if it
+        cannot be; :meth:`ComponentRegistry.get` turns that into a message naming the plugin)."""
+        if isinstance(self.target, str):
+            module, _, attr = self.target.partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,21 +179,31 @@ class ComponentRegistry:
         finally:
             self._current = ("runyard", "runyard", None)
 
-    def add(self, name: str, cls: type) -> None:
-        """Register ``cls`` under ``name``. A second plugin claiming the same name is an error."""
+    def add(self, name: str, cls: type | str) -> None:
+        """Register ``cls`` under ``name``. A second plugin claiming the same name is an error.
+
+        ``cls`` is the class, or ``"package.module:Class"``: the module is then imported, and the
+        class checked against the kind's ABC, only when a lookup asks for ``name``."""
         plugin, dist, version = self._current
         label = KIND_LABELS[self.kind]
         if not isinstance(name, str) or not name:
             raise PluginError(f"{plugin} registered a {label} under {name!r}: a name is a non-empty string")
-        mismatch = kind_mismatch(self.kind, cls)
-        if mismatch:
-            raise PluginError(f"{plugin} registered {label} '{name}', but {mismatch}")
+        if isinstance(cls, str):
+            module, sep, attr = cls.partition(":")
+            if not (sep and module and attr.isidentifier() and all(p.isidentifier() for p in module.split("."))):
+                raise PluginError(f"{plugin} registered {label} '{name}' as {cls!r}: a class is given as "
+                                  "the class itself or as 'package.module:Class'")
+        else:
+            mismatch = kind_mismatch(self.kind, cls)
+            if mismatch:
+                raise PluginError(f"{plugin} registered {label} '{name}', but {mismatch}")
         existing = self._items.get(name)
-        if existing and existing.cls is not cls:
+        if existing and existing.class_path != class_path(cls):
             raise DuplicateComponentError(
                 f"{label} name '{name}' is registered twice: by {existing.plugin} and by {plugin}. "
                 f"Uninstall one of them or block it with {DISABLE_HINT}.")
-        self._items[name] = Registration(name=name, cls=cls, plugin=plugin, distribution=dist, version=version)
+        self._items[name] = Registration(name=name, target=cls, plugin=plugin, distribution=dist,
+                                         version=version)
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -182,8 +218,28 @@ class ComponentRegistry:
     def get(self, name: str, *, where: str | None = None, class_selection: bool = True) -> type:
         reg = self._items.get(name)
         if reg is not None:
-            return reg.cls
+            return reg.target if isinstance(reg.target, type) else self._load(reg, where)
         raise PluginError(self._unknown(name, where=where, class_selection=class_selection))
+
+    def _load(self, reg: Registration, where: str | None) -> type:
+        """Import a class registered by name, check its kind, and keep it for later lookups."""
+        label = KIND_LABELS[self.kind]
+        prefix = f"{where}: " if where else ""
+        who = describe_plugin(reg.plugin, reg.distribution, reg.version)
+        try:
+            cls = reg.cls
+        except Exception as exc:  # noqa: BLE001 - any import-time failure is the plugin's
+            log.debug("%s: importing %s failed", who, reg.target, exc_info=True)
+            raise PluginError(f"{prefix}{label} '{reg.name}' is unavailable: {who} registered it as "
+                              f"'{reg.target}', which failed to import: {summarize_exception(exc)}. Fix or "
+                              f"reinstall the plugin, or select another {label}.") from exc
+        mismatch = kind_mismatch(self.kind, cls)
+        if mismatch:
+            raise PluginError(f"{prefix}{label} '{reg.name}' is unavailable: {who} registered it, but "
+                              f"{mismatch}")
+        self._items[reg.name] = Registration(name=reg.name, target=cls, plugin=reg.plugin,
+                                             distribution=reg.distribution, version=reg.version)
+        return cls
 
     def _unknown(self, name: str, *, where: str | None, class_selection: bool) -> str:
         label = KIND_LABELS[self.kind]
@@ -212,6 +268,6 @@ class ComponentRegistry:
         return message
 
     def as_json(self) -> list[dict[str, Any]]:
-        return [{"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}",
+        return [{"name": r.name, "class": r.class_path,
                  "plugin": r.plugin, "distribution": r.distribution, "version": r.version}
                 for r in self.registrations()]

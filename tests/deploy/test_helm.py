@@ -67,7 +67,8 @@ MATRIX: dict[str, dict[str, Any]] = {
                                                                      "resources": {"requests": {"cpu": "250m"}}}}},
                       "imagePullSecrets": ["regcred"],
                       "daemon": {"replicas": 3, "livenessProbe": {"enabled": True, "periodSeconds": 20,
-                                                                  "failureThreshold": 3}}},
+                                                                  "failureThreshold": 3},
+                                 "metrics": {"enabled": True, "port": 9500}}},
     "docker_launcher": {**BASE, "codeLocations": [ETL],
                         "launcher": {"type": "docker", "docker": {"dockerHost": "tcp://docker-engine:2375",
                                                                   "network": "runyard",
@@ -83,7 +84,8 @@ MATRIX: dict[str, dict[str, Any]] = {
                             "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60"},
                             "tlsSecretName": "runyard-tls"}},
     "read_only_webui": {**BASE, "codeLocations": [ETL],
-                        "webui": {"readOnly": True, "replicas": 3, "settings": {"threads": 16},
+                        "webui": {"readOnly": True, "replicas": 3,
+                                  "settings": {"threads": 16, "metrics_enabled": False},
                                   "allowedHosts": ["runyard.internal"]}},
 }
 
@@ -288,6 +290,7 @@ def test_instance_settings_from_values_reach_the_file(service_env, tmp_path):
     inst = load_instance(r.instance_text, tmp_path)
     assert inst.settings.run_retries.max_retries == 2
     assert inst.settings.daemon.launch_concurrency == 16
+    assert inst.settings.daemon.metrics_port == 9500  # daemon.metrics, merged with the user's daemon keys
     assert inst.run_coordinator.config.max_concurrent_runs == 25
     config = inst.run_launcher.config
     assert config.job_ttl_seconds == 300 and config.image == "registry.example.com/etl:2026-11"
@@ -408,6 +411,64 @@ def test_webui_password_never_rendered():
     assert r.all("Secret") == []  # every credential comes from the operator's Secrets
 
 
+# ---- Prometheus metrics -------------------------------------------------------------------------------
+def scrape_annotations(dep: dict[str, Any]) -> dict[str, str]:
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    return {k: v for k, v in annotations.items() if k.startswith("prometheus.io/")}
+
+
+def test_daemon_metrics_port_is_opt_in(rendered, service_env, tmp_path):
+    """daemon.metrics.enabled: the daemon's file carries the port on every interface, the container
+    names it `metrics` and the pods invite a scrape of it; otherwise none of the three."""
+    metrics = rendered.values.get("daemon", {}).get("metrics", {})
+    settings = load_instance(rendered.instance_text, tmp_path).settings.daemon
+    (dep,) = rendered.component("Deployment", "daemon")
+    (container,) = pod_spec(dep)["containers"]
+    if metrics.get("enabled"):
+        port = metrics.get("port", 9464)
+        assert (settings.metrics_port, settings.metrics_host) == (port, "0.0.0.0")
+        assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        assert scrape_annotations(dep) == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                                           "prometheus.io/path": "/metrics"}
+    else:
+        assert "metrics_port" not in rendered.instance_data().get("daemon", {})
+        assert settings.metrics_port is None
+        assert "ports" not in container and scrape_annotations(dep) == {}
+
+
+def test_daemon_metrics_keep_the_users_daemon_keys(service_env, tmp_path):
+    r = render({**BASE, "daemon": {"metrics": {"enabled": True}},
+                "instance": {"settings": {"daemon": {"lease_seconds": 30, "launch_concurrency": 4}}}})
+    assert r.instance_data()["daemon"] == {"lease_seconds": 30, "launch_concurrency": 4,
+                                           "metrics_port": 9464, "metrics_host": "0.0.0.0"}
+    assert load_instance(r.instance_text, tmp_path).settings.daemon.lease_seconds == 30
+    (dep,) = r.component("Deployment", "daemon")
+    assert scrape_annotations(dep)["prometheus.io/port"] == "9464"
+
+
+def test_webui_pods_invite_a_scrape_only_without_credentials(rendered, service_env, tmp_path):
+    """The web UI's /metrics is on its own port; its pods are annotated when runyard serves it and
+    a scrape needs no credentials (an annotation cannot carry them)."""
+    webui = load_instance(rendered.webui_text, tmp_path).section("webui")
+    (dep,) = rendered.component("Deployment", "webui")
+    if webui.metrics_enabled and webui.auth is None:
+        assert scrape_annotations(dep) == {"prometheus.io/scrape": "true", "prometheus.io/port": str(webui.port),
+                                           "prometheus.io/path": "/metrics"}
+    else:
+        assert scrape_annotations(dep) == {}
+    notes = rendered.files["runyard/templates/NOTES.txt"]
+    assert ("behind basic auth" in notes) is (webui.metrics_enabled and webui.auth is not None)
+
+
+def test_metrics_matrix_covers_every_case():
+    """The matrix renders each branch above: daemon metrics on and off; the web UI scraped, behind
+    auth, and without metrics."""
+    daemon = {bool(v.get("daemon", {}).get("metrics", {}).get("enabled")) for v in MATRIX.values()}
+    webui = {("off" if v.get("webui", {}).get("settings", {}).get("metrics_enabled") is False
+              else "auth" if v.get("webui", {}).get("auth", {}).get("enabled") else "open") for v in MATRIX.values()}
+    assert daemon == {True, False} and webui == {"off", "auth", "open"}
+
+
 # ---- migrations ---------------------------------------------------------------------------------------
 def migrate_job(r: Rendered) -> dict[str, Any]:
     (job,) = r.component("Job", "migrate")
@@ -495,6 +556,10 @@ def test_migration_job_command_migrates_a_real_database(tmp_path, monkeypatch):
     ({**BASE, "webui": {"auth": {"enabled": True}}}, "at '/webui/auth': missing property 'existingSecret'"),
     ({**BASE, "instance": {"settings": {"storage": {}}}}, "at '/instance/settings': additional properties 'storage'"),
     ({**BASE, "replicas": 2}, "additional properties 'replicas' not allowed"),
+    ({**BASE, "daemon": {"metrics": {"enabled": True, "port": 0}}}, "at '/daemon/metrics/port': minimum: got 0"),
+    ({**BASE, "instance": {"settings": {"daemon": {"metrics_port": 9464}}}},
+     "at '/instance/settings/daemon/metrics_port'"),
+    ({**BASE, "webui": {"settings": {"metrics_enabled": "no"}}}, "at '/webui/settings/metrics_enabled'"),
 ])
 def test_bad_values_fail_at_render_time_naming_the_key(values, expected):
     with pytest.raises(helm_python.HelmValuesError) as err:

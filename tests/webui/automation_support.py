@@ -47,10 +47,11 @@ def add_ticks(home: Path, name: str, times: list[float], **fields: Any) -> list[
 
 
 @contextlib.contextmanager
-def browser_page(browser, timezone_id: str | None = None, cookies: list[dict] | None = None):
-    """A page in a new context (``timezone_id``: the zone the browser reports); JavaScript errors
-    and CSP violations fail the test, like the ``page`` fixture's."""
-    context = browser.new_context(**({"timezone_id": timezone_id} if timezone_id else {}))
+def browser_page(browser, timezone_id: str | None = None, cookies: list[dict] | None = None, **options):
+    """A page in a new context (``timezone_id``: the zone the browser reports; ``options``: more of
+    Playwright's context options, e.g. ``http_credentials``); JavaScript errors and CSP violations fail
+    the test, like the ``page`` fixture's."""
+    context = browser.new_context(**({"timezone_id": timezone_id} if timezone_id else {}), **options)
     if cookies:
         context.add_cookies(cookies)
     pg = context.new_page()

@@ -299,7 +299,8 @@ def test_plugin_sections_are_validated_and_shown_with_secrets_masked(cli, home, 
     env = {**devecho, "UI_PASSWORD": "s3cret-ui", "ECHO_TOKEN": "s3cret-token"}
     info = cli.json("instance", "info", "--json", env=env)
     assert info["sections"]["webui"]["port"] == 4000
-    assert info["sections"]["webui"]["auth"] == {"username": "ops", "password": "**********"}
+    assert info["sections"]["webui"]["auth"] == {"username": "ops", "password": "**********", "users": [],
+                                                 "tokens": True}
     assert info["sections"]["devecho"] == {"greeting": "hey", "token": "**********", "backlog": 5}
     text = cli.ok("instance", "info", env=env).stdout
     assert "Section devecho" in text and "Section webui" in text

@@ -153,6 +153,12 @@ def test_alias_bombs_deep_queries_and_fragment_bombs_are_refused_fast(webui):
     costly = "{ runs(limit: 500) { runs { runId events(limit: 1000) { message } } } }"
     assert "cost" in webui.gql_raw(costly)["errors"][0]["message"]
 
+    # a limit given as a variable counts with its value, request by request, though the text is kept
+    by_variable = "query($n: Int) { runs(limit: $n) { runs { runId events(limit: 1000) { message } } } }"
+    for n, refused in ((2, False), (500, True), (2, False), (500, True)):
+        body = webui.gql_raw(by_variable, {"n": n})
+        assert ("cost" in body["errors"][0]["message"]) if refused else ("errors" not in body), (n, body)
+
     # what clients really send stays within the limits: GraphiQL's introspection, the run page's query
     assert webui.gql(get_introspection_query())["__schema"]["queryType"]["name"] == "Query"
     assert webui.gql("""{ runs { count runs { runId jobName status createdAt duration tags { key value } } } }""")

@@ -1,16 +1,22 @@
 """What makes the web UI answer sooner, checked for behaviour: it serves while its code servers
 still import user code (pages that need a location wait for it, nothing sees one half-started), and
 GraphQL's shortcuts (a cache of checked documents, plain leaves read directly) give exactly the
-answers — data and errors — that graphql-core's standard path gives."""
+answers — data and errors — that graphql-core's standard path gives; graphene's per-type dataclass
+methods, built on first use instead of at import, behave exactly like graphene's own."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from runyard.testing import wait_until
 
@@ -92,3 +98,108 @@ def test_graphql_answers_are_the_same_through_the_shortcuts(webui):
     assert "errors" not in _post(webui, paged, {"n": 2})
     too_many = _post(webui, paged, {"n": 10 ** 6})
     assert too_many.get("errors") and "limit" in too_many["errors"][0]["message"]
+
+
+def _object_types() -> list[type]:
+    import graphene
+
+    from runyard_webui.schema import build_schema
+
+    schema = build_schema()
+    types = {t.graphene_type for t in schema.graphql_schema.type_map.values()
+             if isinstance(getattr(t, "graphene_type", None), type)
+             and issubclass(t.graphene_type, graphene.ObjectType)}
+    return sorted(types, key=lambda t: t.__name__)
+
+
+def test_importing_the_schema_builds_no_dataclass():
+    code = ("import dataclasses, graphene\n"
+            "calls = []\n"
+            "real = dataclasses.make_dataclass\n"
+            "dataclasses.make_dataclass = lambda *a, **k: calls.append(a[0]) or real(*a, **k)\n"
+            "import runyard_webui.schema as s\n"
+            "s.build_schema()\n"
+            "assert calls == [], calls\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_deferred_dataclass_methods_behave_like_graphenes():
+    types = _object_types()
+    assert len(types) > 60
+    for cls in types:
+        fields = list(cls._meta.fields)
+        # what graphene would have given the type: a dataclass of the same fields and defaults
+        reference = dataclasses.make_dataclass(cls.__name__, [
+            (name, "typing.Any", dataclasses.field(default=getattr(f, "default_value", None)))
+            for name, f in cls._meta.fields.items()], bases=())
+        values = {name: f"{name}-value" for name in fields}
+        made, expected = cls(**values), reference(**values)
+        assert {n: getattr(made, n) for n in fields} == values
+        assert repr(made).partition("(")[2] == repr(expected).partition("(")[2]
+        assert made == cls(**values) and (not fields or made != cls())
+        assert {n: getattr(cls(), n) for n in fields} == {n: getattr(reference(), n) for n in fields}
+        if fields:
+            positional = cls(*values.values())
+            assert positional == made
+        with pytest.raises(TypeError) as got:
+            cls(no_such_field=1)
+        with pytest.raises(TypeError) as want:
+            reference(no_such_field=1)
+        assert str(got.value).split("(")[-1] == str(want.value).split("(")[-1]
+
+
+def test_info_free_resolvers_answer_like_the_standard_path():
+    """A resolver marked info_free is called directly on the fast path; whatever is unusual (it
+    raises, a forbidden null, a value the scalar refuses) comes out exactly as graphql-core says."""
+    import graphene
+    from graphql import execute, parse
+
+    from runyard_webui.fast_graphql import LeafFastExecutionContext
+    from runyard_webui.schema.plain import info_free
+
+    calls = []
+
+    class Thing(graphene.ObjectType):
+        loud = graphene.String(required=True)
+        boom = graphene.String()
+        missing = graphene.String(required=True)
+        count = graphene.Int()
+
+        @staticmethod
+        @info_free
+        def resolve_loud(root, info):
+            calls.append(info)
+            return root["name"].upper()
+
+        @staticmethod
+        @info_free
+        def resolve_boom(root, info):
+            raise ValueError(f"boom {root['name']}")
+
+        @staticmethod
+        @info_free
+        def resolve_missing(root, info):
+            return None if root["name"] == "b" else "here"
+
+        @staticmethod
+        @info_free
+        def resolve_count(root, info):
+            return len(root["name"]) if root["name"] == "a" else "many"
+
+    class Query(graphene.ObjectType):
+        things = graphene.List(Thing)
+
+        @staticmethod
+        def resolve_things(root, info):
+            return [{"name": "a"}, {"name": "b"}]
+
+    schema = graphene.Schema(query=Query).graphql_schema
+    for query in ("{ things { loud boom count } }", "{ things { loud missing } }", "{ things { loud } }"):
+        fast = execute(schema, parse(query), execution_context_class=LeafFastExecutionContext)
+        standard = execute(schema, parse(query))
+        assert fast.data == standard.data
+        assert [e.formatted for e in fast.errors or ()] == [e.formatted for e in standard.errors or ()]
+    calls.clear()
+    assert execute(schema, parse("{ things { loud } }"), execution_context_class=LeafFastExecutionContext).data == {
+        "things": [{"loud": "A"}, {"loud": "B"}]}
+    assert calls == [None, None]  # the fast path built no resolve info

@@ -1,29 +1,17 @@
-"""The Flask application: pages, the GraphQL endpoint, health, and optional basic auth."""
+"""The Flask application: pages, the GraphQL endpoint, live updates, metrics, health, and who may
+use them (:mod:`.auth`)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify
 
 if TYPE_CHECKING:  # pragma: no cover
     from runyard.instance.instance import Instance
     from runyard.workspace.workspace import Workspace
 
     from .settings import WebuiSettings
-
-
-def _check_auth(settings: WebuiSettings) -> Response | None:
-    auth = settings.auth
-    if auth is None or request.path == "/healthz":
-        return None
-    given = request.authorization
-    if (given is not None and given.type == "basic"
-            and hmac.compare_digest((given.username or "").encode(), auth.username.encode())
-            and hmac.compare_digest((given.password or "").encode(), auth.password.get_secret_value().encode())):
-        return None
-    return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="runyard"'})
 
 
 def _plugin_routes(app: Flask, web: Any) -> None:
@@ -42,7 +30,7 @@ def _plugin_routes(app: Flask, web: Any) -> None:
 def create_app(instance: Instance, workspace: Workspace | None = None,
                settings: WebuiSettings | None = None) -> Flask:
     """The web UI over ``instance`` (and the code locations of ``workspace``, started by the caller)."""
-    from . import graphql_view, security
+    from . import auth, graphql_view, security
     from .context import WebContext
     from .pages import pages
     from .schema import build_schema
@@ -54,7 +42,7 @@ def create_app(instance: Instance, workspace: Workspace | None = None,
     app.config["RUNYARD_WEB"] = web
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # waitress refuses larger ones first
-    app.before_request(lambda: _check_auth(settings))
+    auth.install(app, web)  # the principal of every request (g.principal), and the pages' checks
     security.install(app, settings)  # Host and Origin checks run before auth; headers on every answer
     graphql_view.register(app, build_schema(), web)
     app.register_blueprint(pages)

@@ -28,7 +28,7 @@ def webui(python_files, workspace_file, host, port, threads, read_only, insecure
     from runyard.operations.serve import CallbackService, ServiceRunner, release_instance
     from runyard.operations.workspace import open_workspace
 
-    from .security import check_public_bind, public_bind_notice
+    from .security import check_public_bind, plain_http_warning, public_bind_notice
     from .server import build_web_server
     from .settings import load_webui_settings
 
@@ -54,6 +54,9 @@ def webui(python_files, workspace_file, host, port, threads, read_only, insecure
                    f"{', read-only' if settings.read_only else ''}{f'; {notice}' if notice else ''})")
         if notice and settings.auth is None:
             click.echo(f"Warning: {notice}", err=True)
+        clear_text = plain_http_warning(settings)
+        if clear_text:
+            click.echo(f"Warning: {clear_text}", err=True)
         click.echo(f"  instance home: {instance.home}")
         if workspace is None:
             click.echo("  no workspace: runs are browsable; give -f FILE or -w FILE to launch jobs")

@@ -1,8 +1,9 @@
-"""What the web UI adds to :mod:`runyard.operations`: the read-only guard, the mapping of refusals
-to the GraphQL error codes, web limits (long poll, page sizes), and not asking a code server that
-is down on every page view. The pages and the GraphQL API reach everything through a
-:class:`WebContext`; the work itself (launch, re-execute, toggle, follow, delete) is in
-:mod:`runyard.operations`.
+"""What the web UI adds to :mod:`runyard.operations`: the read-only guard and the role and code
+location checks (:meth:`WebContext.check`), what a principal sees (:meth:`WebContext.locations`,
+:meth:`WebContext.get_run`), the mapping of refusals to the GraphQL error codes, web limits (long
+poll, page sizes), and not asking a code server that is down on every page view. The pages and the
+GraphQL API reach everything through a :class:`WebContext`; the work itself (launch, re-execute,
+toggle, follow, delete) is in :mod:`runyard.operations`.
 
 Nothing here imports user code: a launch is validated by the location's code server and stored with
 the code pointer that server reports, so the run worker (not the web UI) imports the job.
@@ -16,9 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runyard.auth import Action
+
+from .auth import ANY_LOCATION
 from .limits import LongPollSlots
 
 if TYPE_CHECKING:  # pragma: no cover
+    from runyard.auth import Principal
     from runyard.instance.instance import Instance
     from runyard.operations.follow import EventPage
     from runyard.operations.instigators import InstigatorInfo
@@ -31,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: GraphQL ``code`` of each kind of refusal
 NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE = "NOT_FOUND", "INVALID", "READ_ONLY", "UNAVAILABLE"
+#: the principal's role or code locations do not allow it (docs/auth.md)
+FORBIDDEN = "FORBIDDEN"
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,8 @@ class BulkResult:
 
 
 class WebError(Exception):
-    """A request the web UI refuses; ``code`` is one of NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE."""
+    """A request the web UI refuses; ``code`` is one of NOT_FOUND, INVALID, READ_ONLY, FORBIDDEN,
+    UNAVAILABLE."""
 
     def __init__(self, message: str, code: str = INVALID):
         super().__init__(message)
@@ -65,6 +73,16 @@ def error_code(exc: Exception) -> str:
     if isinstance(exc, UnavailableError):
         return UNAVAILABLE
     return INVALID
+
+
+def _note_location(location: str | None) -> None:
+    """Remember a code location a check of this request was about, for its audit entry."""
+    from flask import g, has_request_context
+
+    if has_request_context():
+        g.setdefault("audit_locations", [])
+        if location not in g.audit_locations:
+            g.audit_locations.append(location)
 
 
 @contextmanager
@@ -117,8 +135,52 @@ class WebContext:
         if self.settings.read_only:
             raise WebError(f"this web UI is read-only (webui.read_only): cannot {what}", READ_ONLY)
 
+    # ---- who asks: roles and code locations (docs/auth.md) ---------------------------------------
+    @property
+    def principal(self) -> Principal:
+        """Who sent this request (:func:`runyard_webui.auth.current_principal`)."""
+        from .auth import current_principal
+
+        return current_principal()
+
+    def check(self, action: Action, location: Any = ANY_LOCATION, what: str | None = None) -> None:
+        """Refuse ``action`` on something of code ``location`` unless this request's principal may
+        do it: READ_ONLY first in a read-only web UI (for anything but reading), then FORBIDDEN
+        for the role, the principal's code locations or an authorization plugin. ``location``
+        :data:`~runyard_webui.auth.ANY_LOCATION` checks the role alone (a bulk action as a whole).
+        The location checked is kept for the audit entry of this request."""
+        from .auth import refusal
+
+        if action is not Action.READ:
+            self._check_writable(what or action.label.replace("_", " "))
+        if location is not ANY_LOCATION:
+            _note_location(location)
+        why = refusal(self.principal, action, location, self)
+        if why is not None:
+            raise WebError(why, FORBIDDEN)
+
+    def _target_run(self, action: Action, run_id: str, what: str) -> RunRecord:
+        """The run a mutation acts on, once :meth:`check` allowed ``action`` on its code location
+        (its ``runyard/location`` tag). A run outside the principal's locations is refused
+        (FORBIDDEN), not hidden: run ids are not guessable, and the audit log then says who tried."""
+        from runyard.tags import LOCATION_TAG
+
+        self._check_writable(what)
+        run = self.storage.get_run(run_id)
+        if run is None:
+            raise WebError(f"no run with id '{run_id}'", NOT_FOUND)
+        self.check(action, run.tags.get(LOCATION_TAG), what)
+        return run
+
     # ---- code locations --------------------------------------------------------------------------
     def locations(self) -> list[CodeLocation]:
+        """The code locations this request's principal sees."""
+        principal = self.principal
+        found = self.all_locations()
+        return found if principal.locations is None else [loc for loc in found if principal.sees(loc.name)]
+
+    def all_locations(self) -> list[CodeLocation]:
+        """Every code location, whoever asks (to find what a mutation acts on before checking it)."""
         watch = self.watch
         if watch is None:
             return []
@@ -133,9 +195,12 @@ class WebContext:
         with _refusals():
             return find_job(self.locations(), location, job_name)
 
-    def reload_location(self, name: str) -> dict[str, Any]:
+    def reload_location(self, name: str, action: Action | None = None) -> dict[str, Any]:
+        """Reload code location ``name`` (``action``: RELOAD_LOCATION, or SHUTDOWN_LOCATION for
+        Dagster's shutdown, which reloads here)."""
         from runyard.operations.workspace import find_location
 
+        self.check(action or Action.RELOAD_LOCATION, name, "reload code locations")
         if self.workspace is None:
             raise WebError("the web UI was started without a workspace", NOT_FOUND)
         with _refusals():
@@ -144,16 +209,27 @@ class WebContext:
 
     # ---- runs ------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> RunRecord:
-        run = self.storage.get_run(run_id)
+        """The run, when this request's principal sees its code location (else NOT_FOUND, as if it
+        did not exist)."""
+        run = self.visible_run(run_id)
         if run is None:
             raise WebError(f"no run with id '{run_id}'", NOT_FOUND)
+        return run
+
+    def visible_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None when unknown or outside this request's principal's code locations."""
+        from runyard.tags import LOCATION_TAG
+
+        run = self.storage.get_run(run_id)
+        if run is None or not self.principal.sees(run.tags.get(LOCATION_TAG)):
+            return None
         return run
 
     def launch_run(self, location: str, job_name: str, run_config: Any = None,
                    tags: dict[str, str] | None = None, ops: str | None = None) -> LaunchResult:
         from runyard.operations.launch import launch_from_location
 
-        self._check_writable("launch runs")
+        self.check(Action.LAUNCH_RUN, location, "launch runs")
         with _refusals():
             loc, _ = self.job(location, job_name)
             return launch_from_location(self.instance, loc, job_name, run_config, tags, ops,
@@ -163,23 +239,20 @@ class WebContext:
                       tags: dict[str, str] | None = None) -> LaunchResult:
         from runyard.operations.reexecute import reexecute_from_location
 
-        self._check_writable("re-execute runs")
-        self.get_run(run_id)
+        self._target_run(Action.REEXECUTE_RUN, run_id, "re-execute runs")
         with _refusals():
             return reexecute_from_location(self.instance, self.locations(), run_id, mode=mode, ops=ops, tags=tags,
                                            runyard_tags=self.launched_by_tags())
 
     def terminate_run(self, run_id: str) -> tuple[bool, RunRecord]:
-        self._check_writable("terminate runs")
-        self.get_run(run_id)
+        self._target_run(Action.TERMINATE_RUN, run_id, "terminate runs")
         ok = self.instance.terminate_run(run_id)
         return ok, self.get_run(run_id)
 
     def delete_run(self, run_id: str) -> None:
         from runyard.operations.delete import delete_run
 
-        self._check_writable("delete runs")
-        self.get_run(run_id)
+        self._target_run(Action.DELETE_RUN, run_id, "delete runs")
         with _refusals():
             delete_run(self.instance, run_id, files=True, finished_only=True)
 
@@ -228,25 +301,24 @@ class WebContext:
 
     # ---- runs list: who launches, bulk actions ----------------------------------------------------
     def launched_by_tags(self) -> dict[str, str]:
-        """The ``runyard/user`` tag of a run launched or re-executed by this request: the basic-auth
-        user (``webui.auth``), else ``anonymous`` (the runs list's "launched by" filter reads it)."""
-        from flask import has_request_context, request
-
+        """The ``runyard/user`` tag of a run launched or re-executed by this request: the principal's
+        name (``alice``, ``token:ci``; ``anonymous`` without ``webui.auth``), which the runs list's
+        "launched by" filter reads."""
         from runyard.tags import USER_TAG
 
-        user = None
-        if self.settings.auth is not None and has_request_context() and request.authorization is not None:
-            user = request.authorization.username
-        return {USER_TAG: user or "anonymous"}
+        return {USER_TAG: self.principal.name}
 
     #: most runs one bulk action takes (a page of the runs list is 50)
     MAX_BULK_RUNS = 500
 
-    def bulk(self, action: str, run_ids: list[str], act) -> list[BulkResult]:
+    def bulk(self, action: str, run_ids: list[str], act, needs: Action | None = None) -> list[BulkResult]:
         """``act(run_id)`` for each of ``run_ids`` (in order, each once), a refusal or failure of one
-        run not stopping the others: one :class:`BulkResult` per run. The read-only guard and the
-        size limit refuse the whole request."""
+        run not stopping the others: one :class:`BulkResult` per run. The read-only guard, the role
+        ``needs`` and the size limit refuse the whole request; each run's code location is checked
+        by ``act``."""
         self._check_writable(f"{action} runs")
+        if needs is not None:
+            self.check(needs, ANY_LOCATION, f"{action} runs")
         ids = list(dict.fromkeys(run_ids))
         if not ids:
             raise WebError(f"no runs to {action}: give at least one run id")
@@ -271,14 +343,14 @@ class WebContext:
             ok, run = self.terminate_run(run_id)
             return BulkResult(run_id, ok, None if ok else f"run is {run.status}: nothing to stop", None, run)
 
-        return self.bulk("terminate", run_ids, one)
+        return self.bulk("terminate", run_ids, one, Action.TERMINATE_RUN)
 
     def delete_runs(self, run_ids: list[str]) -> list[BulkResult]:
         def one(run_id: str) -> BulkResult:
             self.delete_run(run_id)
             return BulkResult(run_id, True)
 
-        return self.bulk("delete", run_ids, one)
+        return self.bulk("delete", run_ids, one, Action.DELETE_RUN)
 
     def reexecute_runs(self, run_ids: list[str], mode: str = "all") -> list[BulkResult]:
         def one(run_id: str) -> BulkResult:
@@ -288,7 +360,7 @@ class WebContext:
                 return BulkResult(run_id, False, f"run config is invalid: {problems}", INVALID)
             return BulkResult(run_id, result.message is None, result.message, None, result.run)
 
-        return self.bulk("re-execute", run_ids, one)
+        return self.bulk("re-execute", run_ids, one, Action.REEXECUTE_RUN)
 
     # ---- schedules and sensors -------------------------------------------------------------------
     @staticmethod
@@ -298,17 +370,32 @@ class WebContext:
                 "definition": info.definition, "status": info.status.value, "next_tick": info.next_tick}
 
     def instigators(self, kind: str) -> list[dict[str, Any]]:
-        """Every schedule (``kind="schedule"``) or sensor of every loaded location, with its status."""
+        """Every schedule (``kind="schedule"``) or sensor of every loaded location this request's
+        principal sees, with its status."""
         from runyard.operations.instigators import list_instigators
 
         return [self._row(i) for i in list_instigators(self.instance, self.locations(), kind)]
 
+    def _target_instigator(self, action: Action, kind: str, name: str, what: str) -> None:
+        """Check ``action`` on the code location of a schedule or sensor (an unknown one is left to
+        the operation, which says so)."""
+        from runyard.operations.instigators import KINDS
+
+        self._check_writable(what)
+        location = None
+        if kind in KINDS:
+            try:
+                location = self.automation_row(kind, name, scoped=False)["location"]
+            except WebError:
+                location = ANY_LOCATION
+        self.check(action, location, what)
+
     def set_instigator_status(self, kind: str, name: str, running: bool) -> dict[str, Any]:
         from runyard.operations.instigators import set_status
 
-        self._check_writable(f"start or stop {kind}s")
+        self._target_instigator(Action.TOGGLE_INSTIGATOR, kind, name, f"start or stop {kind}s")
         with _refusals():
-            return self._row(set_status(self.instance, self.locations(), kind, name, running))
+            return self._row(set_status(self.instance, self.all_locations(), kind, name, running))
 
     def ticks(self, name: str, limit: int = 20):
         return self.storage.get_ticks(name, limit=max(1, min(int(limit), 200)))
@@ -317,17 +404,18 @@ class WebContext:
     #: how many upcoming fire times the automation pages show for a schedule
     NEXT_TICKS = 5
 
-    def automation_rows(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def automation_rows(self, kind: str | None = None, scoped: bool = True) -> list[dict[str, Any]]:
         """Every schedule and sensor (or those of ``kind``) as the automation pages and the GraphQL
         ``Instigator`` type read them: :meth:`_row` plus ``location_status``, ``location_error`` (a
         :class:`~runyard.codeserver.protocol.SerializedError`) and ``stale``. Those of a location
         that fails to load stay listed from their stored state (``stale``: True, with their last
         status; ``definition`` the one this process saw last, else None) beside that location's
-        error — a running sensor does not vanish while its code is broken."""
+        error — a running sensor does not vanish while its code is broken. ``scoped``: only those of
+        the code locations this request's principal sees."""
         from runyard.operations.instigators import KINDS, list_instigators
 
         kinds = KINDS if kind is None else (kind,)
-        locations = self.locations()
+        locations = self.all_locations()
         by_name = {loc.name: loc for loc in locations}
         # {(kind, name): (location name, definition)} as last seen loaded: what a failing location's
         # schedules and sensors are shown with (created here so the block stays self-contained)
@@ -356,6 +444,8 @@ class WebContext:
                              "status": str(state["status"]), "next_tick": None,
                              "location_status": loc.status if loc else None,
                              "location_error": loc.error if loc else None, "stale": True})
+        if scoped and self.principal.locations is not None:
+            rows = [r for r in rows if self.principal.sees(r["location"])]
         return sorted(rows, key=lambda r: (r["kind"], r["name"]))
 
     def _location_of_ticks(self, name: str, by_name: dict[str, CodeLocation]) -> CodeLocation | None:
@@ -369,12 +459,12 @@ class WebContext:
                     return by_name[run.tags[LOCATION_TAG]]
         return None
 
-    def automation_row(self, kind: str, name: str) -> dict[str, Any]:
+    def automation_row(self, kind: str, name: str, scoped: bool = True) -> dict[str, Any]:
         from runyard.operations.instigators import KINDS
 
         if kind not in KINDS:
             raise WebError(f"unknown kind {kind!r}: schedule or sensor", NOT_FOUND)
-        for row in self.automation_rows(kind):
+        for row in self.automation_rows(kind, scoped):
             if row["name"] == name:
                 return row
         raise WebError(f"no {kind} named '{name}' in the workspace or in storage", NOT_FOUND)
@@ -420,8 +510,8 @@ class WebContext:
 
         if kind not in KINDS:
             raise WebError(f"unknown kind {kind!r}: schedule or sensor")
-        self._check_writable(f"dry-run {kind}s (that runs their code)")
-        locations = self.locations()
+        self._target_instigator(Action.DRY_RUN_INSTIGATOR, kind, name, f"dry-run {kind}s (that runs their code)")
+        locations = self.all_locations()
         try:
             with _refusals():
                 if kind == "schedule":

@@ -1,7 +1,8 @@
 """The ``/graphql`` endpoint: graphql-server's Flask view with runyard's context, the query limits of
-:mod:`.limits`, the read-only middleware, and JSON answers in GraphQL's error format (4xx) for every
-request it cannot run — a body that is not one JSON object, a batch, nesting too deep, a body too
-large — where the stock view answers plain text or an HTML 500."""
+:mod:`.limits`, the mutation middlewares (role check, read-only, audit: :mod:`.audit`), and JSON
+answers in GraphQL's error format (4xx) for every request it cannot run — a body that is not one
+JSON object, a batch, nesting too deep, a body too large — where the stock view answers plain text
+or an HTML 500."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request, url_for
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql.execution import MiddlewareManager
 from graphql_server.exceptions import GraphQLValidationError
 from graphql_server.flask.views import FlaskHTTPRequestAdapter, GraphQLView
 from graphql_server.http.exceptions import HTTPException as GraphQLHTTPException
 from werkzeug.exceptions import HTTPException
 
+from .audit import mutation_middleware
 from .fast_graphql import DocumentCache, LeafFastExecutionContext
 from .limits import json_depth, query_limits_rule
 from .schema.rules import VALIDATION_RULES
-from .security import GRAPHIQL_CDN, ReadOnlyMiddleware, csp_nonce
+from .security import GRAPHIQL_CDN, csp_nonce
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import WebContext
@@ -47,7 +49,9 @@ class RunyardGraphQLView(GraphQLView):
     documents: DocumentCache
 
     def get_context(self, request, response) -> dict[str, Any]:  # noqa: ANN001
-        return {"request": request, "response": response, "web": self.web}
+        from .auth import current_principal
+
+        return {"request": request, "response": response, "web": self.web, "principal": current_principal()}
 
     def dispatch_request(self):
         settings = self.web.settings
@@ -94,14 +98,15 @@ class RunyardGraphQLView(GraphQLView):
 
         settings = self.web.settings
         query = request_data.document or request_data.query
-        limits = query_limits_rule(settings, request_data.variables)
+        variables = request_data.variables
         checked = False
         if isinstance(query, str) and query:
             # parsed here to bound its tokens: graphql-server's own parse has no limit, and a few MB of
             # aliases take a request thread for tens of seconds before any rule could refuse them;
             # checked here too, once per query text (fast_graphql.DocumentCache)
             try:
-                query, errors = self.documents.document(query, settings.max_query_tokens, limits)
+                query, errors = self.documents.document(query, settings.max_query_tokens,
+                                                        lambda: query_limits_rule(settings, variables), variables)
             except GraphQLError as exc:
                 raise GraphQLValidationError([exc]) from exc
             if errors:
@@ -111,9 +116,10 @@ class RunyardGraphQLView(GraphQLView):
             schema=self.schema, query=query, root_value=root_value, validate_document=not checked,
             variable_values=request_data.variables, context_value=context,
             operation_name=request_data.operation_name, allowed_operation_types=allowed_operation_types,
-            operation_extensions=request_data.extensions, validation_rules=(*VALIDATION_RULES, limits),
+            operation_extensions=request_data.extensions, validation_rules=(
+                VALIDATION_RULES if checked else (*VALIDATION_RULES, query_limits_rule(settings, variables))),
             execution_context_class=LeafFastExecutionContext,
-            middleware=MiddlewareManager(ReadOnlyMiddleware()) if settings.read_only else None)
+            middleware=MiddlewareManager(*mutation_middleware(self.web)) if _has_mutation(query) else None)
 
     def render_graphql_ide(self, request, request_data):  # noqa: ANN001
         # GraphiQL's scripts and styles come from this server (scripts/webui-assets put them in
@@ -131,6 +137,14 @@ class RunyardGraphQLView(GraphQLView):
         values = {"query": _script_json(request_data.query), "variables": _script_json(variables),
                   "operation_name": _script_json(request_data.operation_name)}
         return re.sub(r"{{\s*(query|variables|operation_name)\s*}}", lambda m: values[m.group(1)], html)
+
+
+def _has_mutation(document: Any) -> bool:
+    """Whether a parsed document defines a mutation (anything else is treated as one: checked)."""
+    if not isinstance(document, DocumentNode):
+        return True
+    return any(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION
+               for d in document.definitions)
 
 
 _LOCATION_QUERY = ("function locationQuery(params) { const search = new URLSearchParams(); "

@@ -4,12 +4,14 @@ events (``text/event-stream``), with no request thread held per open page.
 Two halves:
 
 * **The endpoints** (the ``live`` blueprint, ``/live/...``) are ordinary Flask views, so the Host
-  check, basic auth and the security headers apply to them like to any page. A view checks its
-  arguments, then answers ``200 text/event-stream`` with no body and leaves a :class:`Stream` in
-  the WSGI environ. The web server (:mod:`.server`) writes the headers, finishes the request thread
-  and hands the connection to the hub; from then on the stream's bytes are written by waitress's
-  own event-loop thread, which already watches every connection. Under another WSGI server the
-  view streams from its request thread instead (correct, but one thread per open page).
+  check, authentication (a stream of a run outside the principal's code locations is refused
+  with 404; the runs and ticks feeds carry only what it sees) and the security headers apply to
+  them like to any page. A view checks its arguments, then answers ``200 text/event-stream`` with
+  no body and leaves a :class:`Stream` in the WSGI environ. The web server (:mod:`.server`) writes
+  the headers, finishes the request thread and hands the connection to the hub; from then on the
+  stream's bytes are written by waitress's own event-loop thread, which already watches every
+  connection. Under another WSGI server the view streams from its request thread instead
+  (correct, but one thread per open page).
 * **The hub** (:class:`LiveHub`) is one thread that reads storage for every open stream at once.
   It asks the storage's :class:`~runyard.storage.base.ChangeSignal` every few milliseconds whether
   anything was written (SQLite: ``PRAGMA data_version``; Postgres: ``LISTEN/NOTIFY``; otherwise it
@@ -225,10 +227,12 @@ class RunsStream(Stream):
 
     kind = "runs"
 
-    def __init__(self) -> None:
+    def __init__(self, locations: frozenset[str] | None = None) -> None:
         super().__init__()
         self.pending: set[str] = set()
         self.last_message = 0.0
+        #: the code locations its principal sees (None: all): only their runs are announced
+        self.locations = locations
 
 
 class TicksStream(Stream):
@@ -236,11 +240,13 @@ class TicksStream(Stream):
 
     kind = "ticks"
 
-    def __init__(self, names: frozenset[str]):
+    def __init__(self, names: frozenset[str], visible: frozenset[str] | None = None):
         super().__init__()
         self.names = names
         self.pending: set[str] = set()
         self.last_message = 0.0
+        #: the schedules and sensors its principal sees (None: all)
+        self.visible = visible
 
 
 def event_json(e: Event) -> dict[str, Any]:
@@ -279,6 +285,7 @@ class LiveHub:
         self._streams: list[Stream] = []
         self._count = 0  # streams attached and not yet dropped (read by the views for the cap)
         self._watches: dict[str, _RunWatch] = {}
+        self._locations_of_runs: dict[str, str | None] = {}
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._signal: ChangeSignal | None = None
@@ -452,9 +459,12 @@ class LiveHub:
         changed: set[str] = set()
         if before is not None:
             changed = {rid for rid in current.keys() | before.keys() if current.get(rid) != before.get(rid)}
+        scoped = [s for s in streams if isinstance(s, RunsStream) and s.locations is not None]
+        where = self._run_locations(changed) if scoped and changed else {}
         for stream in streams:
             if isinstance(stream, RunsStream):
-                stream.pending |= changed
+                stream.pending |= changed if stream.locations is None else \
+                    {rid for rid in changed if where.get(rid) in stream.locations}
         refresh = [rid for rid in changed if rid in self._watches]
         if now >= self._due["status"]:
             self._due["status"] = now + STATUS_REFRESH_SECONDS
@@ -463,6 +473,20 @@ class LiveHub:
             statuses = storage.get_run_statuses(run_ids=refresh)
             for rid in refresh:
                 self._watches[rid].status = statuses.get(rid, (None, 0.0))[0]
+
+    def _run_locations(self, run_ids: set[str]) -> dict[str, str | None]:
+        """The code location of each run (kept: a run never moves), for streams limited to some."""
+        from runyard.storage.records import RunFilter
+        from runyard.tags import LOCATION_TAG
+
+        known = self._locations_of_runs
+        missing = [rid for rid in run_ids if rid not in known]
+        if missing:
+            if len(known) > 100_000:
+                known.clear()
+            for run in self._web.storage.get_runs(RunFilter(run_ids=missing)):
+                known[run.run_id] = run.tags.get(LOCATION_TAG)
+        return {rid: known.get(rid) for rid in run_ids}
 
     def _read_events(self, now: float, streams: list[Stream]) -> bool:
         """New events of every followed run in one read (each run after its own cursor); streams
@@ -619,7 +643,8 @@ class LiveHub:
                 del self._open_ticks[tick_id]
         for stream in streams:
             if isinstance(stream, TicksStream):
-                stream.pending |= changed if not stream.names else changed & stream.names
+                mine = changed if stream.visible is None else changed & stream.visible
+                stream.pending |= mine if not stream.names else mine & stream.names
 
     def _notify(self, now: float, streams: list[Stream]) -> None:
         for stream in streams:
@@ -770,8 +795,10 @@ def step_logs(run_id: str, step_key: str) -> Response:
 @live.get("/live/runs")
 @_answer
 def runs() -> Response:
-    """Run ids whenever runs are added or change status."""
-    return _open(RunsStream())
+    """Run ids whenever runs are added or change status (of the code locations its principal sees)."""
+    from .auth import current_principal
+
+    return _open(RunsStream(current_principal().locations))
 
 
 @live.get("/live/ticks")
@@ -779,8 +806,13 @@ def runs() -> Response:
 def ticks() -> Response:
     """Schedule and sensor names whenever one of their ticks is created or updated (``instigator``,
     repeatable, keeps to those)."""
+    from .auth import current_principal
+
     names = frozenset(n for n in request.args.getlist("instigator") if n)
-    return _open(TicksStream(names))
+    visible = None
+    if current_principal().locations is not None:
+        visible = frozenset(row["name"] for row in _web().automation_rows())
+    return _open(TicksStream(names, visible))
 
 
 @live.get("/live/status")

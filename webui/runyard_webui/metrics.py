@@ -11,7 +11,8 @@ The route goes through the same checks as every page: the ``Host`` check (a scra
 the web UI by a name it does not know is told to add it to ``webui.allowed_hosts``; a wildcard bind
 already accepts the machine's own names and addresses, which covers scraping a pod by its IP) and,
 when ``webui.auth`` is set, authentication. Unlike ``/healthz``, which only says up or down, the
-metrics describe the instance's workload: who may not read the runs list may not read them either.
+metrics describe the instance's workload: who may not read the runs list may not read them either,
+and since they span every code location, a principal limited to some gets 403 (:mod:`.auth`).
 """
 
 from __future__ import annotations

@@ -89,10 +89,25 @@ def _yaml(value) -> str:
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False) if value else ""
 
 
+def _principal():
+    """Who sent this request (:func:`runyard_webui.auth.current_principal`): everyone is an admin
+    when the web UI asks nobody to log in; nobody may do anything before authentication ran (the
+    error page of a refused Host header)."""
+    from .auth import current_principal
+
+    return current_principal()
+
+
 @pages.app_context_processor
 def _globals():
+    from .permissions import PagePermissions
+
     web = _web()
-    return {"read_only": web.settings.read_only, "instance_home": web.instance.home}
+    principal = _principal()
+    # the nav names whoever signed in; a web UI without authentication has nobody to name
+    return {"read_only": web.settings.read_only, "instance_home": web.instance.home,
+            "can": PagePermissions(principal, web),
+            "signed_in": principal if principal.via != "none" else None}
 
 
 @pages.get("/")
@@ -186,7 +201,9 @@ def job(location: str, job_name: str):
         abort(404 if exc.code == "NOT_FOUND" else 503, exc.message)
     from runyard.storage.records import RunFilter
 
-    recent = _web().storage.get_runs(RunFilter(job_name=job_name), limit=10)
+    from .auth import current_scope
+
+    recent = _web().storage.get_runs(RunFilter(job_name=job_name, locations=current_scope()), limit=10)
     # The graph is laid out in the browser (static/graph.js) from the ops as the snapshot has them,
     # handed over in a JSON data block: the Content-Security-Policy allows no inline script, but
     # data is not script.
@@ -295,8 +312,45 @@ def instigator(kind: str, name: str):
                            live=page["newer"] is None, page_size=TICK_PAGE_SIZE)
 
 
+# ---- the audit log (audit_view.py, static/audit.js; docs/auth.md, "The audit log in the web UI") ---
+AUDIT_PAGE_SIZE = 50
+
+
+@pages.get("/audit")
+def audit():
+    """Every audited action, newest first, for admins not limited to code locations: filters in the
+    URL (``actor``, ``action``, ``location``, ``result``), older pages by entry id (``?before=<id>``)."""
+    from runyard.auth import Action
+
+    from .audit_view import RESULTS, AuditQuery, audit_page, details_text
+    from .auth import require
+    from .schema.mutations import Mutation
+
+    # as the auditLog query asks: the log spans every code location (None), so a principal limited
+    # to some may not read it, whatever its role
+    require(Action.READ_AUDIT_LOG, None)
+    try:
+        query = AuditQuery.from_args(request.args)
+    except WebError as exc:
+        abort(400, exc.message)
+    web = _web()
+    try:
+        page = audit_page(web.storage, query, limit=AUDIT_PAGE_SIZE)
+    except NotImplementedError as exc:  # a third-party storage without an audit log yet
+        abort(501, str(exc))
+    from graphene.utils.str_converters import to_camel_case
+
+    # what the action field suggests: every mutation (each is audited under its GraphQL name)
+    actions = sorted(to_camel_case(name) for name in Mutation._meta.fields)
+    return render_template("audit.html", entries=page.entries, older=page.older, query=query, results=RESULTS,
+                           actions=actions, locations=[loc.name for loc in web.locations()],
+                           details_text=details_text, page_size=AUDIT_PAGE_SIZE)
+
+
 @pages.app_errorhandler(400)
+@pages.app_errorhandler(403)
 @pages.app_errorhandler(404)
+@pages.app_errorhandler(501)
 @pages.app_errorhandler(503)
 def _error(exc):
     return render_template("error.html", code=exc.code, message=exc.description), exc.code

@@ -39,10 +39,16 @@ def runyard_dev_options():
 def runyard_dev_services(context):
     if not context.options.get("with_webui", True):
         return None
+    from .security import plain_http_warning
     from .server import build_web_server
     from .settings import load_webui_settings
 
     instance = context.instance
     settings = load_webui_settings(instance, {"port": context.options.get("webui_port")})
+    clear_text = plain_http_warning(settings)
+    if clear_text:
+        import click
+
+        click.echo(f"Warning: {clear_text}", err=True)
     return [build_web_server(instance, context.workspace, settings,
                              insecure_no_auth=bool(context.options.get("webui_insecure_no_auth")))]

@@ -14,7 +14,7 @@ selected (or the page template reads them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,13 +64,18 @@ class RunsQuery:
     launched_by: LaunchedBy | None = None
     created_after: float | None = None
     created_before: float | None = None
+    #: the code locations the asking principal is limited to (None: all); never in a URL
+    locations: tuple[str, ...] | None = None
 
     @classmethod
     def build(cls, *, statuses: Iterable[str] | None = None, job: str | None = None,
               tags: Iterable[tuple[str, str]] | None = None, launched_by: str | None = None,
               created_after: float | None = None, created_before: float | None = None,
               where: str = "statuses") -> RunsQuery:
-        """``where`` names the statuses' parameter in messages (``status`` in a URL)."""
+        """``where`` names the statuses' parameter in messages (``status`` in a URL). The query is
+        limited to the code locations of the request's principal (docs/auth.md)."""
+        from .auth import current_scope
+
         wanted: list[RunStatus] = []
         for raw in statuses or ():
             try:
@@ -101,8 +106,10 @@ class RunsQuery:
         if created_after is not None and created_before is not None and created_after >= created_before:
             raise WebError(f"the time range is empty: after ({iso(created_after)}) is not before before "
                            f"({iso(created_before)})")
+        scope = current_scope()
         return cls(statuses=tuple(wanted), job=job or None, tags=tuple(pairs.items()), launched_by=by,
-                   created_after=created_after, created_before=created_before)
+                   created_after=created_after, created_before=created_before,
+                   locations=None if scope is None else tuple(scope))
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RunsQuery:
@@ -132,7 +139,8 @@ class RunsQuery:
                 tags[key] = value
         return RunFilter(statuses=list(self.statuses) if with_statuses and self.statuses else None,
                          job_name=self.job, tags=tags or None, tag_keys=tag_keys,
-                         created_after=self.created_after, created_before=self.created_before)
+                         created_after=self.created_after, created_before=self.created_before,
+                         locations=None if self.locations is None else list(self.locations))
 
     def url_args(self, **changes: Any) -> dict[str, Any]:
         """The URL query of this filter (for ``url_for``), with ``changes`` applied (None removes)."""
@@ -155,7 +163,7 @@ class RunsQuery:
 
     @property
     def is_empty(self) -> bool:
-        return self == RunsQuery()
+        return replace(self, locations=None) == RunsQuery()
 
 
 @dataclass

@@ -56,8 +56,17 @@ def public_bind_notice(settings: WebuiSettings) -> str | None:
     if is_loopback(settings.host):
         return None
     where = "every interface" if settings.host in WILDCARD_HOSTS else f"{settings.host}, beyond loopback"
-    return f"listening on {where}, " + ("with basic auth" if settings.auth is not None
+    return f"listening on {where}, " + ("with authentication (webui.auth)" if settings.auth is not None
                                         else "with NO AUTHENTICATION (--insecure-no-auth)")
+
+
+def plain_http_warning(settings: WebuiSettings) -> str | None:
+    """What the banner warns about a bind beyond loopback with authentication: passwords and
+    tokens travel in clear over plain HTTP."""
+    if is_loopback(settings.host) or settings.auth is None:
+        return None
+    return ("passwords and API tokens sent to this web UI travel in clear over plain HTTP: put a TLS "
+            "proxy in front of it (docs/auth.md)")
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -182,7 +191,14 @@ class ReadOnlyMiddleware:
         if info.parent_type is info.schema.mutation_type and not info.field_name.startswith("__"):
             from .context import READ_ONLY
 
-            # payloads resolve their fields from a dict too; "errors" is LaunchRunPayload's required
-            # list, "results" the bulk actions' (BulkRunsPayload)
-            return {"ok": False, "code": READ_ONLY, "message": self.MESSAGE, "errors": [], "results": []}
+            return refused_payload(READ_ONLY, self.MESSAGE)
         return next_(root, info, **kwargs)
+
+
+def refused_payload(code: str, message: str) -> dict[str, Any]:
+    """What a mutation refused as a whole by a middleware answers (read-only mode, a role that does
+    not allow it): every payload type resolves its fields from a dict too, and each of Dagster's
+    payload interfaces resolves the dict to the error type its client reads (schema/dagster_types.py).
+    "errors" is LaunchRunPayload's required list, "results" the bulk actions', "run_requests" the
+    dry run's."""
+    return {"ok": False, "code": code, "message": message, "errors": [], "results": [], "run_requests": []}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 SECTION = "webui"
 
@@ -19,9 +19,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BasicAuthSettings(_Strict):
+class UserSettings(_Strict):
+    """One basic-auth user of ``webui.auth.users``."""
+
     username: str = Field(min_length=1)
     password: SecretStr = Field(min_length=1, description="Use {env: NAME}: the file then holds no secret.")
+    role: str = Field("viewer", description="viewer, launcher, editor or admin (docs/auth.md).")
+    locations: list[str] | None = Field(None, min_length=1, description="Code locations this user is limited "
+                                        "to; absent: all.")
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        from runyard.auth import AuthError, Role
+
+        try:
+            return Role.parse(value).label
+        except AuthError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class AuthSettings(_Strict):
+    """``webui.auth``: who may log in. ``username``/``password`` (one admin user, as before roles
+    existed) and ``users`` (each with a role) are basic-auth users; ``tokens`` accepts API tokens
+    (``Authorization: Bearer``). A block with neither users nor username accepts tokens only."""
+
+    username: str | None = Field(None, min_length=1, description="One basic-auth user with role admin.")
+    password: SecretStr | None = Field(None, min_length=1, description="Use {env: NAME}: the file then holds "
+                                       "no secret.")
+    users: list[UserSettings] = Field(default_factory=list, description="Basic-auth users, each with a role "
+                                      "and optionally the code locations it is limited to.")
+    tokens: bool = Field(True, description="Accept API tokens (`runyard auth token create`) as "
+                         "`Authorization: Bearer`.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give username and password together (or neither, with users or tokens)")
+        names = [u.username for u in self.users] + ([self.username] if self.username else [])
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"user {', '.join(twice)} is defined more than once")
+        if not names and not self.tokens:
+            raise ValueError("nobody could log in: give username/password or users, or leave tokens on")
+        return self
+
+    def all_users(self) -> list[UserSettings]:
+        """Every basic-auth user: ``users``, and ``username`` as an admin."""
+        legacy = [UserSettings(username=self.username, password=self.password, role="admin")] \
+            if self.username and self.password else []
+        return [*self.users, *legacy]
+
+
+#: the name this block had when it held one user (kept for code written against it)
+BasicAuthSettings = AuthSettings
 
 
 class WebuiSettings(_Strict):
@@ -31,7 +82,8 @@ class WebuiSettings(_Strict):
                          "connection at a time, so keep the storage pool at least this large.")
     read_only: bool = Field(False, description="Refuse every mutation (launch, terminate, delete, "
                             "schedule and sensor toggles): a window onto production.")
-    auth: BasicAuthSettings | None = Field(None, description="HTTP basic auth for every page and the API.")
+    auth: AuthSettings | None = Field(None, description="Who may log in (basic-auth users with roles, API "
+                                      "tokens); absent: nobody is asked and everyone is admin (docs/auth.md).")
     long_poll_seconds: float = Field(20, gt=0, le=120, allow_inf_nan=False, description="Longest time one "
                                      "`runEvents` call waits for new events before answering empty.")
     allowed_hosts: list[str] | None = Field(None, description="Host names (a leading dot: a domain and its "

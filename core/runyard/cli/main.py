@@ -81,6 +81,7 @@ _CORE_COMMANDS = {
     "schedule": ("instigator_cmds", "schedule"),
     "sensor": ("instigator_cmds", "sensor"),
     "dev": ("dev_cmds", "dev"),
+    "auth": ("auth_cmds", "auth"),
 }
 
 

@@ -97,8 +97,9 @@ class Daemon:
         if self.instance.settings.run_retries.enabled:
             loops.append(("retries", self.run_retries, self.instance.settings.run_retries.interval_seconds, {}))
         retention_settings = self.instance.settings.retention
-        if retention_settings.runs_days is not None:  # first pass at start, then every interval
-            loops.append(("retention", self.prune_runs, retention_settings.interval_seconds,
+        if retention_settings.runs_days is not None or retention_settings.audit_days is not None:
+            # first pass at start, then every interval
+            loops.append(("retention", self.prune, retention_settings.interval_seconds,
                           {"next_run_time": datetime.now(UTC)}))
         for name, fn, seconds, extra in loops:
             self._periods[name] = float(seconds)
@@ -230,6 +231,14 @@ class Daemon:
 
     def prune_runs(self, now: float | None = None) -> list[str]:
         return retention.prune_runs(self, now)
+
+    def prune_audit_log(self, now: float | None = None) -> int:
+        return retention.prune_audit_log(self, now)
+
+    def prune(self, now: float | None = None) -> None:
+        """One retention pass: old runs, then old audit log entries."""
+        self.prune_runs(now)
+        self.prune_audit_log(now)
 
     def run_retries(self, now: float | None = None) -> list[tuple[str, str]]:
         return retries.run_retries(self, now)

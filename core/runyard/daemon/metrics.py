@@ -54,7 +54,7 @@ class StepDurations:
     Steps run in run workers and step processes that no scraper reaches, so the daemon reads what
     they wrote: each pass (every ``daemon.heartbeat_interval_seconds``) finds the runs whose final
     event (``RUN_SUCCESS``, ``RUN_FAILURE``, ``RUN_CANCELED``) was written since the last passes, by
-    event id (:func:`runyard.metrics.finished_runs`: a range of the primary key, so a pass costs the
+    event id (:meth:`RunStorage.get_finished_runs_between`: a range of the primary key, so a pass costs the
     events written meanwhile, never the events or runs stored), and observes each of their steps'
     durations from :meth:`RunStorage.get_step_stats` (first start to last end, retries included),
     once per run. Each pass looks again at the events of the last :data:`LOOKBACK_SECONDS`' passes
@@ -63,8 +63,8 @@ class StepDurations:
 
     Only the leader observes, so the daemons' histograms add up to each step once. A standby (and a
     daemon starting) keeps its window at the newest event id, so when it takes over it starts from
-    there, not counting again what the old leader counted. Storage without SQL cannot answer the
-    range cheaply: the histogram then stays empty (docs/metrics.md).
+    there, not counting again what the old leader counted. A storage that cannot answer the range
+    cheaply (``get_finished_runs_between`` returns None) leaves the histogram empty (docs/metrics.md).
     """
 
     def __init__(self, histogram: Any, interval: float):
@@ -75,7 +75,7 @@ class StepDurations:
 
     def follow(self, daemon: Daemon) -> int:
         """One pass; returns how many steps were observed."""
-        from ..metrics import finished_runs, last_event_id
+        from ..metrics import last_event_id
 
         storage = daemon.storage
         newest = last_event_id(storage)
@@ -88,7 +88,7 @@ class StepDurations:
             return 0
         observed, after = 0, self._marks[0]
         while not daemon.stopping:
-            rows = finished_runs(storage, after, newest, PAGE_SIZE) or []
+            rows = storage.get_finished_runs_between(after, newest, PAGE_SIZE) or []
             for event_id, run_id, job_name in rows:
                 if run_id in self._seen:
                     continue

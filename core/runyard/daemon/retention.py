@@ -1,7 +1,8 @@
 """The retention loop, every ``retention.interval_seconds`` (first pass at start) when
-``retention.runs_days`` is set: finished runs created before the cutoff are deleted with their
-events and files (:func:`runyard.operations.delete.delete_run`), oldest first, ``batch_size`` at a
-time. Runs in progress or queued are never touched."""
+``retention.runs_days`` or ``retention.audit_days`` is set: finished runs created before the cutoff
+are deleted with their events and files (:func:`runyard.operations.delete.delete_run`), oldest
+first, ``batch_size`` at a time; runs in progress or queued are never touched. Audit log entries
+older than their cutoff are deleted in one statement."""
 
 from __future__ import annotations
 
@@ -41,5 +42,18 @@ def prune_runs(daemon: Daemon, now: float | None = None) -> list[str]:
             break
     if deleted:
         log.info("retention: deleted %d run(s) created before %s", len(deleted),
+                 datetime.fromtimestamp(cutoff, UTC).isoformat(timespec="seconds"))
+    return deleted
+
+
+def prune_audit_log(daemon: Daemon, now: float | None = None) -> int:
+    """Delete the audit log entries older than ``retention.audit_days``; returns how many."""
+    days = daemon.instance.settings.retention.audit_days
+    if days is None or not daemon.working:  # a standby prunes nothing
+        return 0
+    cutoff = (time.time() if now is None else now) - days * 86400.0
+    deleted = daemon.storage.delete_audit_entries(cutoff)
+    if deleted:
+        log.info("retention: deleted %d audit log entr%s older than %s", deleted, "y" if deleted == 1 else "ies",
                  datetime.fromtimestamp(cutoff, UTC).isoformat(timespec="seconds"))
     return deleted

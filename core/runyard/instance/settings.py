@@ -57,10 +57,13 @@ class DaemonSettings(_Strict):
 
 
 class RetentionSettings(_Strict):
-    """``retention:``: the daemon deletes finished runs older than ``runs_days`` (docs/daemon.md)."""
+    """``retention:``: the daemon deletes finished runs older than ``runs_days`` and audit log entries
+    older than ``audit_days`` (docs/daemon.md)."""
 
     runs_days: float | None = Field(None, gt=0, le=36_500, description="delete finished runs created more than this "
                                     "many days ago, with their events and local files; null keeps them")
+    audit_days: float | None = Field(None, gt=0, le=36_500, description="delete audit log entries older than this "
+                                     "many days; null keeps them")
     interval_seconds: float = Field(3600, gt=0, le=WEEK, description="how often the daemon prunes")
     batch_size: int = Field(100, ge=1, le=100_000, description="runs read per batch while pruning")
 

@@ -43,7 +43,10 @@ def _preload() -> None:
         reg = get_registry(kind)
         if kind == "storage":  # import every storage implementation now, not in each child
             for r in reg.registrations():
-                _ = r.cls
+                try:
+                    _ = r.cls
+                except Exception:  # noqa: BLE001 - a broken plugin is reported by the worker that selects it
+                    pass
 
 
 def _reap(signum: int, frame: object) -> None:

@@ -19,7 +19,9 @@ Rules every implementation keeps (the conformance suite in :mod:`runyard.testing
   megabytes are kept whole;
 * a new, empty database may be prepared (:meth:`check_ready`) by several processes at once;
 * a lease is held by at most one holder at a time, and every acquisition bumps its fencing token;
-* a queued run is claimed (:meth:`claim_queued_runs`) by exactly one caller.
+* a queued run is claimed (:meth:`claim_queued_runs`) by exactly one caller;
+* API tokens are stored as digests and revoked by compare-and-set; audit entries get a
+  storage-assigned, strictly increasing ``id`` (docs/auth.md).
 
 Waiting for changes (:meth:`wait_for_events`, :meth:`wait_for_runs`) polls by default; a backend
 with notifications (Postgres ``LISTEN/NOTIFY``) overrides them and sets ``supports_notifications``.
@@ -40,6 +42,9 @@ from .records import (
     IN_PROGRESS_STATUSES,
     STEP_STATUS_EVENTS,
     UNFINISHED_STATUSES,
+    ApiToken,
+    AuditEntry,
+    AuditFilter,
     Event,
     EventType,
     Lease,
@@ -396,6 +401,22 @@ class RunStorage(Component, ABC):
                 out[run.run_id] = steps
         return out
 
+    # ---- what the metrics read (docs/metrics.md) -----------------------------------------------
+    def get_queue_and_event_marks(self) -> tuple[float | None, int | None] | None:
+        """(``created_at`` of the oldest QUEUED run, the highest event id), each None when there is
+        none, for the queue-age and events-written metrics, read on every scrape. None (this
+        default) says the storage cannot answer both cheaply: those two metrics are then left out.
+        SQL backends answer through indexes."""
+        return None
+
+    def get_finished_runs_between(self, after_id: int, up_to_id: int,
+                                  limit: int) -> list[tuple[int, str, str]] | None:
+        """(event id, run id, job name) of the runs whose final event (``RUN_SUCCESS``,
+        ``RUN_FAILURE``, ``RUN_CANCELED``) has an id in (``after_id``, ``up_to_id``], in id order, at
+        most ``limit``: the daemon's metrics count finished runs from it. None (this default) when the
+        storage cannot answer it cheaply (a range of the event ids, whatever the number stored)."""
+        return None
+
     # ---- schedules and sensors -------------------------------------------------------------------
     @abstractmethod
     def get_instigator_state(self, name: str) -> dict[str, Any] | None: ...
@@ -468,6 +489,48 @@ class RunStorage(Component, ABC):
 
     @abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
+
+    # ---- API tokens (docs/auth.md) ---------------------------------------------------------------
+    # Not abstract: a storage written before tokens existed keeps working for everything else, and
+    # says plainly what it lacks when tokens are used.
+    def add_api_token(self, token: ApiToken) -> None:
+        """Store a new token (ids are unique; names may repeat)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API tokens")
+
+    def get_api_token(self, token_id: str) -> ApiToken | None:
+        """The token with that id, revoked or expired ones included; None when unknown."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API tokens")
+
+    def list_api_tokens(self, include_revoked: bool = False) -> list[ApiToken]:
+        """Tokens newest first (by ``created_at``, then id); revoked ones only with ``include_revoked``.
+        Expired tokens are listed: they are still there until revoked."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API tokens")
+
+    def revoke_api_token(self, token_id: str, when: float) -> bool:
+        """Mark a token revoked at ``when``; False, changing nothing, when it is unknown or already
+        revoked (a compare-and-set: of two racing revokes, one answers True)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API tokens")
+
+    def touch_api_token(self, token_id: str, when: float) -> None:
+        """Record that the token was used at ``when`` (``last_used_at`` never goes backwards)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API tokens")
+
+    # ---- the audit log (docs/auth.md) ------------------------------------------------------------
+    def add_audit_entry(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry``; return it with its storage-assigned ``id`` (strictly increasing). A value
+        longer than its column (SQL storages: actor and location 255 characters, action 128, via,
+        code and remote address 64, role 16) is cut to it rather than refused."""
+        raise NotImplementedError(f"{type(self).__name__} does not store audit entries")
+
+    def get_audit_entries(self, filters: AuditFilter | None = None, limit: int = 50,
+                          before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first (id order), at most ``limit``, only those matching ``filters``; ``before_id``
+        is an exclusive cursor for the next, older page."""
+        raise NotImplementedError(f"{type(self).__name__} does not store audit entries")
+
+    def delete_audit_entries(self, before: float) -> int:
+        """Delete entries with a timestamp before ``before`` (retention); return how many."""
+        raise NotImplementedError(f"{type(self).__name__} does not store audit entries")
 
 
 def claim_event(run_id: str, claimer: str) -> Event:

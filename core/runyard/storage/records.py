@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - runyard.auth is imported when a token is made (not by run workers)
+    from ..auth import Role
 
 
 class RunStatus(str, Enum):
@@ -241,6 +244,9 @@ class RunFilter:
     created_after: float | None = None  # epoch seconds, inclusive (the runs list's time range)
     #: runs carrying each of these tags, whatever its value (``launched by a schedule``, ``by hand``)
     tag_keys: list[str] | None = None
+    #: runs whose ``runyard/location`` tag is one of these (a principal limited to code locations;
+    #: an empty list matches no run)
+    locations: list[str] | None = None
 
 
 @dataclass
@@ -267,3 +273,92 @@ class Lease:
     holder: str
     token: int
     expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiToken:
+    """An API token as storage keeps it: its ``digest`` (:func:`runyard.auth.token_digest`), never
+    the token. ``locations`` limits it to those code locations (None: all). Times are epoch seconds;
+    ``created_by`` is who made it (the OS user of ``runyard auth token create``)."""
+
+    token_id: str
+    name: str
+    role: Role
+    locations: tuple[str, ...] | None
+    digest: str
+    created_at: float
+    created_by: str | None
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    def __post_init__(self) -> None:
+        from ..auth import Role
+
+        object.__setattr__(self, "role", Role.parse(self.role))
+        if self.locations is not None:
+            object.__setattr__(self, "locations", tuple(self.locations))
+
+    def active(self, now: float) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+class AuditResult(str, Enum):
+    """How an audited action ended."""
+
+    OK = "ok"
+    REFUSED = "refused"  # not allowed: role, code location scope, read-only mode
+    FAILED = "failed"  # allowed, but it did not succeed: invalid config, not found, an error
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    """One entry of the audit log: who (``actor``, authenticated ``via``, with ``role``) did what
+    (``action``, e.g. a GraphQL mutation's name or ``token.create``) to what (``target``: run ids,
+    ``location/job``, an instigator, a token id) of which code ``location``, when, and how it ended
+    (``result``, with ``code`` and ``message`` when it did not succeed). ``details`` is JSON-able.
+    ``id`` is assigned by storage and orders the log."""
+
+    action: str
+    actor: str
+    via: str
+    result: AuditResult
+    timestamp: float
+    role: str | None = None
+    target: str | None = None
+    location: str | None = None
+    code: str | None = None
+    message: str | None = None
+    remote_addr: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "result", AuditResult(self.result))
+        except ValueError:
+            raise ValueError(f"audit entry result {self.result!r} is not one of "
+                             f"{', '.join(r.value for r in AuditResult)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "timestamp": self.timestamp, "actor": self.actor, "via": self.via,
+                "role": self.role, "action": self.action, "target": self.target, "location": self.location,
+                "result": str(self.result), "code": self.code, "message": self.message,
+                "remote_addr": self.remote_addr, "details": self.details}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditFilter:
+    """Which audit entries to read: each set field must match exactly; ``since`` (inclusive) and
+    ``until`` (exclusive) bound the timestamp."""
+
+    actor: str | None = None
+    action: str | None = None
+    location: str | None = None
+    result: str | None = None
+    since: float | None = None
+    until: float | None = None

@@ -12,7 +12,7 @@ Subclass a suite in your test module and provide its fixture::
             yield s
             s.dispose()
 
-The suites: :mod:`.storage`, :mod:`.launcher`, :mod:`.coordinator`, :mod:`.executor`,
+The suites: :mod:`.storage` (with :mod:`.access`), :mod:`.launcher`, :mod:`.coordinator`, :mod:`.executor`,
 :mod:`.containment`. The helpers they build on are public (:mod:`.helpers`) and importable
 from here: :func:`wait_until`, :func:`pid_gone`, :func:`live_pids_in_group`, :func:`live_children`,
 :func:`descendants`, :func:`kill_group`, :func:`processes_with_env`, :func:`stop_processes_with_env`,
@@ -31,7 +31,7 @@ else:
     pytest.register_assert_rewrite("runyard.testing.storage", "runyard.testing.launcher",
                                    "runyard.testing.coordinator", "runyard.testing.executor",
                                    "runyard.testing.helpers", "runyard.testing.containment",
-                                   "runyard.testing.runs_list")
+                                   "runyard.testing.runs_list", "runyard.testing.access")
 
 from .helpers import (  # noqa: E402 - after the rewrite registration above
     PREAMBLE,

@@ -29,6 +29,7 @@ import pytest
 
 from ..storage.base import ClaimLimits, RunStorage, TagLimit
 from ..storage.records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
+from .access import AccessRecordsChecks
 
 S = RunStatus
 
@@ -92,8 +93,9 @@ def prepare_in_processes(opener: Callable[[], RunStorage], processes: int = 3,
     return [f"process {i}:\n{failures[i]}" for i in sorted(failures)]
 
 
-class StorageConformanceSuite:
-    """Subclass and provide ``storage`` and ``fresh_storage_opener`` (optionally ``storage_factory``)."""
+class StorageConformanceSuite(AccessRecordsChecks):
+    """Subclass and provide ``storage`` and ``fresh_storage_opener`` (optionally ``storage_factory``).
+    API tokens and the audit log are checked by the tests it inherits (:mod:`.access`)."""
 
     @pytest.fixture
     def storage(self):  # pragma: no cover - the subclass provides it
@@ -490,6 +492,33 @@ class StorageConformanceSuite:
         assert (b.step_key, b.status, b.duration, b.error) == ("b", "FAILURE", 3.0, "boom 3")
         assert list(storage.get_recent_step_stats("durations", runs=10)) == [r.run_id for r in reversed(runs[:4])]
         assert storage.get_recent_step_stats("nothing here") == {}
+
+    def test_metrics_reads_are_right_when_answered(self, storage):
+        """``get_queue_and_event_marks`` and ``get_finished_runs_between`` may say None (cannot answer
+        cheaply); an answer must be exact."""
+        E = EventType
+        before = storage.get_queue_and_event_marks()
+        queued = [make_run("metrics", status=S.QUEUED, created_at=t) for t in (60.0, 40.5, 50.0)]
+        for run in queued:
+            storage.add_run(run)
+        done, failed, running = (make_run("metrics", created_at=70.0 + i) for i in range(3))
+        for run in (done, failed, running):
+            storage.add_run(run)
+        storage.store_events([ev(running.run_id, "", E.RUN_START), ev(done.run_id, "", E.RUN_START)])
+        start = max(e.id for run in (done, running) for e in storage.get_events(run.run_id))
+        storage.store_events([ev(done.run_id, "", E.RUN_SUCCESS), ev(running.run_id, "step", E.ENGINE_EVENT),
+                              ev(failed.run_id, "", E.RUN_FAILURE)])
+        ids = {run.run_id: max(e.id for e in storage.get_events(run.run_id)) for run in (done, running, failed)}
+        marks = storage.get_queue_and_event_marks()
+        if before is not None or marks is not None:
+            assert marks == (40.5, max(ids.values()))
+        finished = storage.get_finished_runs_between(start, max(ids.values()), 10)
+        if finished is not None:
+            assert finished == [(ids[done.run_id], done.run_id, "metrics"),
+                                (ids[failed.run_id], failed.run_id, "metrics")]
+            assert storage.get_finished_runs_between(start, max(ids.values()), 1) == finished[:1]
+            assert storage.get_finished_runs_between(ids[done.run_id], max(ids.values()), 10) == finished[1:]
+            assert storage.get_finished_runs_between(max(ids.values()), max(ids.values()) + 100, 10) == []
 
     # ---- schedules and sensors -------------------------------------------------------------------
     def test_instigator_state(self, storage):

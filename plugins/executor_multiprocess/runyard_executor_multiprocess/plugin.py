@@ -5,6 +5,4 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_executor(registry):
-    from .executor import MultiprocessExecutor
-
-    registry.add("multiprocess", MultiprocessExecutor)
+    registry.add("multiprocess", "runyard_executor_multiprocess.executor:MultiprocessExecutor")

@@ -6,16 +6,12 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_run_launcher(registry):
-    from .launcher import DockerRunLauncher
-
-    registry.add("docker", DockerRunLauncher)
+    registry.add("docker", "runyard_launcher_docker.launcher:DockerRunLauncher")
 
 
 @hookimpl
 def runyard_register_executor(registry):
-    from .executor import DockerExecutor
-
-    registry.add("docker", DockerExecutor)
+    registry.add("docker", "runyard_launcher_docker.executor:DockerExecutor")
 
 
 @hookimpl

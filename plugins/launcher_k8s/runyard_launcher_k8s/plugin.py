@@ -6,16 +6,12 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_run_launcher(registry):
-    from .launcher import K8sRunLauncher
-
-    registry.add("k8s", K8sRunLauncher)
+    registry.add("k8s", "runyard_launcher_k8s.launcher:K8sRunLauncher")
 
 
 @hookimpl
 def runyard_register_executor(registry):
-    from .executor import K8sExecutor
-
-    registry.add("k8s", K8sExecutor)
+    registry.add("k8s", "runyard_launcher_k8s.executor:K8sExecutor")
 
 
 @hookimpl

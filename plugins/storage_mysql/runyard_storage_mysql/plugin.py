@@ -6,6 +6,4 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_storage(registry):
-    from .storage import MysqlRunStorage
-
-    registry.add("mysql", MysqlRunStorage)
+    registry.add("mysql", "runyard_storage_mysql.storage:MysqlRunStorage")

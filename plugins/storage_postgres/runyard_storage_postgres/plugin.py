@@ -6,6 +6,4 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_storage(registry):
-    from .storage import PostgresRunStorage
-
-    registry.add("postgres", PostgresRunStorage)
+    registry.add("postgres", "runyard_storage_postgres.storage:PostgresRunStorage")

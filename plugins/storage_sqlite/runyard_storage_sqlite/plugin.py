@@ -5,6 +5,4 @@ from runyard import hookimpl
 
 @hookimpl
 def runyard_register_storage(registry):
-    from .storage import SqliteRunStorage
-
-    registry.add("sqlite", SqliteRunStorage)
+    registry.add("sqlite", "runyard_storage_sqlite.storage:SqliteRunStorage")

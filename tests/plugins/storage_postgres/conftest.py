@@ -26,7 +26,8 @@ from runyard_storage_postgres.testing import (
     require_server,
 )
 
-TABLES = ("runs", "run_tags", "events", "instigators", "ticks", "run_keys", "daemon_heartbeats", "leases", "kv")
+TABLES = ("runs", "run_tags", "events", "instigators", "ticks", "run_keys", "daemon_heartbeats", "leases", "kv",
+          "api_tokens", "audit_log")
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,16 @@ Resolvers reach the :class:`~runyard_webui.context.WebContext` through ``info.co
 
 from __future__ import annotations
 
-import graphene
+from .deferred_init import install
 
-from . import dagster_types
-from .mutations import Mutation
-from .query import Query
-from .rules import VALIDATION_RULES
+install()  # before the first ObjectType is defined (below, in the modules this imports)
+
+import graphene  # noqa: E402
+
+from . import dagster_types  # noqa: E402
+from .mutations import Mutation  # noqa: E402
+from .query import Query  # noqa: E402
+from .rules import VALIDATION_RULES  # noqa: E402
 
 
 def build_schema() -> graphene.Schema:

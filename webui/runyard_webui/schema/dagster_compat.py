@@ -18,7 +18,7 @@ from typing import Any
 
 import graphene
 
-from ..context import INVALID, NOT_FOUND, READ_ONLY, UNAVAILABLE
+from ..context import FORBIDDEN, INVALID, NOT_FOUND, READ_ONLY, UNAVAILABLE
 from .dagster_run import DEFAULT_MODE
 from .dagster_types import (
     REPOSITORY_NAME,
@@ -29,6 +29,7 @@ from .dagster_types import (
     PipelineNotFoundError,
     PresetNotFoundError,
     PythonError,
+    ReloadNotSupported,
     ReloadRepositoryLocationMutationResult,
     RepositoriesOrError,
     RepositoryConnection,
@@ -60,22 +61,24 @@ class Refused(Exception):
         self.answer = answer
 
 
-def refusal(exc: Exception, not_found=None) -> Any:
-    """A refusal of the web UI's operations as Dagster's type: READ_ONLY -> UnauthorizedError,
-    NOT_FOUND -> ``not_found(message)`` when given, anything else -> PythonError (runyard's
-    ``code`` says which)."""
+def refusal(exc: Exception, not_found=None, unauthorized=None) -> Any:
+    """A refusal of the web UI's operations as Dagster's type: READ_ONLY and FORBIDDEN (the role or
+    code locations of the principal) -> ``unauthorized`` (the error type whose message the client
+    reads for that operation: the payload interface's ``read_only_answer``; UnauthorizedError by
+    default), NOT_FOUND -> ``not_found(message)`` when given, anything else -> PythonError
+    (runyard's ``code`` says which)."""
     from ..context import WebError, error_code
 
     message = exc.message if isinstance(exc, WebError) else str(exc)
     code = error_code(exc)
-    if code == READ_ONLY:
-        return UnauthorizedError(ok=False, message=message, code=code)
+    if code in (READ_ONLY, FORBIDDEN):
+        return (unauthorized or UnauthorizedError)(ok=False, message=message, code=code)
     if code == NOT_FOUND and not_found is not None:
         return not_found(message)
     return PythonError(ok=False, message=message, code=code, class_name=type(exc).__name__)
 
 
-def refusals(not_found=None):
+def refusals(not_found=None, unauthorized=None):
     """Decorate a resolver: :class:`Refused` gives its answer, the web UI's refusals their
     :func:`refusal`."""
 
@@ -91,7 +94,7 @@ def refusals(not_found=None):
             except Refused as exc:
                 return exc.answer
             except (WebError, RunyardError) as exc:
-                return refusal(exc, not_found)
+                return refusal(exc, not_found, unauthorized)
         return resolve
     return wrap
 
@@ -200,7 +203,7 @@ def terminate_answer(ctx, run_id: str, policy=None) -> Any:
     from ..context import WebError, error_code
 
     if _immediate(policy):
-        run = ctx.storage.get_run(run_id)
+        run = ctx.visible_run(run_id)
         if run is None:
             return RunNotFoundError(ok=False, code=NOT_FOUND, run_id=run_id, message=f"no run with id '{run_id}'")
         return TerminateRunFailure(ok=False, code=INVALID, run=run, message=(
@@ -212,9 +215,9 @@ def terminate_answer(ctx, run_id: str, policy=None) -> Any:
         message, code = (exc.message if isinstance(exc, WebError) else str(exc)), error_code(exc)
         if code == NOT_FOUND:
             return RunNotFoundError(ok=False, code=code, run_id=run_id, message=message)
-        run = ctx.storage.get_run(run_id) if code != READ_ONLY else None
+        run = ctx.storage.get_run(run_id) if code not in (READ_ONLY, FORBIDDEN) else None
         if run is None:
-            return refusal(exc)
+            return refusal(exc, unauthorized=PythonError)  # the client reads no UnauthorizedError here
         return TerminateRunFailure(ok=False, code=code, run=run, message=message)
     if ok:
         return TerminateRunSuccess(ok=True, run=run)
@@ -236,6 +239,8 @@ def _answer_of(ctx, result) -> Any:
         return TerminateRunSuccess(ok=True, run=result.run)
     if result.code == NOT_FOUND:
         return RunNotFoundError(ok=False, code=result.code, run_id=result.run_id, message=result.message)
+    if result.code in (READ_ONLY, FORBIDDEN):
+        return UnauthorizedError(ok=False, code=result.code, message=result.message)
     run = result.run or ctx.storage.get_run(result.run_id)
     if run is None:
         return PythonError(ok=False, code=result.code, message=result.message)
@@ -285,7 +290,7 @@ class ReloadRepositoryLocation(graphene.Mutation):
     Output = ReloadRepositoryLocationMutationResult
 
     @staticmethod
-    @refusals(_location_not_found)
+    @refusals(_location_not_found, ReloadNotSupported)  # the client reads no UnauthorizedError here
     def mutate(root, info, repository_location_name):
         ctx = web(info)
         result = ctx.reload_location(repository_location_name)
@@ -310,9 +315,11 @@ class ShutdownRepositoryLocation(graphene.Mutation):
     Output = ShutdownRepositoryLocationMutationResult
 
     @staticmethod
-    @refusals(_location_not_found)
+    @refusals(_location_not_found, PythonError)  # the client reads no UnauthorizedError here
     def mutate(root, info, repository_location_name):
-        result = web(info).reload_location(repository_location_name)
+        from runyard.auth import Action
+
+        result = web(info).reload_location(repository_location_name, Action.SHUTDOWN_LOCATION)
         if result["status"] == "unavailable":
             return PythonError(ok=False, code=UNAVAILABLE, message=result.get("error") or "unavailable")
         return ShutdownRepositoryLocationSuccess(ok=True, repository_location_name=repository_location_name)
@@ -332,7 +339,7 @@ def _repositories(root, info, repository_selector=None):
 
 
 def _run_or_error(root, info, run_id):
-    run = web(info).storage.get_run(run_id)
+    run = web(info).visible_run(run_id)
     if run is None:
         return RunNotFoundError(ok=False, code=NOT_FOUND, run_id=run_id, message=f"no run with id '{run_id}'")
     return run

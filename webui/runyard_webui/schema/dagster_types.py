@@ -140,7 +140,7 @@ def _get(root, name: str):
 
 class _Payload(graphene.Interface):
     """runyard's payload fields: ``ok``; on refusal ``message`` and ``code`` (NOT_FOUND, INVALID,
-    READ_ONLY, UNAVAILABLE). The lists are empty unless set."""
+    READ_ONLY, FORBIDDEN, UNAVAILABLE). The lists are empty unless set."""
 
     class Meta:
         abstract = True
@@ -253,7 +253,8 @@ class ErrorChainLink(graphene.ObjectType):
     is_explicit_link = graphene.Boolean(required=True)
 
 
-UnauthorizedError = _error("UnauthorizedError", "Refused: this web UI is read-only (`code` READ_ONLY).",
+UnauthorizedError = _error("UnauthorizedError", "Refused: this web UI is read-only (`code` READ_ONLY), or the "
+                           "role or code locations of who asked do not allow it (`code` FORBIDDEN).",
                            _ALL_PAYLOADS)
 RunNotFoundError = _error("RunNotFoundError", "No run with this id (`code` NOT_FOUND).",
                           (PipelineRunNotFoundError, TerminateRunResult), run_id=graphene.String(required=True))
@@ -276,8 +277,8 @@ RepositoryNotFoundError = _error("RepositoryNotFoundError", "No such repository 
 RepositoryLocationNotFound = _error(
     "RepositoryLocationNotFound", "No code location of that name (`code` NOT_FOUND).",
     (ReloadRepositoryLocationMutationResult, ShutdownRepositoryLocationMutationResult))
-ReloadNotSupported = _error("ReloadNotSupported", "Answered by a read-only web UI (every location reloads "
-                            "otherwise).",
+ReloadNotSupported = _error("ReloadNotSupported", "Answered by a read-only web UI, or to whom may not reload "
+                            "the location (`code` READ_ONLY or FORBIDDEN; every location reloads otherwise).",
                             (ReloadRepositoryLocationMutationResult,))
 
 # Dagster's launch errors without a message; runyard never answers them (no step keys, no outputs to

@@ -1,6 +1,7 @@
 """The root ``Mutation`` type. Every mutation answers a payload with ``ok``, and on refusal a
-``message`` and a ``code`` (NOT_FOUND, INVALID, READ_ONLY, UNAVAILABLE) rather than a GraphQL error,
-so a client can show why without parsing error strings."""
+``message`` and a ``code`` (NOT_FOUND, INVALID, READ_ONLY, FORBIDDEN, UNAVAILABLE) rather than a
+GraphQL error, so a client can show why without parsing error strings. Who may use which mutation,
+and the audit entry each one writes: :mod:`runyard_webui.audit`."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import graphene
 
 from .. import __version__
 from . import dagster_compat
+from .auth import audit_log_field, viewer_field
 from .launchpad import validate_run_config_field
 from .types import (
     DaemonStatus,
@@ -62,6 +63,9 @@ class Query(graphene.ObjectType):
     repositories_or_error = dagster_compat.repositories_or_error_field()
     pipeline_run_or_error = dagster_compat.run_or_error_field("Dagster's run lookup (its older name).")
     run_or_error = dagster_compat.run_or_error_field("Dagster's run lookup: a Run, or RunNotFoundError.")
+    # who is asking, and the audit log (schema/auth.py, docs/auth.md)
+    viewer = viewer_field()
+    audit_log = audit_log_field()
 
     @staticmethod
     def resolve_instance(root, info):
@@ -84,7 +88,7 @@ class Query(graphene.ObjectType):
 
     @staticmethod
     def resolve_run(root, info, run_id):
-        return web(info).storage.get_run(run_id)
+        return web(info).visible_run(run_id)
 
     @staticmethod
     def resolve_run_events(root, info, run_id, after_id=None, limit=1000, wait_seconds=0, before_id=None):

@@ -13,6 +13,7 @@ from graphene.types.generic import GenericScalar
 from runyard.tags import LOCATION_TAG
 
 from .dagster_run import PipelineRun
+from .plain import info_free
 
 
 def web(info):
@@ -44,10 +45,12 @@ class Event(graphene.ObjectType):
     data = GenericScalar(description="The event's payload (errors, outputs, log extras) as JSON.")
 
     @staticmethod
+    @info_free
     def resolve_event_type(root, info):
         return str(root.event_type)
 
     @staticmethod
+    @info_free
     def resolve_data(root, info):
         return json.loads(json.dumps(root.data or {}, default=repr))
 
@@ -157,10 +160,12 @@ class Run(graphene.ObjectType):
     launched_by = graphene.Field(LaunchedBy, required=True)
 
     @staticmethod
+    @info_free
     def resolve_run_id(root, info):
         return root.run_id
 
     @staticmethod
+    @info_free
     def resolve_status(root, info):
         return str(root.status)
 
@@ -169,14 +174,17 @@ class Run(graphene.ObjectType):
         return tag_list(root.tags)
 
     @staticmethod
+    @info_free
     def resolve_location(root, info):
         return root.tags.get(LOCATION_TAG)
 
     @staticmethod
+    @info_free
     def resolve_duration(root, info):
         return root.duration
 
     @staticmethod
+    @info_free
     def resolve_can_terminate(root, info):
         from runyard.storage.records import UNFINISHED_STATUSES, RunStatus
 

@@ -181,13 +181,21 @@ const runyard = (() => {
 
   const errorText = data => (data && data.traceback ? "\n" + data.traceback : "");
 
+  // ---- what the signed-in principal may do (body[data-can]: the action labels its role allows, from
+  // pages.py). The server refuses the rest anyway; a control rendered disabled for that carries
+  // data-needs (the role it needs) and its title, and scripts keep it disabled.
+  const can = action => ((document.body && document.body.dataset.can) || "").split(" ").includes(action);
+  const forbidden = node => node.hasAttribute("data-needs");
+
   // Pages start their own part (static/<page>.js) on DOMContentLoaded; they carry no inline script,
   // so the Content-Security-Policy can forbid inline scripts altogether (docs/webui.md, "Security defaults").
   document.addEventListener("DOMContentLoaded", () => {
     setUpZone();
     document.querySelectorAll("select[data-submit-on-change]").forEach(select =>
-      select.addEventListener("change", () => select.form.submit()));
+      // requestSubmit: the form's submit listeners run (they keep empty fields out of the URL)
+      select.addEventListener("change", () => select.form.requestSubmit()));
   });
 
-  return {gql, latest, subscribe, el, when, clock, zone, formatWhen, formatClock, timeEl, redrawTimes, seconds, statusBadge, setStatus, errorText, FINISHED, TERMINABLE};
+  return {gql, latest, subscribe, el, when, clock, zone, formatWhen, formatClock, timeEl, redrawTimes, seconds,
+          statusBadge, setStatus, errorText, can, forbidden, FINISHED, TERMINABLE};
 })();

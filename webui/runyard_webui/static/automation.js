@@ -154,7 +154,10 @@
         if (!row) continue;
         runyard.setStatus(row, i.status);
         const button = row.querySelector("[data-toggle]");
-        if (button && !button.disabled) button.textContent = i.status === "RUNNING" ? "Turn off" : "Turn on";
+        // a toggle under way keeps its label until it answers; one the role may not use follows the status
+        if (button && (!button.disabled || runyard.forbidden(button))) {
+          button.textContent = i.status === "RUNNING" ? "Turn off" : "Turn on";
+        }
         const cell = row.querySelector("[data-ticks]");
         const more = cell.querySelector(".small-link");
         cell.replaceChildren(...(i.ticks.length ? i.ticks.map(t => el("div", {"class": "tick", "data-tick-id": String(t.id)},
@@ -178,7 +181,9 @@
       if (!i) return;
       runyard.setStatus(root.querySelector("h1"), i.status);
       const button = root.querySelector("[data-toggle]");
-      if (button && !button.disabled) button.textContent = i.status === "RUNNING" ? "Turn off" : "Turn on";
+      if (button && (!button.disabled || runyard.forbidden(button))) {
+        button.textContent = i.status === "RUNNING" ? "Turn off" : "Turn on";
+      }
       const page = i.tickPage;
       tbody.replaceChildren(...(page.ticks.length ? page.ticks.map(t => el("tr", {"data-tick-id": String(t.id)},
         el("td", {"class": "muted"}, `#${t.id}`), el("td", {}, timeEl(t.tickTime)), el("td", {}, badge(t.status)),

@@ -667,7 +667,7 @@
       count.textContent = selected.size ? `${selected.size} of ${model.ops.length} ops selected` : "";
     };
     const setLaunch = text => {
-      if (!launch) return;
+      if (!launch || runyard.forbidden(launch)) return;  // the role may not launch: no link, its title says why
       if (text) {
         launch.href = `${data.launchpad}?ops=${encodeURIComponent(text)}`;
         launch.removeAttribute("aria-disabled");

@@ -458,6 +458,8 @@
     const ops = root.querySelector("#ops");
     const selected = root.querySelector("#selected-steps");
     const readOnly = launch.hasAttribute("data-read-only");
+    // the principal's role may not launch here: the button keeps the server's title naming the role
+    const refused = runyard.forbidden(launch) ? launch.title : "";
     let valid = false, tagProblems = 0, launching = false;
     const validation = latest(validate, DEBOUNCE_MS);
 
@@ -478,8 +480,8 @@
     }
 
     function updateLaunch() {
-      launch.disabled = readOnly || launching || !valid || tagProblems > 0;
-      launch.title = readOnly ? "This web UI is read-only" : tagProblems ? "Fix the tags first"
+      launch.disabled = readOnly || Boolean(refused) || launching || !valid || tagProblems > 0;
+      launch.title = readOnly ? "This web UI is read-only" : refused ? refused : tagProblems ? "Fix the tags first"
         : !valid ? "Fix the problems first" : "";
     }
 

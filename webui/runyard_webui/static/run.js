@@ -40,7 +40,8 @@
       this.message = root.querySelector("#run-message");
       this.form = root.querySelector("#event-filters");
       this.selected = new Set();
-      this.readOnly = document.body.dataset.readOnly === "true";
+      // no step selection for whoever may not re-execute (a read-only web UI, a viewer): a click focuses
+      this.readOnly = document.body.dataset.readOnly === "true" || !runyard.can("reexecute_run");
       this.steps = [...root.querySelectorAll("#steps tbody tr")].map(tr => ({
         stepKey: tr.dataset.step, status: tr.dataset.stepStatus,
         attempts: JSON.parse(tr.dataset.attempts || "[]").map(([startTime, endTime, outcome]) => ({startTime, endTime, outcome})),
@@ -212,7 +213,7 @@
       for (const box of this.root.querySelectorAll("[data-select-step]")) box.checked = this.selected.has(box.dataset.selectStep);
       const button = this.root.querySelector("[data-reexecute='selected']");
       if (button) {
-        button.disabled = this.selected.size === 0;
+        button.disabled = this.selected.size === 0 || runyard.forbidden(button);
         button.querySelector("[data-selected-count]").textContent = String(this.selected.size);
       }
       this.drawTimeline();

@@ -116,7 +116,8 @@
         const all = document.getElementById("select-all");
         all.checked = onPage.size > 0 && ids.size === onPage.size;
         document.getElementById("selected-count").textContent = `${ids.size} selected`;
-        bar.querySelectorAll("[data-bulk]").forEach(b => { b.disabled = readOnly || !ids.size; });
+        // a bulk action the principal's role does not allow stays disabled, with its title (data-needs)
+        bar.querySelectorAll("[data-bulk]").forEach(b => { b.disabled = readOnly || !ids.size || runyard.forbidden(b); });
       },
     };
     table.addEventListener("change", ev => {

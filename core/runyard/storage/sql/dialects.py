@@ -227,7 +227,7 @@ class PostgresDialect(SqlDialect):
     def after_copy(self, conn: Connection) -> None:
         from . import schema as s
 
-        for table in (s.events, s.ticks):
+        for table in (s.events, s.ticks, s.audit_log):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                 f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)")

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Uniq
 
 from .types import EventId, Key, LongText, Timestamp
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -120,3 +120,41 @@ kv = Table(
     Column("key", Key(255), primary_key=True),
     Column("value", LongText(), nullable=False),
 )
+
+# 0004: API tokens (their digests, never the tokens) and the audit log (docs/auth.md)
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_id", Key(32), primary_key=True),
+    Column("name", Key(255), nullable=False),
+    Column("role", Key(16), nullable=False),
+    Column("locations", LongText()),                    # JSON list, or NULL for every code location
+    Column("digest", Key(128), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("created_by", Key(255)),
+    Column("expires_at", Timestamp()),
+    Column("last_used_at", Timestamp()),
+    Column("revoked_at", Timestamp()),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("timestamp", Timestamp(), nullable=False),
+    Column("actor", Key(255), nullable=False),
+    Column("via", Key(64), nullable=False),
+    Column("role", Key(16)),
+    Column("action", Key(128), nullable=False),
+    Column("target", LongText()),
+    Column("location", Key(255)),
+    Column("result", Key(16), nullable=False),
+    Column("code", Key(64)),
+    Column("message", LongText()),
+    Column("remote_addr", Key(64)),
+    Column("details", LongText()),                      # JSON or NULL
+    sqlite_autoincrement=True,                          # ids never reused, even after retention
+)
+# The log is read newest first (the primary key), by time range, and filtered by who, what and where.
+Index("idx_audit_log_timestamp", audit_log.c.timestamp)
+Index("idx_audit_log_actor", audit_log.c.actor, audit_log.c.id)
+Index("idx_audit_log_action", audit_log.c.action, audit_log.c.id)
+Index("idx_audit_log_location", audit_log.c.location, audit_log.c.id)

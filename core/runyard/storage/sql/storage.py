@@ -3,7 +3,7 @@
 What differs between databases — column types, row locks, the locks that order event writers and
 limited queue claims, first-time schema creation, retryable errors — comes from the
 :class:`~.dialects.SqlDialect` registered for the engine's dialect (:attr:`SqlRunStorage.dialect`),
-so a backend plugin only builds the engine.
+so a backend plugin only builds the engine. API tokens and the audit log are in :mod:`.access`.
 
 Every write is one transaction run by :meth:`SqlRunStorage.transact` and every read goes through
 :meth:`SqlRunStorage.query`. Beyond correctness, a backend may override those two (to retry after a
@@ -38,6 +38,8 @@ from ..base import (
     select_within_limits,
 )
 from ..records import (
+    FINISHED_STATUSES,
+    STATUS_EVENT,
     STEP_STATUS_EVENTS,
     CodePointer,
     Event,
@@ -51,6 +53,7 @@ from ..records import (
     TickStatus,
 )
 from . import schema as s
+from .access import SqlAccessRecords
 from .dialects import QUEUE_CLAIMS, SqlDialect, dialect_for
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -64,7 +67,7 @@ def _loads(value: str | None, default: Any = None) -> Any:
     return json.loads(value) if value else default
 
 
-class SqlRunStorage(RunStorage):
+class SqlRunStorage(SqlAccessRecords, RunStorage):
     """Run storage on a SQLAlchemy engine. Subclasses bring the engine; the dialect's
     :class:`~.dialects.SqlDialect` (registered with :func:`~.dialects.register_dialect`) brings
     everything that differs between databases."""
@@ -334,6 +337,11 @@ class SqlRunStorage(RunStorage):
                 s.run_tags.c.key == key, s.run_tags.c.value == str(value))))
         for key in filters.tag_keys or ():
             clauses.append(s.runs.c.run_id.in_(select(s.run_tags.c.run_id).where(s.run_tags.c.key == key)))
+        if filters.locations is not None:
+            from ...tags import LOCATION_TAG
+
+            clauses.append(s.runs.c.run_id.in_(select(s.run_tags.c.run_id).where(
+                s.run_tags.c.key == LOCATION_TAG, s.run_tags.c.value.in_(list(filters.locations)))))
         return clauses
 
     def get_runs(self, filters: RunFilter | None = None, limit: int | None = None,
@@ -732,6 +740,25 @@ class SqlRunStorage(RunStorage):
                 error = _loads(row.data, {}).get("error")
             apply_step_event(by_run.setdefault(row.run_id, {}), row.step_key, row.event_type, row.timestamp, error)
         return {run_id: list(stats.values()) for run_id, stats in by_run.items()}
+
+    # ---- what the metrics read -------------------------------------------------------------------
+    def get_queue_and_event_marks(self) -> tuple[float | None, int | None]:
+        oldest = select(func.min(s.runs.c.created_at)).where(s.runs.c.status == RunStatus.QUEUED.value)
+        last = select(func.max(s.events.c.id))
+
+        def read(conn: Connection) -> tuple[float | None, int | None]:
+            at, event_id = conn.execute(oldest).scalar(), conn.execute(last).scalar()
+            return (None if at is None else float(at)), (None if event_id is None else int(event_id))
+
+        return self.query(read)
+
+    def get_finished_runs_between(self, after_id: int, up_to_id: int, limit: int) -> list[tuple[int, str, str]]:
+        e = s.events.c
+        ends = sorted(str(STATUS_EVENT[status]) for status in FINISHED_STATUSES)
+        query = (select(e.id, e.run_id, s.runs.c.job_name).join(s.runs, s.runs.c.run_id == e.run_id)
+                 .where(e.id > after_id, e.id <= up_to_id, e.event_type.in_(ends))
+                 .order_by(e.id).limit(limit))
+        return self.query(lambda conn: [(int(i), str(r), str(j)) for i, r, j in conn.execute(query).all()])
 
     # ---- schedules and sensors -------------------------------------------------------------------
     def get_instigator_state(self, name: str) -> dict[str, Any] | None:

@@ -132,6 +132,13 @@ token
 {{- range $key, $value := .Values.instance.settings -}}
 {{- $_ := set $inst $key $value -}}
 {{- end -}}
+{{- if .Values.daemon.metrics.enabled -}}
+{{- /* merged into the user's daemon keys; run pods read these two too, and ignore them */ -}}
+{{- $daemon := deepCopy (.Values.instance.settings.daemon | default dict) -}}
+{{- $_ := set $daemon "metrics_port" (int .Values.daemon.metrics.port) -}}
+{{- $_ := set $daemon "metrics_host" "0.0.0.0" -}}
+{{- $_ := set $inst "daemon" $daemon -}}
+{{- end -}}
 {{- $_ := set $inst "storage" (include "runyard.storage" . | fromYaml) -}}
 {{- $_ := set $inst "run_coordinator" (dict "queued" .Values.instance.runCoordinator) -}}
 {{- $_ := set $inst "run_launcher" (include "runyard.launcher" . | fromYaml) -}}
@@ -160,6 +167,22 @@ wherever a file with that section is read, so run pods get the file without it).
 {{- end -}}
 {{- $_ := set $inst "webui" $w -}}
 {{- toYaml $inst -}}
+{{- end -}}
+
+{{/* The pod annotations of Prometheus's annotation-driven discovery, for a pod serving /metrics
+on `port`. Only a convention: a scrape config must act on them (docs/metrics.md). */}}
+{{- define "runyard.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | int | toString | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+
+{{/* Whether the web UI's pods invite a scrape: its /metrics is served (webui.metrics_enabled, on by
+default) and answers without credentials (no webui.auth). "true" or empty. */}}
+{{- define "runyard.webuiScraped" -}}
+{{- $served := true -}}
+{{- if hasKey .Values.webui.settings "metrics_enabled" -}}{{- $served = .Values.webui.settings.metrics_enabled -}}{{- end -}}
+{{- if and $served (not .Values.webui.auth.enabled) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "runyard.codeLocationName" -}}
