@@ -50,8 +50,13 @@ def _terminated(signum: int, frame: Any) -> None:
     raise RunTerminated()
 
 
+#: the error of a step outcome whose op a SIGTERM interrupted (the run terminated, or the step's
+#: container or pod stopped from outside, which an executor can tell apart)
+INTERRUPTED = "interrupted by termination"
+
+
 def _interrupted(attempt: int) -> dict[str, Any]:
-    return {"status": "FAILURE", "attempt": attempt, "error": "interrupted by termination"}
+    return {"status": "FAILURE", "attempt": attempt, "error": INTERRUPTED}
 
 
 # ---- the outcome line ------------------------------------------------------------------------------------

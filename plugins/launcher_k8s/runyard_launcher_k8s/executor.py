@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from runyard.execution.step import StepOutcome
-from runyard.execution.step_process import parse_outcome
+from runyard.execution.step_process import INTERRUPTED, parse_outcome
 from runyard.executors.base import ExecuteContext, ExecutionResult, Executor, TagConcurrencyLimit
 from runyard.executors.scheduling import StepScheduler
 from runyard.launchers.base import LaunchError
@@ -387,9 +387,16 @@ class _Run:
         """The verdict on the pod, the events to store and the attempt's outcome."""
         verdict = forced or failures.pod_verdict(proc.pod)
         reported = parse_outcome(text, proc.key, proc.attempt) if forced is None else None
-        if reported is not None:
-            return verdict, [], reported
         being_deleted = proc.pod_deleted or bool(((proc.pod or {}).get("metadata") or {}).get("deletionTimestamp"))
+        if reported is not None:
+            if reported.error != INTERRUPTED or self.stopping.is_set() or not (being_deleted or proc.deleting):
+                return verdict, [], reported
+            # SIGTERM from outside (the pod or its Job deleted) interrupted the op, and the step process
+            # still printed its outcome before it was killed: say why, as when it could not
+            gone = self._gone_verdict(proc)
+            details = {"job": proc.name, "pod": proc.pod_name, "exit_code": verdict.exit_code,
+                       "k8s_reason": gone.k8s_reason, **gone.details}
+            return gone, [self._interrupted_event(proc, gone.message, gone.reason or "exit_code", details)], reported
         if forced is None and not verdict.fatal and (
                 verdict.state not in ("succeeded", "failed")
                 or (being_deleted and verdict.reason in (None, "exit_code"))):
@@ -405,11 +412,15 @@ class _Run:
         elif self.stopping.is_set():
             events = []  # the run is being terminated: the step's own "interrupted" says it all
         else:  # SIGTERM from outside (the pod deleted...) interrupted the op, which reported that
-            events = [Event(run_id=self.run_id, event_type=EventType.ENGINE_EVENT, step_key=proc.key, level="ERROR",
-                            message=f"Step '{proc.key}' was interrupted because {message[0].lower()}{message[1:]}",
-                            data={**details, "kind": STEP_ENDED_KIND, "reason": reason, "attempt": proc.attempt + 1})]
+            events = [self._interrupted_event(proc, message, reason, details)]
         return verdict, events, StepOutcome(proc.key, StepStatus.FAILURE, proc.attempt, error=message,
                                             data={"reason": verdict.reason})
+
+    def _interrupted_event(self, proc: _StepJob, message: str, reason: str, details: dict[str, Any]) -> Event:
+        """Why an op the step process reported as interrupted was: its pod or Job went away."""
+        return Event(run_id=self.run_id, event_type=EventType.ENGINE_EVENT, step_key=proc.key, level="ERROR",
+                     message=f"Step '{proc.key}' was interrupted because {message[0].lower()}{message[1:]}",
+                     data={**details, "kind": STEP_ENDED_KIND, "reason": reason, "attempt": proc.attempt + 1})
 
     def _gone_verdict(self, proc: _StepJob) -> PodVerdict:
         """The pod was deleted before it ended: by a deletion of its Job, or by itself."""

@@ -268,3 +268,36 @@ def test_steps_that_cannot_get_a_job_fail_and_the_worker_does_not(home, executio
         assert len(failure) == 1 and failure[0].data["reason"] == reason, home.describe(rid)
         assert says in failure[0].message
     assert home.types(rid, "second") == ["STEP_SKIPPED"]
+
+
+def test_an_op_interrupted_because_its_pod_went_away_says_why_even_when_it_reported(home):
+    """Deleted from outside, a step pod gets SIGTERM: the op is interrupted and the step process may
+    still print its outcome before the kill. The executor then adds the reason (the Job or pod was
+    deleted), as it does when the process could not report; not when the run itself is stopping."""
+    from runyard.execution.step_process import _interrupted
+    from runyard_launcher_k8s.failures import PodVerdict
+
+    scheduled = prepared_run(home, K8sExecutorConfig(), TAGGED, "shaped")
+    gone = PodVerdict("failed", "job_deleted", "Job runyard-step-x was deleted while its step ran")
+    scheduled._gone_verdict = lambda proc: gone
+    text = "napping\n" + outcome_line(_interrupted(0))
+
+    def concluded(*, deleted: bool, stopping: bool = False):
+        proc = _StepJob("tagged", 0, "runyard-step-x", running=True)
+        proc.pod = {"metadata": {"name": "runyard-step-x-abcde",
+                                 **({"deletionTimestamp": "2026-11-30T12:00:00Z"} if deleted else {})},
+                    "status": {"phase": "Running"}}
+        if stopping:
+            scheduled.stopping.set()
+        try:
+            return scheduled._conclude(proc, text, None)
+        finally:
+            scheduled.stopping.clear()
+
+    verdict, events, outcome = concluded(deleted=True)
+    assert (outcome.status, outcome.error) == (StepStatus.FAILURE, "interrupted by termination")
+    assert verdict is gone and [e.data["reason"] for e in events] == ["job_deleted"]
+    assert events[0].level == "ERROR" and "was interrupted because job runyard-step-x was deleted" in events[0].message
+    assert events[0].data["pod"] == "runyard-step-x-abcde"
+    assert concluded(deleted=True, stopping=True)[1] == []  # the run's own termination: nothing to add
+    assert concluded(deleted=False)[1] == []  # nothing went away: the reported outcome says it all

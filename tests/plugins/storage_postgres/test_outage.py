@@ -156,13 +156,19 @@ def test_worker_exits_with_the_events_on_disk_once_the_tolerance_passes(cli, hom
     watcher = open_storage(db)
     try:
         wait_until(lambda: len(watcher.get_events(run_id)) >= 8, 60, what="the worker to write some events")
-        stored = [e.message for e in watcher.get_events(run_id)]
         watcher.dispose()
         server.stop("fast")
         try:
             out, err = proc.communicate(timeout=90)
         finally:
             server.start()
+        # what reached the database, read once it is back (the worker went on writing until the stop)
+        after = open_storage(db)
+        try:
+            stored = [e.message for e in after.get_events(run_id)]
+            status = after.get_run(run_id).status
+        finally:
+            after.dispose()
         assert proc.returncode not in (0, None), out + err
         assert "Traceback" not in err, err
         assert "outage_tolerance_seconds" in err and "8" in err, err
@@ -180,7 +186,7 @@ def test_worker_exits_with_the_events_on_disk_once_the_tolerance_passes(cli, hom
             [f"done {TICKS}"]
         assert records[-1]["event_type"] == "RUN_SUCCESS"  # the status change it could not make
         # the run is left as the worker last wrote it; nothing claims it finished
-        assert open_storage(db).get_run(run_id).status == RunStatus.STARTED
+        assert status == RunStatus.STARTED
     finally:
         _stop(proc)
 
