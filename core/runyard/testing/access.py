@@ -232,24 +232,10 @@ BEFORE_ACCESS_TABLES = "0003"
 def write_revision_0003(engine) -> None:
     """Create the schema at 0003 and store, as a runyard of that revision did (raw SQL), a finished
     run ``old-run`` with one event."""
-    import json
+    from .old_schema import schema_with_old_run
 
-    import sqlalchemy as sa
-
-    from ..storage.sql.migrations import upgrade
-
+    events = schema_with_old_run(engine, BEFORE_ACCESS_TABLES, "SUCCESS")
     with engine.begin() as conn:
-        upgrade(conn, BEFORE_ACCESS_TABLES)
-    md = sa.MetaData()
-    runs = sa.Table("runs", md, *(sa.Column(c) for c in (
-        "run_id", "job_name", "status", "run_config", "code_pointer", "launcher_info", "created_at",
-        "updated_at", "priority")))
-    events = sa.Table("events", md, *(sa.Column(c) for c in (
-        "run_id", "event_type", "timestamp", "step_key", "level", "message", "data")))
-    with engine.begin() as conn:
-        conn.execute(runs.insert().values(run_id="old-run", job_name="etl", status="SUCCESS", run_config="{}",
-                                          code_pointer=json.dumps({"python_file": "/x/defs.py"}),
-                                          launcher_info="{}", created_at=100.0, updated_at=100.0, priority=0))
         conn.execute(events.insert().values(run_id="old-run", event_type="RUN_SUCCESS", timestamp=101.0,
                                             step_key=None, level="INFO", message="old event", data=None))
 

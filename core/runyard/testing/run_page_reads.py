@@ -89,24 +89,12 @@ def write_revision_0002(engine: Any) -> None:
     event), a finished run ``old-run`` of two steps with log lines between its step events."""
     import json
 
-    import sqlalchemy as sa
+    from .old_schema import schema_with_old_run
 
-    from ..storage.sql.migrations import upgrade
-
-    with engine.begin() as conn:
-        upgrade(conn, BEFORE_EVENTS_TYPE_INDEX)
-    md = sa.MetaData()
-    runs = sa.Table("runs", md, *(sa.Column(c) for c in (
-        "run_id", "job_name", "status", "run_config", "code_pointer", "launcher_info", "created_at",
-        "updated_at", "priority")))
-    events = sa.Table("events", md, *(sa.Column(c) for c in (
-        "run_id", "event_type", "timestamp", "step_key", "level", "message", "data")))
+    events = schema_with_old_run(engine, BEFORE_EVENTS_TYPE_INDEX, "FAILURE")
     kinds = [("RUN_START", None), ("ENGINE_EVENT", None), ("STEP_START", "a"), ("LOG", "a"), ("STEP_SUCCESS", "a"),
              ("STEP_START", "b"), ("LOG", "b"), ("STEP_FAILURE", "b"), ("RUN_FAILURE", None)]
     with engine.begin() as conn:
-        conn.execute(runs.insert().values(run_id="old-run", job_name="etl", status="FAILURE", run_config="{}",
-                                          code_pointer=json.dumps({"python_file": "/x/defs.py"}),
-                                          launcher_info="{}", created_at=100.0, updated_at=100.0, priority=0))
         conn.execute(events.insert(), [
             {"run_id": "old-run", "event_type": kind, "timestamp": 100.0 + i, "step_key": step, "level": "INFO",
              "message": f"old event {i}",
