@@ -41,6 +41,43 @@ _LAZY = {
     "SkipReason": "runyard.definitions.sensors",
     "Definitions": "runyard.definitions.definitions",
     "OpContext": "runyard.execution.context",
+    # nested graphs (docs/graphs.md)
+    "GraphIn": "runyard.definitions.graphs",
+    "GraphOut": "runyard.definitions.graphs",
+    "ConfigMapping": "runyard.definitions.graphs",
+    "config_mapping": "runyard.definitions.graphs",
+    # dynamic and optional outputs (docs/dynamic-outputs.md)
+    "Output": "runyard.definitions.outputs",
+    "DynamicOut": "runyard.definitions.outputs",
+    "DynamicOutput": "runyard.definitions.outputs",
+    # hooks (docs/hooks.md)
+    "success_hook": "runyard.definitions.hooks",
+    "failure_hook": "runyard.definitions.hooks",
+    "HookDefinition": "runyard.definitions.hooks",
+    "HookContext": "runyard.definitions.hooks",
+    # testing helpers (docs/testing.md)
+    "build_op_context": "runyard.execution.direct",
+    "build_hook_context": "runyard.execution.direct",
+    "JobExecutionResult": "runyard.execution.result",
+    "RunFailedError": "runyard.execution.result",
+    # partitions (docs/partitions.md)
+    "PartitionsDefinition": "runyard.definitions.partitions",
+    "StaticPartitionsDefinition": "runyard.definitions.partitions",
+    "TimeWindowPartitionsDefinition": "runyard.definitions.partitions",
+    "HourlyPartitionsDefinition": "runyard.definitions.partitions",
+    "DailyPartitionsDefinition": "runyard.definitions.partitions",
+    "WeeklyPartitionsDefinition": "runyard.definitions.partitions",
+    "MonthlyPartitionsDefinition": "runyard.definitions.partitions",
+    "TimeWindow": "runyard.definitions.partitions",
+    "PartitionKeyError": "runyard.definitions.partitions",
+    "PartitionedConfig": "runyard.definitions.partitioned_config",
+    "static_partitioned_config": "runyard.definitions.partitioned_config",
+    "hourly_partitioned_config": "runyard.definitions.partitioned_config",
+    "daily_partitioned_config": "runyard.definitions.partitioned_config",
+    "weekly_partitioned_config": "runyard.definitions.partitioned_config",
+    "monthly_partitioned_config": "runyard.definitions.partitioned_config",
+    "build_schedule_from_partitioned_job": "runyard.definitions.partitioned_schedules",
+    # backfills (docs/backfills.md)
     # running things from Python
     "Instance": "runyard.instance.instance",
     "execute_job": "runyard.execution.api",

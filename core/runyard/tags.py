@@ -68,10 +68,18 @@ RETRY_ON_REASONS_TAG = "runyard/retry_on_reasons"
 #: on a retry made by the daemon: its attempt number (1 for the first retry of the root run)
 RETRY_NUMBER_TAG = "runyard/retry_number"
 
+#: the partition key a run is for (docs/partitions.md): set by runyard when a run is launched for a
+#: partition (``--partition``, the launchpad, a schedule built from a partitioned job, a backfill)
+#: after the key was checked against the job's partitions; ops read it as ``context.partition_key``
+PARTITION_TAG = "runyard/partition"
+#: the id of the backfill that created the run (docs/backfills.md); with ``runyard/partition``
+BACKFILL_TAG = "runyard/backfill"
+
 #: every tag name above, for documentation and checks
 ALL_TAGS = (LOCATION_TAG, IMAGE_TAG, CONTAINER_CONTEXT_TAG,
             SCHEDULE_TAG, SENSOR_TAG, TICK_TAG, USER_TAG, RUN_KEY_TAG, PRIORITY_TAG, MAX_RUNTIME_TAG,
-            PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, MAX_RETRIES_TAG, RETRY_ON_REASONS_TAG, RETRY_NUMBER_TAG)
+            PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, MAX_RETRIES_TAG, RETRY_ON_REASONS_TAG, RETRY_NUMBER_TAG,
+            PARTITION_TAG, BACKFILL_TAG)
 
 #: the reserved tags a user may set: settings of a run, documented as such (docs/concepts.md).
 #: Every other ``runyard/`` tag records what runyard did and is refused from users.

@@ -239,7 +239,7 @@ def yesterdays_orders(context) -> dict:
     return {"ops": {"extract_orders": {"config": {"start_date": day.isoformat(), "days": 1}}}}
 
 
-# A declaration: the daemon (a later issue) evaluates it; `runyard job execute` ignores it.
+# A declaration: the daemon (`runyard daemon`, or `runyard dev`) evaluates it; `runyard job execute` ignores it.
 daily_sales_schedule = ScheduleDefinition(
     name="daily_sales_etl_schedule",
     cron_schedule="0 6 * * *",  # every day at 06:00

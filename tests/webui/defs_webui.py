@@ -180,6 +180,17 @@ def store_rows(context, evens: list, odds: list, ready: None) -> int:
     return len(evens) + len(odds)
 
 
+@ry.success_hook
+def note_stored(context):
+    """Logs how many rows were stored."""
+    context.log.info(f"stored {context.op_output_values['result']} rows")
+
+
+@ry.failure_hook(required_resource_keys={"warehouse"})
+def warn_warehouse(context):
+    context.log.warning(f"{context.resources.warehouse}: {context.op_exception}")
+
+
 @ry.op
 def audit_rows(context, parts: list) -> str:
     return f"{len(parts)} parts"
@@ -194,7 +205,7 @@ def count_rows(context, n: int) -> int:
         description="Ingest, split, store after the tables are ready, audit the parts together.")
 def op_graph():
     evens, odds = split_rows(ingest())
-    stored = store_rows(evens, odds, prepare_tables())
+    stored = store_rows.with_hooks({note_stored, warn_warehouse})(evens, odds, prepare_tables())
     audit_rows([evens, odds])
     count_rows(stored)
     count_rows.alias("recount_rows")(stored)

@@ -33,6 +33,9 @@ MUTATIONS = {
     "reloadRepositoryLocation": ('reloadRepositoryLocation(repositoryLocationName: "no_such_location")', "editor"),
     "shutdownRepositoryLocation": ('shutdownRepositoryLocation(repositoryLocationName: "no_such_location")',
                                    "admin"),
+    "launchBackfill": ('launchBackfill(location: "defs_webui", jobName: "hello", allPartitions: true)', "launcher"),
+    "cancelBackfill": ('cancelBackfill(backfillId: "no-such-backfill")', "launcher"),
+    "retryBackfill": ('retryBackfill(backfillId: "no-such-backfill")', "launcher"),
 }
 
 
@@ -105,7 +108,7 @@ def test_what_an_allowed_mutation_does_and_a_refused_one_does_not(ui):
 
 PAGES = ("/runs", "/runs/{run}", "/runs/{run}/steps/greet/logs", "/jobs", "/locations/defs_webui/jobs/hello",
          "/locations/defs_webui/jobs/hello/launchpad", "/status", "/automation", "/automation/schedule/nightly_hello",
-         "/graphql", "/live/status", "/metrics", "/static/app.js")
+         "/backfills", "/graphql", "/live/status", "/metrics", "/static/app.js")
 
 
 def test_each_page_for_each_role(ui):

@@ -59,6 +59,14 @@ def test_job_page_hands_the_graph_over_as_json_data_not_script(webui):
     assert parts["fan_in"] and [u["output"] for u in parts["upstream"]] == ["evens", "odds"]
     assert ops["recount_rows"]["op"] == "count_rows"
     assert ops["store_rows"]["required_resources"] == ["warehouse"]
+    assert [(h["name"], h["kind"], h["required_resources"]) for h in ops["store_rows"]["hooks"]] == [
+        ("note_stored", "success", []), ("warn_warehouse", "failure", ["warehouse"])]
+    assert "hooks" not in ops["ingest"]  # absent for an op without hooks
+    hooks = webui.gql("""{ job(location: "defs_webui", name: "op_graph") { ops { name hooks { name kind } } } }""")
+    by_op = {o["name"]: o["hooks"] for o in hooks["job"]["ops"]}
+    assert by_op["store_rows"] == [{"name": "note_stored", "kind": "success"},
+                                   {"name": "warn_warehouse", "kind": "failure"}]
+    assert by_op["ingest"] == []
     assert ops["ingest"]["retry_policy"]["max_retries"] == 2
     assert ops["ingest"]["config_schema"]["required"] == ["source"]
     # the selection in the URL is in the field; the only scripts are files of the web UI's own

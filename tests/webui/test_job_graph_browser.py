@@ -123,6 +123,7 @@ def test_clicking_an_op_shows_its_config_schema_resources_retry_policy_and_durat
     node(page, "store_rows").click()
     expect(panel.locator("h3")).to_have_text("store_rows")
     expect(panel).to_contain_text("warehouse")
+    expect(panel.locator(".op-hooks")).to_have_text("note_stored (on success) warn_warehouse (on failure)")
     expect(panel).to_contain_text("No config.")
     expect(panel).to_contain_text("None: a failure fails the step.")
     inputs = panel.locator("table").first.locator("tbody tr").evaluate_all(

@@ -72,6 +72,8 @@ def _target(field: str, args: dict[str, Any]) -> tuple[str | None, str | None, d
         return ",".join(shown) + (f",... ({len(ids)} runs)" if len(ids) > len(shown) else ""), None, details
     if args.get("run_id") is not None:
         return str(args["run_id"]), None, details
+    if args.get("backfill_id") is not None:  # cancelBackfill, retryBackfill (docs/backfills.md)
+        return str(args["backfill_id"]), None, details
     params = args.get("execution_params")
     if params is not None and getattr(params, "selector", None) is not None:
         selector = params.selector

@@ -61,6 +61,9 @@ MUTATION_ACTIONS: dict[str, Action] = {
     "reloadLocation": Action.RELOAD_LOCATION,
     "reloadRepositoryLocation": Action.RELOAD_LOCATION,
     "shutdownRepositoryLocation": Action.SHUTDOWN_LOCATION,
+    "launchBackfill": Action.LAUNCH_RUN,
+    "retryBackfill": Action.LAUNCH_RUN,
+    "cancelBackfill": Action.TERMINATE_RUN,
 }
 
 #: a token's ``last_used_at`` is written at most this often per token and process

@@ -226,14 +226,44 @@ class WebContext:
         return run
 
     def launch_run(self, location: str, job_name: str, run_config: Any = None,
-                   tags: dict[str, str] | None = None, ops: str | None = None) -> LaunchResult:
+                   tags: dict[str, str] | None = None, ops: str | None = None,
+                   partition_key: str | None = None) -> LaunchResult:
+        """``partition_key``: a run of that partition (its run config, ``run_config`` merged over it,
+        its tags and ``runyard/partition``: docs/partitions.md)."""
         from runyard.operations.launch import launch_from_location
+        from runyard.operations.partitions import launch_partition_from_location
 
         self.check(Action.LAUNCH_RUN, location, "launch runs")
         with _refusals():
             loc, _ = self.job(location, job_name)
+            if partition_key is not None:
+                return launch_partition_from_location(self.instance, loc, job_name, partition_key, run_config,
+                                                      tags, ops, runyard_tags=self.launched_by_tags())
             return launch_from_location(self.instance, loc, job_name, run_config, tags, ops,
                                         runyard_tags=self.launched_by_tags())
+
+    # ---- partitions (docs/partitions.md) ---------------------------------------------------------
+    def partition_statuses(self, location: str, job_name: str, limit: int | None = None) -> list[Any]:
+        """The job's partitions, newest first (at most ``limit``), each with its last run
+        (:class:`runyard.operations.partitions.PartitionStatus`); [] for a job without partitions."""
+        from runyard.operations.partitions import partition_statuses
+
+        _, snap = self.job(location, job_name)
+        if snap.partitions is None:
+            return []
+        keys = snap.partitions.get_partition_keys()[::-1]
+        if limit is not None:
+            keys = keys[:max(0, limit)]
+        return partition_statuses(self.storage, job_name, keys)
+
+    def partition_run(self, location: str, job_name: str, partition_key: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(run config, tags)`` of a run of ``partition_key``, from the location's code server
+        (the launchpad fills its editor with them). Allowed read-only: nothing is stored."""
+        from runyard.operations.partitions import partition_run_request
+
+        with _refusals():
+            loc, _ = self.job(location, job_name)
+            return partition_run_request(loc, job_name, partition_key)
 
     def reexecute_run(self, run_id: str, mode: str = "all", ops: str | None = None,
                       tags: dict[str, str] | None = None) -> LaunchResult:

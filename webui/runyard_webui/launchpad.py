@@ -62,8 +62,11 @@ def launchpad_start(web: WebContext, job: JobSnapshot, scaffold: dict, ops: str 
 def completion_schema(job: JobSnapshot) -> dict[str, Any]:
     """What the editor completes keys from: each op's and resource's config JSON schema (None: it
     takes no config) and each installed executor's, by name. The executors are those installed
-    with the web UI (the code location's environment may differ: the validation has the last word)."""
+    with the web UI (the code location's environment may differ: the validation has the last word).
+    Ops inside nested graphs are keyed by their dotted node name; ``graphs`` has each nested graph
+    by dotted path (``mapped``: configured through its config mapping, whose schema is ``config``)."""
     return {"ops": {op.name: op.config_schema for op in job.ops},
+            "graphs": {g.path: {"mapped": g.config_mapped, "config": g.config_schema} for g in job.graphs},
             "resources": {r.key: r.config_schema for r in job.resources},
             "executors": _executor_schemas(job.executor.name)}
 

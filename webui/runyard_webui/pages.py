@@ -208,9 +208,28 @@ def job(location: str, job_name: str):
     # handed over in a JSON data block: the Content-Security-Policy allows no inline script, but
     # data is not script.
     graph = {"location": loc.name, "job": snap.name, "ops": [op.to_json() for op in snap.ops],
+             "graphs": [g.to_json() for g in snap.graphs],  # nested graphs: boxes around their ops
              "launchpad": url_for("pages.launchpad", location=loc.name, job_name=snap.name)}
+    partitions = _partitions_section(loc.name, snap)
     return render_template("job.html", location=loc, job=snap, recent=recent, graph=graph,
-                           selection=request.args.get("ops", ""))
+                           selection=request.args.get("ops", ""), partitions=partitions)
+
+
+#: partitions the job page shows (newest first); GraphQL Job.partitions lists more
+JOB_PAGE_PARTITIONS = 1000
+
+
+def _partitions_section(location: str, job: JobSnapshot) -> dict | None:
+    """The job page's partitions section (docs/partitions.md): the newest partitions with their
+    last runs, and how many there are; None for a job without partitions."""
+    if job.partitions is None:
+        return None
+    total = len(job.partitions.get_partition_keys())
+    rows = _web().partition_statuses(location, job.name, JOB_PAGE_PARTITIONS)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return {"rows": rows, "total": total, "counts": dict(sorted(counts.items())), "definition": job.partitions}
 
 
 def scaffold_run_config(job: JobSnapshot) -> dict:
@@ -226,9 +245,24 @@ def scaffold_run_config(job: JobSnapshot) -> dict:
         return {name: prop.get("default") for name, prop in props.items()}
 
     scaffold: dict = {}
-    ops = {op.name: {"config": cfg} for op in job.ops if (cfg := fields(op.config_schema))}
-    if ops:
-        scaffold["ops"] = ops
+    if job.graphs:  # nested graphs: ops: {outer: {ops: {inner: ...}}}; a mapped graph: its own config
+        from runyard.definitions.graph_config import node_config_keys
+
+        mapped = [g for g in job.graphs if g.config_mapped]
+        entries = [(g.path, g.config_schema) for g in mapped if not any(g.path.startswith(m.path + ".")
+                                                                     for m in mapped)]
+        entries += [(op.name, op.config_schema) for op in job.ops
+                    if not any(op.name.startswith(m.path + ".") for m in mapped)]
+        for path, schema in entries:
+            if (cfg := fields(schema)) is not None:
+                entry = scaffold
+                for key in node_config_keys(path):
+                    entry = entry.setdefault(key, {})
+                entry["config"] = cfg
+    else:
+        ops = {op.name: {"config": cfg} for op in job.ops if (cfg := fields(op.config_schema))}
+        if ops:
+            scaffold["ops"] = ops
     resources = {r.key: {"config": cfg} for r in job.resources if (cfg := fields(r.config_schema))}
     if resources:
         scaffold["resources"] = resources
@@ -257,6 +291,13 @@ def launchpad(location: str, job_name: str):
         abort(404 if exc.code == "NOT_FOUND" else 400, exc.message)
     data = {"location": loc.name, "job": snap.name, "schema": completion_schema(snap), "tags": start.tags,
             "userTags": sorted(USER_TAGS)}
+    if snap.partitions is not None:  # the partition picker: the newest keys to choose from (any may be typed)
+        from runyard.tags import PARTITION_TAG
+
+        data["partitions"] = {"keys": snap.partitions.get_partition_keys()[::-1][:JOB_PAGE_PARTITIONS],
+                              "selected": request.args.get("partition") or None,
+                              # prefilled from a run of a partition: that partition, with the run's config
+                              "fromRun": start.from_run.tags.get(PARTITION_TAG) if start.from_run else None}
     # not |tojson, which sorts keys: completions keep the order the config models declare fields in
     return render_template("launchpad.html", location=loc, job=snap, start=start, data=htmlsafe_json_dumps(data))
 
@@ -345,6 +386,45 @@ def audit():
     return render_template("audit.html", entries=page.entries, older=page.older, query=query, results=RESULTS,
                            actions=actions, locations=[loc.name for loc in web.locations()],
                            details_text=details_text, page_size=AUDIT_PAGE_SIZE)
+
+
+# ---- backfills (docs/backfills.md; runyard_webui/backfills.py, static/backfills.js) ----------------
+#: partitions the backfill page lists (GraphQL Backfill.partitions pages through more)
+BACKFILL_PAGE_PARTITIONS = 2000
+
+
+@pages.get("/backfills")
+def backfills():
+    from runyard.operations.backfills import backfill_progress
+
+    from .backfills import list_backfills
+
+    web = _web()
+    try:
+        statuses = [s for s in request.args.getlist("status") if s]
+        found = list_backfills(web, statuses or None, PAGE_SIZE, request.args.get("cursor") or None)
+    except WebError as exc:
+        abort(400, exc.message)
+    rows = [(bf, backfill_progress(web.storage, bf)) for bf in found]
+    jobs = [(loc.name, job.name) for loc in web.locations() if loc.snapshot is not None
+            for job in loc.snapshot.jobs if job.partitions is not None]
+    return render_template("backfills.html", rows=rows, jobs=jobs, statuses=statuses,
+                           older=found[-1].backfill_id if len(found) == PAGE_SIZE else None)
+
+
+@pages.get("/backfills/<backfill_id>")
+def backfill(backfill_id: str):
+    from runyard.operations.backfills import backfill_progress, partition_runs
+
+    from .backfills import visible_backfill
+
+    web = _web()
+    bf = visible_backfill(web, backfill_id)
+    if bf is None:
+        abort(404, f"no backfill with id '{backfill_id}'")
+    rows = list(partition_runs(web.storage, bf).items())
+    return render_template("backfill.html", bf=bf, progress=backfill_progress(web.storage, bf),
+                           rows=rows[:BACKFILL_PAGE_PARTITIONS], more=max(0, len(rows) - BACKFILL_PAGE_PARTITIONS))
 
 
 @pages.app_errorhandler(400)

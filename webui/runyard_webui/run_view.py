@@ -200,7 +200,8 @@ class StepFolds:
                 self._plans.move_to_end(run.run_id)
                 return self._plans[run.run_id]
         plan = stored_plan(storage, run.run_id)
-        if plan is not None or run.status.is_finished:
+        # a plan that grows (dynamic fan-out adds mapped steps) is final once the run is
+        if (plan is not None and not getattr(plan, "grows", False)) or run.status.is_finished:
             with self._lock:
                 self._plans[run.run_id] = plan
                 while len(self._plans) > self._size:

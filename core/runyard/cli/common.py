@@ -110,7 +110,7 @@ def styled_status(status: str) -> str:
 
 _EVENT_COLORS = {"STEP_SUCCESS": "green", "STEP_FAILURE": "red", "RUN_FAILURE": "red",
                  "RUN_SUCCESS": "green", "STEP_UP_FOR_RETRY": "yellow", "STEP_SKIPPED": "yellow",
-                 "RUN_CANCELED": "yellow"}
+                 "RUN_CANCELED": "yellow", "HOOK_ERRORED": "red"}
 
 
 def format_event(event, *, show_run: bool = False) -> str:

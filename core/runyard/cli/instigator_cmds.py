@@ -64,7 +64,8 @@ def _show_result(result) -> None:
     elif not result.run_requests:
         click.echo(f"  skipped: {result.skip_reason or 'no run requested'}")
     for req in result.run_requests:
-        click.echo(f"  run of {req.job_name}" + (f" (run key {req.run_key})" if req.run_key else ""))
+        click.echo(f"  run of {req.job_name}" + (f" (run key {req.run_key})" if req.run_key else "")
+                   + (f", partition {req.partition_key}" if req.partition_key else ""))
         click.echo(f"    run config: {req.run_config}")
         if req.tags:
             click.echo(f"    tags: {req.tags}")

@@ -80,6 +80,7 @@ _CORE_COMMANDS = {
     "daemon": ("daemon_cmds", "daemon"),
     "schedule": ("instigator_cmds", "schedule"),
     "sensor": ("instigator_cmds", "sensor"),
+    "backfill": ("backfill_cmds", "backfill"),
     "dev": ("dev_cmds", "dev"),
     "auth": ("auth_cmds", "auth"),
 }

@@ -34,6 +34,9 @@ from .protocol import (
     EvaluationResult,
     HealthInfo,
     LocationSnapshot,
+    PartitionRunData,
+    PartitionRunsRequest,
+    PartitionRunsResult,
     ProtocolError,
     ReloadResult,
     ScheduleEvaluationRequest,
@@ -108,6 +111,31 @@ class CodeServerClient:
         body = SensorEvaluationRequest(cursor=cursor, last_tick_time=last_tick_time).to_json()
         return self._call("POST", f"/sensors/{quote(name, safe='')}/evaluate", body, EvaluationResult.model_validate,
                           timeout=timeout or self.evaluation_timeout)
+
+    def partition_runs_result(self, job_name: str, partition_keys: list[str], *,
+                              timeout: float | None = None) -> PartitionRunsResult:
+        """``POST /v1/partition-runs``: the answer as it is (its ``error`` not raised)."""
+        body = PartitionRunsRequest(job=job_name, partition_keys=list(partition_keys)).to_json()
+        return self._call("POST", "/partition-runs", body, PartitionRunsResult.model_validate,
+                          timeout=timeout or self.evaluation_timeout)
+
+    def partition_runs(self, job_name: str, partition_keys: list[str], *,
+                       timeout: float | None = None) -> list[PartitionRunData]:
+        """The run config and tags (``runyard/partition`` included) of a run of ``job_name`` for
+        each of ``partition_keys``, in order. Raises
+        :class:`runyard.definitions.partitions.PartitionKeyError` naming the job and the key when the
+        job is not partitioned or lacks a key, :class:`runyard.definitions.partitions.PartitionConfigError`
+        when the job's partitioned config failed (the user's traceback in ``user_traceback``); an
+        unknown job is a :class:`CodeServerNotFoundError`."""
+        from ..definitions.partitions import PartitionConfigError, PartitionKeyError
+
+        result = self.partition_runs_result(job_name, partition_keys, timeout=timeout)
+        if result.error is not None:
+            if result.error.kind == "unknown_partition":
+                raise PartitionKeyError(result.error.message, job_name=job_name)
+            raise PartitionConfigError(result.error.message, user_traceback=result.error.traceback,
+                                       kind=result.error.kind)
+        return list(result.results)
 
     def reload(self, *, timeout: float | None = None) -> ReloadResult:
         """``POST /v1/reload``: re-import the definitions. A load error is reported in the result

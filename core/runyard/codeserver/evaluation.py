@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .protocol import EvaluationResult, RunRequestData, SerializedError
@@ -23,7 +23,7 @@ class UserCodeInvalid(Exception):
 
 
 def _run_request(item: Any, default_job: str | None, base_tags: dict[str, str], what: str,
-                 job_names: set[str]) -> RunRequestData:
+                 job_names: Mapping[str, Any] | set[str]) -> RunRequestData:
     from ..definitions.sensors import RunRequest
 
     if isinstance(item, dict):
@@ -46,11 +46,38 @@ def _run_request(item: Any, default_job: str | None, base_tags: dict[str, str], 
     tags = {**{str(k): str(v) for k, v in base_tags.items()},
             **{str(k): str(v) for k, v in (item.tags or {}).items()}}
     run_key = None if item.run_key is None else str(item.run_key)
-    return RunRequestData(job_name=job_name, run_config=run_config, tags=tags, run_key=run_key)
+    partition_key = getattr(item, "partition_key", None)
+    if partition_key is not None:
+        run_config, tags = _partition_request(job_names, job_name, str(partition_key), run_config, tags, what)
+        partition_key = str(partition_key)
+    return RunRequestData(job_name=job_name, run_config=run_config, tags=tags, run_key=run_key,
+                          partition_key=partition_key)
+
+
+def _partition_request(jobs: Mapping[str, Any] | set[str], job_name: str, partition_key: str,
+                       run_config: dict[str, Any], tags: dict[str, str], what: str
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The partition's run config with the request's merged over it, and the partition's tags under
+    the request's (``runyard/partition`` left to the daemon)."""
+    from ..definitions.config import deep_merge
+    from ..definitions.partitions import PartitionKeyError
+    from ..errors import DefinitionError
+    from ..tags import PARTITION_TAG, ReservedTagError
+
+    job = jobs.get(job_name) if isinstance(jobs, Mapping) else None
+    if job is None:
+        raise UserCodeInvalid(f"{what} requested partition '{partition_key}' of job '{job_name}', which is not "
+                              "in this code location")
+    try:
+        partition_config, partition_tags = job.run_request_for_partition(partition_key)
+    except (PartitionKeyError, ReservedTagError, DefinitionError) as exc:
+        raise UserCodeInvalid(f"{what} requested a run of a partition that cannot run: {exc}") from None
+    partition_tags.pop(PARTITION_TAG, None)
+    return deep_merge(partition_config, run_config), {**partition_tags, **tags}
 
 
 def collect(value: Any, default_job: str | None, base_tags: dict[str, str], what: str,
-            job_names: set[str]) -> EvaluationResult:
+            job_names: Mapping[str, Any] | set[str]) -> EvaluationResult:
     """Normalise what a schedule or sensor function returned (or yielded)."""
     from ..definitions.sensors import RunRequest, SkipReason
 
@@ -113,7 +140,7 @@ def evaluate_schedule(defs: Any, name: str, tick_time: float, timeout: float) ->
 
     schedule = defs.schedules[name]
     what = f"schedule '{name}'"
-    job_names = set(defs.jobs)
+    job_names = defs.jobs  # by name: a partition's request reads its job
 
     def call() -> EvaluationResult:
         if schedule.evaluation_fn is None:
@@ -136,7 +163,7 @@ def evaluate_sensor(defs: Any, name: str, cursor: str | None, last_tick_time: fl
 
     sensor = defs.sensors[name]
     what = f"sensor '{name}'"
-    job_names = set(defs.jobs)
+    job_names = defs.jobs  # by name: a partition's request reads its job
     context = SensorEvaluationContext(sensor_name=name, cursor=cursor, last_tick_time=last_tick_time)
 
     def call() -> EvaluationResult:

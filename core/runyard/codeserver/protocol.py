@@ -21,7 +21,8 @@ API_VERSION = "v1"
 
 __all__ = [
     "API_VERSION", "SNAPSHOT_FORMAT_VERSION", "ConfigErrorData", "EvaluationResult", "ExecutionPlanData",
-    "HealthInfo", "LocationSnapshot", "PlanStep", "ProtocolError", "ReloadResult", "RunRequestData",
+    "HealthInfo", "LocationSnapshot", "PartitionRunData", "PartitionRunsRequest", "PartitionRunsResult",
+    "PlanStep", "ProtocolError", "ReloadResult", "RunRequestData",
     "ScheduleEvaluationRequest", "SensorEvaluationRequest", "SerializedError", "ValidateRequest",
     "ValidationResult", "WireModel", "default_location_name",
 ]
@@ -67,6 +68,13 @@ class SensorEvaluationRequest(WireModel):
     last_tick_time: EpochSeconds | None = Field(default=None, description="epoch seconds or null")
 
 
+class PartitionRunsRequest(WireModel):
+    """``POST /v1/partition-runs``: the run config and tags of runs of ``job`` for ``partition_keys``."""
+
+    job: StrictStr = Field(description="a job name")
+    partition_keys: list[StrictStr] = Field(description="a list of partition keys (strings)")
+
+
 # ---- answers ----------------------------------------------------------------------------------------
 
 class SerializedError(WireModel):
@@ -89,6 +97,9 @@ class RunRequestData(WireModel):
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     run_key: str | None = None
+    #: a run of this partition: ``run_config`` and ``tags`` already hold the partition's; the
+    #: daemon sets ``runyard/partition`` (reserved, so not among ``tags``)
+    partition_key: str | None = None
 
 
 class EvaluationResult(WireModel):
@@ -107,6 +118,29 @@ class EvaluationResult(WireModel):
         if isinstance(data, dict) and data.get("run_requests", []) is None:
             data = {**data, "run_requests": []}
         return data
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class PartitionRunData(WireModel):
+    """What a run of one partition gets: the partitioned config's run config and tags, the tags
+    including ``runyard/partition`` (:data:`runyard.tags.PARTITION_TAG`). A caller passes the
+    reserved tag as runyard's own (``runyard_tags``), the others as the run's user tags."""
+
+    partition_key: str
+    run_config: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class PartitionRunsResult(WireModel):
+    """``POST /v1/partition-runs``: one result per requested key, in order, or an ``error``: kind
+    ``unknown_partition`` (the job is not partitioned or lacks a key; nothing else is computed),
+    ``user_code_error`` / ``invalid_result`` / ``timeout`` (the partitioned config's function)."""
+
+    results: list[PartitionRunData] = Field(default_factory=list)
+    error: SerializedError | None = None
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,8 @@ from .loading import LoadedState, load_location, purge_user_modules
 from .protocol import (
     EvaluationResult,
     HealthInfo,
+    PartitionRunsRequest,
+    PartitionRunsResult,
     ReloadResult,
     ScheduleEvaluationRequest,
     SensorEvaluationRequest,
@@ -139,6 +141,13 @@ class CodeLocationServer:
         self._lookup("sensor", defs.sensors, name)
         request = parse_request(SensorEvaluationRequest, body)
         return evaluate_sensor(defs, name, request.cursor, request.last_tick_time, self.evaluation_timeout)
+
+    def partition_runs(self, body: dict[str, Any]) -> PartitionRunsResult:
+        from .partition_runs import partition_runs
+
+        request = parse_request(PartitionRunsRequest, body)
+        job = self._lookup("job", self._loaded().defs.jobs, request.job)
+        return partition_runs(job, list(request.partition_keys), self.evaluation_timeout)
 
     def reload(self) -> ReloadResult:
         with self._reload_lock:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
 
 from ..definitions.graph_view import downstream_of
 
@@ -53,9 +53,25 @@ class InputSnapshot(WireModel):
     has_default: bool = False
     fan_in: bool = False
     upstream: list[UpstreamOutput] = Field(default_factory=list)
+    #: dynamic fan-out (runyard.execution.dynamic): the input receives one value per mapping key
+    #: (its op is mapped: ``op[key]`` steps), or every value of a dynamic output as a list (``.collect()``)
+    mapped: bool = False
+    collect: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_static(self, handler: Any) -> dict[str, Any]:
+        # absent when False, as before dynamic outputs: snapshot ids of locations without them stay put
+        return _without_defaults(handler(self), {"mapped": False, "collect": False})
 
 
 NOTHING = "Nothing"
+
+
+def _without_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    for key, value in defaults.items():
+        if key in data and data[key] == value:
+            del data[key]
+    return data
 
 
 class OutputSnapshot(WireModel):
@@ -63,6 +79,15 @@ class OutputSnapshot(WireModel):
     type: str  # "Nothing" for an output that only orders steps
     description: str | None = None
     io_manager_key: str = "io_manager"
+    #: False: ``Out(is_required=False)``, the op may leave it out (what reads it is then skipped)
+    is_required: bool = True
+    #: a ``DynamicOut``: any number of values, one per mapping key
+    is_dynamic: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: Any) -> dict[str, Any]:
+        # absent when default, as before optional outputs: snapshot ids of older locations stay put
+        return _without_defaults(handler(self), {"is_required": True, "is_dynamic": False})
 
     @property
     def is_nothing(self) -> bool:
@@ -84,6 +109,15 @@ class CustomRetryPolicySnapshot(WireModel):
     type: str
 
 
+class HookSnapshot(WireModel):
+    """A success or failure hook of an op node (runyard.definitions.hooks)."""
+
+    name: str
+    kind: Literal["success", "failure"]
+    required_resources: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+
 class OpSnapshot(WireModel):
     """One node of a job: ``name`` is the node name (the step key), ``op`` the op it runs."""
 
@@ -97,12 +131,64 @@ class OpSnapshot(WireModel):
     config_schema: dict[str, Any] | None = None  # the op's Config model as JSON schema
     required_resources: list[str] = Field(default_factory=list)
     retry_policy: RetryPolicySnapshot | CustomRetryPolicySnapshot | None = None
+    #: the node's hooks: its own (``op.with_hooks``) and the job's (``@job(hooks=...)``), by name
+    hooks: list[HookSnapshot] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_hooks(self, handler: Any) -> dict[str, Any]:
+        # an op without hooks serializes as before hooks existed: snapshot ids of locations without
+        # hooks do not change
+        data = handler(self)
+        if data.get("hooks", None) == []:
+            del data["hooks"]
+        return data
 
     def output(self, name: str) -> OutputSnapshot:
         for out in self.outputs:
             if out.name == name:
                 return out
         raise KeyError(f"op '{self.name}' has no output '{name}'")
+
+    @property
+    def graph_path(self) -> str:
+        """The dotted path of the nested graph holding this node (``""`` at the job's top level)."""
+        return self.name.rpartition(".")[0]
+
+
+class GraphInputTarget(WireModel):
+    """An op input a graph input feeds: input ``input`` of the node named ``op``."""
+
+    op: str
+    input: str
+
+
+class GraphInputSnapshot(WireModel):
+    name: str
+    description: str | None = None
+    targets: list[GraphInputTarget] = Field(default_factory=list)
+
+
+class GraphOutputSnapshot(WireModel):
+    """A graph output: output ``source`` of an op, or (``from_input``) a graph input passed through."""
+
+    name: str
+    description: str | None = None
+    source: UpstreamOutput | None = None
+    from_input: str | None = None
+
+
+class GraphSnapshot(WireModel):
+    """A graph nested in a job, at dotted ``path`` (``outer.inner``); ``name`` is the graph's own name.
+    Its ops are the nodes whose names start with ``path.``. ``config_schema``: the JSON schema of its
+    config mapping (``ops: {path...: {config: ...}}``), None when its ops are configured one by one."""
+
+    path: str
+    name: str
+    description: str | None = None
+    inputs: list[GraphInputSnapshot] = Field(default_factory=list)
+    outputs: list[GraphOutputSnapshot] = Field(default_factory=list)
+    config_mapped: bool = False
+    config_schema: dict[str, Any] | None = None
 
 
 class ResourceSnapshot(WireModel):
@@ -121,8 +207,48 @@ class ExecutorSnapshot(WireModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+class PartitionsSnapshot(WireModel):
+    """A job's partitions (:mod:`runyard.definitions.partitions`). ``kind`` ``static``: ``keys`` lists
+    them. ``time_window``: the definition's parameters, from which :meth:`get_partition_keys`
+    computes the keys at any time (they grow as windows end, so they are not frozen into the
+    snapshot: replicas loaded on different days agree on its id)."""
+
+    kind: Literal["static", "time_window"]
+    keys: list[str] | None = None
+    cadence: Literal["hourly", "daily", "weekly", "monthly"] | None = None
+    start: str | None = None  # ISO wall-clock time in ``timezone``
+    timezone: str | None = None
+    fmt: str | None = None
+    minute_offset: int = 0
+    hour_offset: int = 0
+    day_offset: int = 0
+    end_offset: int = 0
+    end: str | None = None
+
+    _definition: Any = PrivateAttr(default=None)
+
+    def definition(self) -> Any:
+        """The :class:`runyard.definitions.partitions.PartitionsDefinition` this describes (built
+        once; plain data, no user code)."""
+        if self._definition is None:
+            from ..definitions.partitions import partitions_def_from_snapshot
+
+            self._definition = partitions_def_from_snapshot(self.model_dump())
+        return self._definition
+
+    def get_partition_keys(self, current_time: Any = None) -> list[str]:
+        """The keys at ``current_time`` (default: now)."""
+        if self.kind == "static":
+            return list(self.keys or [])
+        return self.definition().get_partition_keys(current_time)
+
+    def has_partition_key(self, key: str, current_time: Any = None) -> bool:
+        return self.definition().has_partition_key(key, current_time)
+
+
 class JobSnapshot(WireModel):
-    """A job, and its graph as a :class:`runyard.definitions.graph_view.JobGraph`."""
+    """A job, and its graph as a :class:`runyard.definitions.graph_view.JobGraph`. ``partitions``:
+    the job's partitions, None (and absent from the JSON) for a job without."""
 
     name: str
     description: str | None = None
@@ -133,8 +259,21 @@ class JobSnapshot(WireModel):
     resources: list[ResourceSnapshot] = Field(default_factory=list)
     executor: ExecutorSnapshot
     default_run_config: dict[str, Any] = Field(default_factory=dict)
+    partitions: PartitionsSnapshot | None = None
+    graphs: list[GraphSnapshot] = Field(default_factory=list)  # nested graphs, parents first
 
     _ops_by_name: dict[str, OpSnapshot] = PrivateAttr(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_partitions(self, handler: Any) -> dict[str, Any]:
+        # a job without partitions serializes as before partitions existed, so the snapshot ids of
+        # locations without partitioned jobs do not change
+        data = handler(self)
+        if data.get("partitions", 0) is None:
+            del data["partitions"]
+        if data.get("graphs") == []:  # likewise for jobs without nested graphs
+            del data["graphs"]
+        return data
 
     def model_post_init(self, context: Any) -> None:
         self._ops_by_name = {op.name: op for op in self.ops}
@@ -165,6 +304,11 @@ class JobSnapshot(WireModel):
 
     def downstream_of(self, node: str) -> set[str]:
         return downstream_of(self, node)
+
+    def graph_members(self, path: str) -> list[str]:
+        if not any(g.path == path for g in self.graphs):
+            return []
+        return [n for n in self.op_order if n.startswith(path + ".")]
 
 
 # ---- schedules and sensors ----------------------------------------------------------------------------

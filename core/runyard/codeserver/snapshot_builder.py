@@ -80,8 +80,11 @@ def _retry_policy(policy: Any) -> dict[str, Any] | None:
 
 def _job(job: JobDefinition) -> dict[str, Any]:
     from ..definitions.config import config_json_schema
+    from ..definitions.dynamic import mapped_nodes
+    from ..definitions.hooks import node_hooks
     from ..definitions.types import describe_type
 
+    mapped = mapped_nodes(job)
     ops = []
     for name in job.topological_order:
         node = job.nodes[name]
@@ -92,21 +95,37 @@ def _job(job: JobDefinition) -> dict[str, Any]:
             inputs.append({"name": input_name, "type": describe_type(spec.type),
                            "description": spec.description, "has_default": spec.has_default,
                            "fan_in": input_name in node.fan_in,
-                           "upstream": [{"op": up, "output": out} for up, out in deps]})
+                           "upstream": [{"op": up, "output": out} for up, out in deps],
+                           "collect": input_name in node.collect,
+                           "mapped": name in mapped and input_name not in node.collect and any(
+                               up in mapped or job.nodes[up].op.outs[out].is_dynamic for up, out in deps)})
         outputs = [{"name": out_name, "type": "Nothing" if out.is_nothing else describe_type(out.type),
-                    "description": out.description, "io_manager_key": out.io_manager_key}
+                    "description": out.description, "io_manager_key": out.io_manager_key,
+                    "is_required": out.is_required, "is_dynamic": out.is_dynamic}
                    for out_name, out in op.outs.items()]
         ops.append({"name": name, "op": op.name, "description": op.description, "tags": dict(op.tags),
                     "inputs": inputs, "outputs": outputs, "upstream": sorted(node.upstream),
                     "config_schema": config_json_schema(op.config_model),
                     "required_resources": sorted(op.required_resource_keys),
                     "retry_policy": _retry_policy(op.retry_policy)})
-    return {"name": job.name, "description": job.description, "tags": dict(job.tags),
+        hooks = node_hooks(job, node)
+        if hooks:  # absent when none, as before hooks existed (snapshot ids stay put)
+            ops[-1]["hooks"] = [{"name": h.name, "kind": h.kind, "required_resources": sorted(h.required_resource_keys),
+                                 "description": h.description} for h in hooks]
+    data = {"name": job.name, "description": job.description, "tags": dict(job.tags),
             "ops": ops, "op_order": list(job.topological_order),
             "required_resources": sorted(job.required_resource_keys()),
             "resources": [_resource(k, job.resource_defs[k]) for k in sorted(job.resource_defs)],
             "executor": {"name": job.executor_name, "config": job.executor_config},
             "default_run_config": job.default_run_config}
+    partitions_def = getattr(job, "partitions_def", None)
+    if partitions_def is not None:  # absent, not null: ids of locations without partitions stay put
+        data["partitions"] = partitions_def.to_snapshot()
+    if job.structure.subgraphs:  # likewise for nested graphs
+        from ..definitions.graphs import graphs_snapshot
+
+        data["graphs"] = graphs_snapshot(job.structure)
+    return data
 
 
 def build_snapshot(defs: Definitions) -> LocationSnapshot:

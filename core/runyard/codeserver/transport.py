@@ -9,6 +9,7 @@ GET     /v1/snapshot                      jobs, resources, schedules, sensors an
 POST    /v1/jobs/<job>/validate           ``{run_config, ops?}`` -> ok + plan, or the config errors
 POST    /v1/schedules/<name>/evaluate     ``{tick_time}`` -> run requests or a skip reason
 POST    /v1/sensors/<name>/evaluate       ``{cursor, last_tick_time}`` -> run requests / skip / cursor
+POST    /v1/partition-runs                ``{job, partition_keys}`` -> run config and tags per partition
 POST    /v1/reload                        re-import the definitions
 GET     /healthz                          liveness only (``{"status": "ok"}``), the one path that
                                           needs no token
@@ -44,6 +45,7 @@ ENDPOINTS = [
     "POST /v1/jobs/<job>/validate",
     "POST /v1/schedules/<name>/evaluate",
     "POST /v1/sensors/<name>/evaluate",
+    "POST /v1/partition-runs",
     "POST /v1/reload",
     "GET /healthz",
 ]
@@ -72,6 +74,9 @@ def route(app: CodeLocationServer, method: str, path: str,
         "snapshot": ("GET", app.snapshot),
         "reload": ("POST", app.reload),
     }
+    if rest == ["partition-runs"]:
+        _check_method(method, "POST", path)
+        return 200, app.partition_runs(body())
     if len(rest) == 1 and rest[0] in simple:
         expected, handler = simple[rest[0]]
         _check_method(method, expected, path)

@@ -5,6 +5,7 @@
 * :mod:`.monitoring` — start and cancel timeouts, ``runyard/max_runtime``, worker health.
 * :mod:`.retention` — deleting old finished runs.
 * :mod:`.retries` — re-executing failed runs (``run_retries``), by failure reason.
+* :mod:`.backfills` — turning backfills into queued runs, a batch per transaction (docs/backfills.md).
 * ``lease`` — every second (a third of ``lease_seconds`` if shorter): the holder renews every third
   of ``lease_seconds``, a standby tries to take the lease (:mod:`.lease`).
 
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import monitoring, queue, retention, retries, schedules, sensors
+from . import backfills, monitoring, queue, retention, retries, schedules, sensors
 from .lease import LeaseKeeper
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("runyard.daemon")
 
-LOOPS = ("queue", "schedules", "sensors", "monitoring", "retention", "retries")
+LOOPS = ("queue", "schedules", "sensors", "monitoring", "retention", "retries", "backfills")
 
 
 class Daemon:
@@ -89,7 +90,10 @@ class Daemon:
         sched.add_job(self._lease_job, "interval", seconds=self.lease.retry_interval, id="lease")
         loops: list[tuple[str, Callable[[], Any], float, dict[str, Any]]] = [
             ("schedules", self.run_schedules, self.settings.schedule_interval_seconds, {}),
-            ("sensors", self.run_sensors, self.settings.sensor_interval_seconds, {})]
+            ("sensors", self.run_sensors, self.settings.sensor_interval_seconds, {}),
+            # first pass at start: a new leader goes on with the backfills the old one left
+            ("backfills", self.run_backfills, self.settings.backfill_interval_seconds,
+             {"next_run_time": datetime.now(UTC)})]
         if self.instance.settings.run_monitoring.enabled:  # first pass at start: a new leader looks at once
             loops.append(("monitoring", self.run_monitoring,
                           self.instance.settings.run_monitoring.poll_interval_seconds,
@@ -242,3 +246,6 @@ class Daemon:
 
     def run_retries(self, now: float | None = None) -> list[tuple[str, str]]:
         return retries.run_retries(self, now)
+
+    def run_backfills(self) -> list[str]:
+        return backfills.run_backfills(self)

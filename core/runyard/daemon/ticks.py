@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..storage.records import RunStatus, TickStatus
-from ..tags import LOCATION_TAG, RUN_KEY_TAG, TICK_TAG
+from ..tags import LOCATION_TAG, PARTITION_TAG, RUN_KEY_TAG, TICK_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..storage.records import Tick
@@ -63,6 +63,8 @@ def create_runs(daemon: Daemon, loc: CodeLocation, tick: Tick, tag: str, name: s
                                   + "; ".join(str(getattr(e, "message", e)) for e in validation.errors))
                     continue
                 tags = {**req.tags, tag: name, TICK_TAG: str(tick.id), LOCATION_TAG: loc.name}
+                if getattr(req, "partition_key", None) is not None:  # checked by the code server
+                    tags[PARTITION_TAG] = req.partition_key
                 run_id = planned or uuid.uuid4().hex
                 if run_key is not None:
                     tags[RUN_KEY_TAG] = run_key

@@ -143,21 +143,10 @@ def _resolve(job: JobDefinition, run_config: dict[str, Any] | None, problems: _P
         problems.add(f"unknown key (allowed: {', '.join(RUN_CONFIG_KEYS)})", key)
     resolved = ResolvedRunConfig()
 
-    ops_cfg = problems.mapping(raw.get("ops"), "ops")
-    for node_name in ops_cfg:
-        if node_name not in job.nodes:
-            problems.add(f"job '{job.name}' has no op named '{node_name}' (ops: {', '.join(sorted(job.nodes))})",
-                         "ops", node_name)
-    for node_name, node in job.nodes.items():
-        entry = problems.mapping(ops_cfg.get(node_name), "ops", node_name)
-        problems.unknown_keys(entry, {"config"}, "ops", node_name)
-        model = node.op.config_model
-        if model is None:
-            if entry.get("config"):
-                problems.add(f"op '{node_name}' takes no config", "ops", node_name, "config")
-            resolved.op_configs[node_name] = None
-            continue
-        resolved.op_configs[node_name] = problems.validate(model, entry.get("config"), "ops", node_name, "config")
+    # nested graphs: ops: {graph: {ops: {...}}} and config mapping (runyard.definitions.graph_config)
+    from .graph_config import resolve_op_configs
+
+    resolve_op_configs(job, problems.mapping(raw.get("ops"), "ops"), problems, resolved)
 
     res_cfg = problems.mapping(raw.get("resources"), "resources")
     for key in res_cfg:

@@ -50,6 +50,11 @@ class JobGraph(Protocol):
         """Every node below ``node``, all levels (``node`` itself excluded)."""
         ...
 
+    def graph_members(self, path: str) -> Sequence[str]:
+        """The nodes inside the nested graph at dotted ``path`` (``outer.inner``), all levels, in
+        topological order; empty when the job has no such graph (runyard.definitions.graphs)."""
+        ...
+
 
 def downstream_of(graph: JobGraph, node: str) -> set[str]:
     """:meth:`JobGraph.downstream_of` computed from :meth:`JobGraph.upstream_of` alone, for

@@ -2,7 +2,8 @@
 processes (or machines) and a re-execution can reuse a parent run's outputs.
 
 The default, :class:`FilesystemIOManager`, pickles each output to
-``<base_dir>/<run_id>/<step_key>/<output_name>`` where ``base_dir`` defaults to
+``<base_dir>/<run_id>/<step_key>/<output_name>`` (one value of a DynamicOut:
+``<base_dir>/<run_id>/<step_key>/<output_name>/<mapping_key>``) where ``base_dir`` defaults to
 ``<RUNYARD_HOME>/storage``. Override the ``io_manager`` resource to change it.
 """
 
@@ -25,6 +26,8 @@ class OutputContext:
     home: str
     log: Any = None
     dagster_type: Any = None  # the annotation, kept for IO managers that dispatch on type
+    #: the mapping key of one value of a DynamicOut (None for every other output)
+    mapping_key: str | None = None
 
 
 @dataclass
@@ -38,6 +41,9 @@ class InputContext:
     upstream_step_key: str
     upstream_output_name: str
     log: Any = None
+    #: the mapping key of the upstream value when it is one value of a DynamicOut (a mapped step's
+    #: input, or one item of a ``.collect()``); None otherwise
+    upstream_mapping_key: str | None = None
 
 
 class IOManager(ABC):
@@ -65,12 +71,16 @@ class FilesystemIOManager(IOManager):
         if run_id and os.sep not in run_id and run_id not in (".", ".."):
             shutil.rmtree(os.path.join(home, "storage", run_id), ignore_errors=True)
 
-    def _path(self, home: str, run_id: str, step_key: str, output_name: str) -> str:
+    def _path(self, home: str, run_id: str, step_key: str, output_name: str,
+              mapping_key: str | None = None) -> str:
         base = self.base_dir or os.path.join(home, "storage")
+        if mapping_key is not None:
+            return os.path.join(base, run_id, step_key, output_name, mapping_key)
         return os.path.join(base, run_id, step_key, output_name)
 
     def handle_output(self, context: OutputContext, obj: Any) -> dict[str, Any]:
-        path = self._path(context.home, context.run_id, context.step_key, context.output_name)
+        path = self._path(context.home, context.run_id, context.step_key, context.output_name,
+                          getattr(context, "mapping_key", None))
         make_private_dirs(os.path.dirname(path))  # outputs are the user's data: 0700 / 0600
         tmp = f"{path}.tmp{os.getpid()}"
         try:
@@ -85,11 +95,13 @@ class FilesystemIOManager(IOManager):
 
     def load_input(self, context: InputContext) -> Any:
         path = self._path(context.home, context.upstream_run_id, context.upstream_step_key,
-                          context.upstream_output_name)
+                          context.upstream_output_name, getattr(context, "upstream_mapping_key", None))
         try:
             with open(path, "rb") as f:
                 return pickle.load(f)
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"no stored value for output '{context.upstream_output_name}' of step "
+                f"no stored value for output '{context.upstream_output_name}'"
+                + (f" (mapping key '{context.upstream_mapping_key}')" if context.upstream_mapping_key else "")
+                + " of step "
                 f"'{context.upstream_step_key}' (run {context.upstream_run_id}) at {path}") from None

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..errors import DefinitionError
 from .composition import Composition, NodeSpec, OutputHandle
+from .graphs import GraphStructure
+from .hooks import check_hooks, hook_resource_users
 from .op import OpDefinition
 
 
@@ -32,6 +34,10 @@ class Node:
     # input name -> list of (upstream node, output); ``fan_in`` inputs receive a list of values
     inputs: dict[str, list[tuple[str, str]]]
     fan_in: frozenset[str] = frozenset()
+    #: hooks attached to this node with ``op.with_hooks`` (a job's own hooks are in ``job.hook_defs``)
+    hooks: frozenset = frozenset()
+    #: inputs that receive ``.collect()``: every value of a dynamic or mapped output, as a list
+    collect: frozenset[str] = frozenset()
 
     @property
     def upstream(self) -> set[str]:
@@ -41,11 +47,14 @@ class Node:
 class GraphDefinition:
     def __init__(self, name: str, nodes: list[NodeSpec] | None = None, *,
                  ops: list[OpDefinition] | None = None,
-                 dependencies: dict[str, dict[str, Any]] | None = None, description: str | None = None):
+                 dependencies: dict[str, dict[str, Any]] | None = None, description: str | None = None,
+                 structure: GraphStructure | None = None):
         if not name or not name.replace("-", "_").isidentifier():
             raise DefinitionError(f"'{name}' is not a valid job or graph name (use letters, digits, _)")
         self.name = name
         self.description = description
+        #: the nested graphs, and this graph's own inputs and outputs (runyard.definitions.graphs)
+        self.structure = structure or GraphStructure()
         specs = list(nodes or [])
         if ops is not None:
             specs.extend(self._specs_from_explicit(ops, dependencies or {}))
@@ -60,6 +69,9 @@ class GraphDefinition:
             raise DefinitionError(f"graph '{name}' has no ops")
         self._check_inputs()
         self.topological_order: list[str] = self._toposort()
+        from .dynamic import mapped_nodes
+
+        mapped_nodes(self)  # dynamic fan-out that cannot run fails here, naming the op
 
     # ---- building --------------------------------------------------------------------------------
     def _specs_from_explicit(self, ops: list[OpDefinition], deps: dict[str, dict[str, Any]]) -> list[NodeSpec]:
@@ -100,12 +112,14 @@ class GraphDefinition:
                 inputs[input_name] = [(h.node, h.output) for h in dep]
             else:
                 inputs[input_name] = [(dep.node, dep.output)]
-        return Node(spec.name, spec.op, inputs, frozenset(fan_in))
+        collect = frozenset(k for k, dep in spec.deps.items() if getattr(dep, "collected", False))
+        return Node(spec.name, spec.op, inputs, frozenset(fan_in), hooks=spec.hooks, collect=collect)
 
     def _check_inputs(self) -> None:
         for node in self.nodes.values():
             for input_name, spec in node.op.ins.items():
-                if input_name not in node.inputs and not spec.has_default:
+                if (input_name not in node.inputs and not spec.has_default
+                        and not self.structure.fed_by_input(node.name, input_name)):
                     raise DefinitionError(
                         f"graph '{self.name}': input '{input_name}' of op '{node.name}' is not connected "
                         "to any upstream output and has no default value")
@@ -183,16 +197,57 @@ class GraphDefinition:
     def is_nothing_output(self, node: str, output: str) -> bool:
         return self.nodes[node].op.outs[output].is_nothing
 
+    def graph_members(self, path: str) -> list[str]:
+        """The nodes inside the nested graph at dotted ``path``, all levels, in plan order (empty when
+        there is no such graph)."""
+        if path not in self.structure.subgraphs:
+            return []
+        return [n for n in self.topological_order if n.startswith(path + ".")]
+
+    # ---- calling a graph inside a @job or @graph body (runyard.definitions.graphs) -----------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .graphs import call_graph
+
+        return call_graph(self, None, args, kwargs)
+
+    def alias(self, name: str) -> Any:
+        """Use this graph under another node name in a body: ``clean.alias("clean_users")(rows)``."""
+        from .graphs import AliasedGraph
+
+        return AliasedGraph(self, name)
+
+    def execute_in_process(self, run_config: dict[str, Any] | None = None, *, instance: Any = None,
+                           tags: dict[str, str] | None = None, op_selection: str | list[str] | None = None,
+                           partition_key: str | None = None, raise_on_error: bool = True,
+                           resources: dict[str, Any] | None = None) -> Any:
+        """Run this job (a graph: as ``to_job()``) in this process, on an ephemeral instance unless
+        ``instance`` is given; return a JobExecutionResult. See runyard.execution.in_process_run."""
+        from ..execution.in_process_run import execute_in_process
+
+        return execute_in_process(self, run_config=run_config, instance=instance, tags=tags,
+                                  op_selection=op_selection, partition_key=partition_key,
+                                  raise_on_error=raise_on_error, resources=resources)
+
     def to_job(self, name: str | None = None, **kwargs: Any) -> JobDefinition:
-        return JobDefinition(name or self.name, list(self._specs()), description=self.description, **kwargs)
+        from .graph_config import job_config
+        from .graphs import check_job_structure
+
+        job_name = name or self.name
+        structure = check_job_structure(job_name, self.structure, self)
+        kwargs["config"] = job_config(job_name, self.structure, kwargs.get("config"))
+        return JobDefinition(job_name, list(self._specs()), description=self.description, structure=structure,
+                             **kwargs)
 
     def _specs(self):
         for node in self.nodes.values():
             deps: dict[str, Any] = {}
             for input_name, items in node.inputs.items():
-                handles = [OutputHandle(n, o) for n, o in items]
+                handle_cls = OutputHandle
+                if input_name in node.collect:
+                    from .dynamic import CollectedHandle as handle_cls
+                handles = [handle_cls(n, o) for n, o in items]
                 deps[input_name] = handles if input_name in node.fan_in else handles[0]
-            yield NodeSpec(node.name, node.op, deps)
+            yield NodeSpec(node.name, node.op, deps, hooks=node.hooks)
 
 
 @dataclass
@@ -209,8 +264,19 @@ class JobDefinition(GraphDefinition):
     def __init__(self, name: str, nodes: list[NodeSpec] | None = None, *, ops=None, dependencies=None,
                  resources: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
                  tags: dict[str, str] | None = None, executor: str | dict[str, Any] | None = None,
-                 description: str | None = None):
-        super().__init__(name, nodes, ops=ops, dependencies=dependencies, description=description)
+                 description: str | None = None, hooks: Any = None, structure: GraphStructure | None = None,
+                 partitions_def: Any = None):
+        super().__init__(name, nodes, ops=ops, dependencies=dependencies, description=description,
+                         structure=structure)
+        from .partitioned_config import PartitionedConfig, partitions_of_job
+
+        #: the job's partitions (a ``PartitionsDefinition``; None: not partitioned) and, when its
+        #: config is a ``PartitionedConfig``, that config (run config per partition)
+        self.partitions_def, self.partitioned_config = partitions_of_job(name, partitions_def, config)
+        if isinstance(config, PartitionedConfig):
+            config = None
+        #: hooks run for every op of the job (``@job(hooks={...})``), besides each node's own
+        self.hook_defs = check_hooks(hooks, f"job '{name}'")
         self._own_resources = dict(resources or {})
         self.resource_defs: dict[str, Any] = dict(self._own_resources)
         self.default_run_config = dict(config or {})
@@ -232,6 +298,7 @@ class JobDefinition(GraphDefinition):
         keys = {key for node in self.nodes.values() for key in node.op.required_resource_keys}
         keys |= {out.io_manager_key for node in self.nodes.values() for out in node.op.outs.values()
                  if out.io_manager_key != "io_manager"}
+        keys |= set(hook_resource_users(self))
         return keys
 
     def _check_resources(self, final: bool) -> None:
@@ -239,10 +306,21 @@ class JobDefinition(GraphDefinition):
             return
         missing = sorted(self.required_resource_keys() - set(self.resource_defs))
         if missing:
+            hook_users = hook_resource_users(self)
             users = {k: sorted(n.name for n in self.nodes.values() if k in n.op.required_resource_keys)
-                     for k in missing}
+                     + [f"hook '{h}'" for h in hook_users.get(k, [])] for k in missing}
             detail = "; ".join(f"'{k}' (needed by {', '.join(v)})" for k, v in users.items())
             raise DefinitionError(f"job '{self.name}' is missing resource(s): {detail}")
+
+    def run_request_for_partition(self, partition_key: str, current_time: Any = None
+                                  ) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(run config, tags)`` of a run of ``partition_key``: the partitioned config's run config
+        (else the job's default run config) and tags, plus ``runyard/partition``. Raises
+        :class:`runyard.definitions.partitions.PartitionKeyError` naming the job and the key when the
+        job has no partitions or no such partition at ``current_time`` (default: now)."""
+        from .partitioned_config import run_request_for_partition
+
+        return run_request_for_partition(self, partition_key, current_time)
 
     def __repr__(self) -> str:
         return f"<JobDefinition {self.name} ({len(self.nodes)} ops)>"
@@ -251,8 +329,11 @@ class JobDefinition(GraphDefinition):
 def job(fn: Callable[[], Any] | None = None, *, name: str | None = None,
         resources: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None, executor: str | dict[str, Any] | None = None,
-        description: str | None = None) -> Any:
-    """Declare a job by calling ops inside the decorated function's body."""
+        description: str | None = None, hooks: Any = None, partitions_def: Any = None) -> Any:
+    """Declare a job by calling ops inside the decorated function's body. ``hooks``: a set of
+    success/failure hooks run for every op (runyard.definitions.hooks). ``partitions_def``: the job's
+    partitions; ``config`` may be a ``PartitionedConfig`` (run config per partition, whose partitions
+    the job then has) (runyard.definitions.partitions)."""
 
     def decorate(body: Callable[[], Any]) -> JobDefinition:
         job_name = name or body.__name__
@@ -261,19 +342,24 @@ def job(fn: Callable[[], Any] | None = None, *, name: str | None = None,
         import inspect
 
         return JobDefinition(job_name, list(comp.nodes.values()), resources=resources, config=config,
-                             tags=tags, executor=executor, description=description or inspect.getdoc(body))
+                             tags=tags, executor=executor, description=description or inspect.getdoc(body),
+                             hooks=hooks, structure=GraphStructure(subgraphs=dict(comp.graphs)),
+                             partitions_def=partitions_def)
 
     return decorate(fn) if fn is not None else decorate
 
 
-def graph(fn: Callable[[], Any] | None = None, *, name: str | None = None,
-          description: str | None = None) -> Any:
-    """Declare a reusable graph; turn it into jobs with ``.to_job(resources=..., config=...)``."""
+def graph(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+          description: str | None = None, ins: dict[str, Any] | None = None, out: Any = None,
+          config: Any = None) -> Any:
+    """Declare a reusable graph; turn it into jobs with ``.to_job(resources=..., config=...)`` or call
+    it inside a ``@job``/``@graph`` body. The function's parameters are the graph's inputs and it
+    returns its output handle(s): one, a dict ``{name: handle}``, or None (docs/graphs.md).
+    ``ins``/``out``: :class:`~runyard.definitions.graphs.GraphIn`/``GraphOut`` descriptions;
+    ``config``: a :class:`~runyard.definitions.graphs.ConfigMapping` or default config of its ops."""
+    from .graphs import build_graph
 
-    def decorate(body: Callable[[], Any]) -> GraphDefinition:
-        graph_name = name or body.__name__
-        with Composition(graph_name) as comp:
-            body()
-        return GraphDefinition(graph_name, list(comp.nodes.values()), description=description)
+    def decorate(body: Callable[..., Any]) -> GraphDefinition:
+        return build_graph(body, name=name, description=description, ins=ins, out=out, config=config)
 
     return decorate(fn) if fn is not None else decorate

@@ -34,10 +34,18 @@ class Out:
     type: Any = inspect_empty
     description: str | None = None
     io_manager_key: str = "io_manager"
+    #: False: the op may leave it out (``yield Output(...)`` only on one branch); what is
+    #: downstream of it is then skipped. See runyard.definitions.outputs.
+    is_required: bool = True
 
     @property
     def is_nothing(self) -> bool:
         return self.type is None or self.type is type(None)
+
+    @property
+    def is_dynamic(self) -> bool:
+        """A :class:`~runyard.definitions.outputs.DynamicOut`: any number of values, one per mapping key."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -78,27 +86,51 @@ class OpDefinition:
         """Use this op under another node name in a job: ``extract.alias("extract_users")()``."""
         return _AliasedOp(self, name)
 
+    def with_hooks(self, hook_defs: Any) -> _AliasedOp:
+        """Use this op with hooks in a job body: ``load.with_hooks({notify})(rows)``
+        (see runyard.definitions.hooks)."""
+        from .hooks import check_hooks
+
+        return _AliasedOp(self, None, check_hooks(hook_defs, f"op '{self.name}'.with_hooks"))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from .composition import current_composition
 
         composition = current_composition()
         if composition is not None:
             return composition.add_invocation(self, None, args, kwargs)
-        # Outside a job body: a plain call of the function, handy in unit tests.
-        return self.fn(*args, **kwargs)
+        # Outside a job body: a direct call, for unit tests (runyard.execution.direct, docs/testing.md)
+        from ..execution.direct import invoke_op
+
+        return invoke_op(self, args, kwargs)
 
 
 @dataclass(frozen=True)
 class _AliasedOp:
+    """An op as a job body will use it: under another node name and/or with hooks."""
+
     op: OpDefinition
-    name: str
+    name: str | None
+    hooks: frozenset = frozenset()
+
+    def alias(self, name: str) -> _AliasedOp:
+        return _AliasedOp(self.op, name, self.hooks)
+
+    def with_hooks(self, hook_defs: Any) -> _AliasedOp:
+        from .hooks import check_hooks
+
+        return _AliasedOp(self.op, self.name,
+                          self.hooks | check_hooks(hook_defs, f"op '{self.name or self.op.name}'.with_hooks"))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from .composition import current_composition
 
         composition = current_composition()
         if composition is None:
-            raise DefinitionError(f"op alias '{self.name}' can only be called inside a @job body")
+            what = f"op alias '{self.name}'" if self.name else f"op '{self.op.name}' with hooks"
+            raise DefinitionError(f"{what} can only be called inside a @job body")
+        if self.hooks:
+            return composition.add_invocation(self.op, self.name, args, kwargs, hooks=self.hooks)
         return composition.add_invocation(self.op, self.name, args, kwargs)
 
 

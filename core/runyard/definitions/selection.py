@@ -10,6 +10,9 @@ down the graph::
     +load  ++load       ``load`` and one (two, ...) levels upstream
     load+  load++       ``load`` and one (two, ...) levels downstream
     *load+              combinations: every upstream op, ``load``, and one level downstream
+    process[file_1]     one step of a mapped op (dynamic fan-out; a re-execution of a run that ran it)
+    outer               every op of the nested graph ``outer`` (all levels); ``outer.load`` one op in it;
+                        the operators apply to a graph too (``*outer``: its ops and everything upstream)
 
 A ``*`` next to a name is an operator when the rest of the clause is an exact op name (``load*``).
 Otherwise the clause is a glob pattern and every ``*`` belongs to it (``load_*``, ``*_daily``);
@@ -38,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCE = "op selection"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 ALL_LEVELS = -1
+#: a clause naming one mapped step exactly, ``op[mapping_key]`` (no operators)
+_MAPPED_STEP = re.compile(r"^([A-Za-z_][\w.]*)\[([A-Za-z0-9_]+)\]$")
 
 
 def _error(job: JobGraph, message: str) -> RunConfigError:
@@ -84,6 +89,9 @@ def _clause_nodes(job: JobGraph, clause: str, whole: str) -> tuple[set[str], int
     up, core, down = _split_operators(clause, True, True)
     if job.has_node(core):
         return {core}, up, down
+    members = job.graph_members(core)  # a nested graph: every op inside it
+    if members:
+        return set(members), up, down
     # 2. a glob: every `*` is part of the pattern; only `+` operators apply (`+load_*`, `load_*+`)
     up, pattern, down = _split_operators(clause, False, False)
     if _GLOB_CHARS.search(pattern):
@@ -113,10 +121,17 @@ def parse_op_selection(job: JobGraph, selection: str | Iterable[str]) -> list[st
         for u in ups:
             downstream[u].add(name)
     selected: set[str] = set()
+    mapped_steps: list[str] = []  # ``op[key]``: one step of a mapped op (runyard.definitions.dynamic)
     for clause in clauses:
+        match = _MAPPED_STEP.match(clause)
+        if (match and job.has_node(match.group(1))
+                and not any(fnmatch.fnmatchcase(n, clause) for n in job.topological_order)):
+            if clause not in mapped_steps:
+                mapped_steps.append(clause)
+            continue
         nodes, up, down = _clause_nodes(job, clause, whole)
         selected |= _walk(nodes, upstream, up) | _walk(nodes, downstream, down)
-    return [n for n in job.topological_order if n in selected]
+    return [n for n in job.topological_order if n in selected] + mapped_steps
 
 
 def missing_upstream_inputs(job: JobGraph, step_keys: Iterable[str]) -> list[tuple[str, str, str, str]]:
@@ -138,6 +153,11 @@ def missing_upstream_inputs(job: JobGraph, step_keys: Iterable[str]) -> list[tup
 
 def check_fresh_selection(job: JobGraph, step_keys: Iterable[str]) -> None:
     """A new run (not a re-execution) cannot take inputs from steps it does not execute."""
+    step_keys = list(step_keys)
+    mapped = [k for k in step_keys if _MAPPED_STEP.match(k) and not job.has_node(k)]
+    if mapped:
+        raise RunConfigError(f"step(s) {', '.join(mapped)} of a mapped op can only be selected when re-executing "
+                             "a run that mapped them (the values they read come from it)", source=SOURCE)
     missing = missing_upstream_inputs(job, step_keys)
     if not missing:
         return

@@ -16,10 +16,15 @@ from ..errors import DefinitionError
 
 @dataclass
 class RunRequest:
+    """A run a schedule or sensor asks for. ``partition_key``: a run of that partition of a
+    partitioned job (docs/partitions.md): its run config (``run_config`` merged over it) and tags,
+    and ``runyard/partition``, which runyard sets once the key is checked."""
+
     run_key: str | None = None
     run_config: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     job_name: str | None = None
+    partition_key: str | None = None
 
 
 @dataclass

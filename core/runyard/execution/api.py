@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.graph_view import JobGraph
     from ..definitions.job import JobDefinition
     from ..instance.instance import Instance
+    from .result import JobExecutionResult
 
 
 def prepare_run(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,
@@ -56,17 +57,21 @@ def execute_job(job: JobDefinition, *, instance: Instance | None = None,
                 run_config: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
                 code_pointer: CodePointer | None = None,
                 listeners: list[Callable[[Event], None]] | None = None,
-                ops: str | list[str] | None = None) -> RunRecord:
-    """Run ``job`` to completion in this process (like ``runyard job execute``); return the run.
+                ops: str | list[str] | None = None, raise_on_error: bool = False) -> JobExecutionResult:
+    """Run ``job`` to completion in this process (like ``runyard job execute``) with its own
+    executor; return a :class:`~runyard.execution.result.JobExecutionResult` (``.success``,
+    ``.output_for_node(...)``, ``.all_events``; the run record's fields, ``.status``, ``.run_id``...,
+    are readable on it too). Outputs are read back through their IO managers (none is kept in memory).
     ``ops`` is an op selection (``"*load"``, ``"extract,transform"``, see ``runyard.definitions.
-    selection``): only those steps run."""
+    selection``): only those steps run. ``raise_on_error``: as ``job.execute_in_process``."""
     from ..instance.instance import Instance
-    from .run_worker import execute_run
+    from .in_process_run import run_prepared
 
     instance = instance or Instance.open()
     run = prepare_run(instance, job, code_pointer=code_pointer or CodePointer(), run_config=run_config,
                       tags=tags, step_keys_to_execute=_selected_steps(job, ops))
-    return execute_run(instance, run.run_id, job=job, listeners=listeners)
+    return run_prepared(instance, job, run.run_id, listeners=listeners, raise_on_error=raise_on_error,
+                        keep_outputs=False)
 
 
 def launch_job(instance: Instance, job: JobDefinition, *, code_pointer: CodePointer,

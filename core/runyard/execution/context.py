@@ -63,7 +63,7 @@ class OpContext:
 
     def __init__(self, *, run_id: str, step_key: str, op_name: str, op_config: Any, resources: Any,
                  log: StepLogger, retry_number: int, run_tags: dict[str, str], home: str,
-                 run_config: dict[str, Any]):
+                 run_config: dict[str, Any], partitions_def: Any = None):
         self.run_id = run_id
         self.step_key = step_key
         self.op_name = op_name
@@ -74,6 +74,50 @@ class OpContext:
         self.run_tags = run_tags
         self.home = home
         self.run_config = run_config
+        #: the job's partitions (``PartitionsDefinition``), None for a job without
+        self.partitions_def = partitions_def
+
+    # ---- partitions (docs/partitions.md) ----------------------------------------------------------
+    @property
+    def has_partition_key(self) -> bool:
+        """Whether the run is for a partition (it has the ``runyard/partition`` tag)."""
+        from ..tags import PARTITION_TAG
+
+        return PARTITION_TAG in (self.run_tags or {})
+
+    @property
+    def partition_key(self) -> str:
+        """The partition the run is for; a :class:`runyard.errors.RunyardError` in a run that is not
+        for a partition (check :attr:`has_partition_key` first when both can happen)."""
+        from ..errors import RunyardError
+        from ..tags import PARTITION_TAG
+
+        key = (self.run_tags or {}).get(PARTITION_TAG)
+        if key is None:
+            raise RunyardError(f"op '{self.op_name}' asked for context.partition_key, but run {self.run_id} "
+                               f"is not for a partition (it has no {PARTITION_TAG} tag: launch it with a "
+                               "partition, e.g. `runyard job launch --partition KEY`)")
+        return key
+
+    @property
+    def partition_time_window(self) -> Any:
+        """The :class:`runyard.definitions.partitions.TimeWindow` of the run's partition; an error
+        when the run is not for a partition or the job's partitions are not time windows."""
+        from ..definitions.partitions import TimeWindowPartitionsDefinition
+        from ..errors import RunyardError
+
+        key = self.partition_key
+        if not isinstance(self.partitions_def, TimeWindowPartitionsDefinition):
+            raise RunyardError(f"op '{self.op_name}' asked for context.partition_time_window, but the job's "
+                               f"partitions ({self.partitions_def!r}) are not time windows")
+        return self.partitions_def.time_window_for_partition_key(key)
+
+    # ---- dynamic fan-out (docs/dynamic-outputs.md) -------------------------------------------------
+    def get_mapping_key(self) -> str | None:
+        """The mapping key of a mapped step (``square[a]`` -> ``"a"``); None for any other step."""
+        from ..definitions.dynamic import split_step_key
+
+        return split_step_key(self.step_key)[1]
 
     def __repr__(self) -> str:
         return f"<OpContext run={self.run_id} step={self.step_key} attempt={self.retry_number + 1}>"

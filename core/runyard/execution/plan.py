@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the key of the plan in the data of the run worker's "Executing ..." engine event
 PLAN_DATA_KEY = "plan"
+#: set in the plan event's data when mapped steps are added at run time, each addition an engine
+#: event of its own with the added steps under PLAN_DATA_KEY (runyard.execution.dynamic)
+PLAN_DYNAMIC_KEY = "dynamic"
 #: the plan event is the first engine event the run worker emits; launchers may emit a few before it
 PLAN_EVENT_SEARCH = 20
 
@@ -41,11 +44,25 @@ class ExecutionPlan:
     order: list[str]
     # (step key, output name) -> run id holding the value, for steps not executed in this run
     external_outputs: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: the job has dynamic outputs: the plan grows at run time (runyard.execution.dynamic)
+    dynamic: bool = False
+    #: mapped nodes whose steps (``op[key]``) are added when their dynamic step finishes
+    selected_templates: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, job: JobDefinition, step_keys_to_execute: list[str] | None = None,
               external_outputs: dict[tuple[str, str], str] | None = None) -> ExecutionPlan:
+        from ..definitions.dynamic import has_dynamic, mapped_nodes
+
         selected = set(job.nodes) if step_keys_to_execute is None else set(step_keys_to_execute)
+        mapped = mapped_nodes(job)
+        if mapped or has_dynamic(job) or any("[" in key for key in selected):
+            from .dynamic import build_dynamic_steps
+
+            keys = list(job.nodes if step_keys_to_execute is None else step_keys_to_execute)
+            steps, templates = build_dynamic_steps(job, keys, mapped)
+            return cls(job_name=job.name, steps=steps, order=list(steps),
+                       external_outputs=dict(external_outputs or {}), dynamic=True, selected_templates=templates)
         unknown = sorted(selected - set(job.nodes))
         if unknown:
             raise RunConfigError(f"job '{job.name}' has no step(s) {', '.join(unknown)}",
@@ -71,6 +88,19 @@ class ExecutionPlan:
                 out.add(k)
                 frontier.add(k)
         return [k for k in self.order if k in out]
+
+    def add_steps(self, steps: list[Step]) -> None:
+        """Add steps found at run time (mapped steps), each before the first step that waits for it."""
+        new = {step.key for step in steps}
+        for step in steps:
+            self.steps[step.key] = step
+        at = next((i for i, k in enumerate(self.order) if self.steps[k].upstream & new), len(self.order))
+        self.order[at:at] = [step.key for step in steps]
+
+    def data_flags(self) -> dict[str, Any]:
+        """Merged into the plan event's data: ``{"dynamic": True}`` when the plan grows at run time
+        (:func:`stored_plan` then merges the steps added later)."""
+        return {PLAN_DYNAMIC_KEY: True} if self.dynamic else {}
 
     def to_data(self) -> list[dict[str, Any]]:
         """``[{"key": step key, "upstream": [step keys]}, ...]`` in plan order: what the run worker
@@ -109,5 +139,40 @@ def stored_plan(storage: RunStorage, run_id: str) -> tuple[StoredStep, ...] | No
     for event in storage.get_events(run_id, event_types=[EventType.ENGINE_EVENT], limit=PLAN_EVENT_SEARCH):
         plan = plan_from_data(event.data)
         if plan is not None:
+            if event.data.get(PLAN_DYNAMIC_KEY) and event.id is not None:
+                later = storage.get_events(run_id, after_id=event.id, event_types=[EventType.ENGINE_EVENT])
+                return GrowingPlan(merge_added_steps(plan, [e.data for e in later]))
             return plan
     return None
+
+
+class GrowingPlan(tuple):
+    """A stored plan (a tuple of :class:`StoredStep`) to which mapped steps are added while its run
+    goes on: a reader that keeps plans keeps this one only once the run has finished."""
+
+    grows = True
+
+
+def merge_added_steps(plan: tuple[StoredStep, ...], datas: list[Any]) -> tuple[StoredStep, ...]:
+    """``plan`` with the steps that later engine events added (mapped steps, in the data of the
+    events runyard.execution.dynamic emits: ``plan``, ``upstream_added``), each placed before the
+    first step that waits for it, as the executor ordered them."""
+    order = [step.key for step in plan]
+    upstream = {step.key: list(step.upstream) for step in plan}
+    for data in datas:
+        if not isinstance(data, dict) or "mapped_from" not in data:
+            continue
+        added = plan_from_data(data)
+        if not added:
+            continue
+        waits = data.get("upstream_added")
+        known = set(order)
+        new = {step.key for step in added} - known
+        for step in added:
+            upstream[step.key] = list(step.upstream)
+        for key, extra in (waits.items() if isinstance(waits, dict) else ()):
+            if key in upstream and isinstance(extra, list):
+                upstream[key] = sorted({*upstream[key], *map(str, extra)})
+        at = next((i for i, k in enumerate(order) if new.intersection(upstream[k])), len(order))
+        order[at:at] = [step.key for step in added if step.key in new]
+    return tuple(StoredStep(key, tuple(upstream[key])) for key in order)

@@ -74,6 +74,12 @@ def resolve_external_outputs(instance: Instance, job: JobGraph, step_keys: list[
     """
     if step_keys is None:
         return {}
+    if parent_run_id is not None:
+        from .dynamic import dynamic_external_outputs, dynamic_run_plan
+
+        if dynamic_run_plan(instance.storage, parent_run_id) is not None:  # mapped steps: runyard.execution.dynamic
+            return dynamic_external_outputs(instance, job, step_keys, parent_run_id,
+                                            LineageLookup(instance, parent_run_id))
     needed = missing_upstream_inputs(job, step_keys)
     if not needed:
         return {}
@@ -110,10 +116,16 @@ def external_outputs_for_run(instance: Instance, run: RunRecord,
 def steps_to_retry(instance: Instance, job: JobGraph, parent: RunRecord) -> list[str]:
     """For ``--from-failure``: the steps of the parent's plan that did not succeed in it (failed,
     skipped, never started) plus the steps of that plan downstream of them, in plan order."""
+    from .dynamic import dynamic_run_plan, dynamic_steps_to_retry, not_produced_in
+
+    succeeded = LineageLookup(instance, None).succeeded_in(parent.run_id)
+    grown = dynamic_run_plan(instance.storage, parent.run_id)
+    if grown is not None:  # its plan grew at run time: retry the mapped steps that failed
+        return dynamic_steps_to_retry(instance, job, parent, grown, succeeded)
     plan_steps = [k for k in job.topological_order
                   if parent.step_keys_to_execute is None or k in parent.step_keys_to_execute]
-    succeeded = LineageLookup(instance, None).succeeded_in(parent.run_id)
-    not_ok = {k for k in plan_steps if k not in succeeded}
+    # a step skipped because an input was not produced (an optional output left out) did what it should
+    not_ok = {k for k in plan_steps if k not in succeeded} - not_produced_in(instance.storage, parent.run_id)
     selected = set(not_ok)
     for key in not_ok:
         selected |= job.downstream_of(key)

@@ -192,10 +192,10 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
         executor = build_component(executor_cls, executor_config, ComponentContext(
             home=instance.home, instance_file=instance.instance_file, name=resolved.executor_name))
         runner = StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=sink, home=instance.home,
-                            compute_logs=instance.compute_log_manager)
+                            compute_logs=instance.compute_log_manager, storage=instance.storage_unchecked())
         sink.emit(EventType.ENGINE_EVENT, f"Executing {len(plan.order)} step(s) with the {executor.name} "
                   "executor.", data={"executor": executor.name, "steps": len(plan.order),
-                                     PLAN_DATA_KEY: plan.to_data()})
+                                     PLAN_DATA_KEY: plan.to_data(), **plan.data_flags()})
         if not executor.runs_steps_out_of_process:
             try:
                 runner.init_resources()
@@ -224,8 +224,10 @@ def _execute(instance: Instance, run: RunRecord, job: JobDefinition | None, sink
         return _cancel(instance, run, sink, scope, runner, "termination was requested")
     runner.teardown_resources()
     if result.succeeded:
+        not_produced = (f", {len(result.not_produced)} skipped (an input was not produced)"
+                        if result.not_produced else "")
         _finish(instance, run, sink, scope, RunStatus.SUCCESS,
-                f"Finished run of job '{run.job_name}': {len(result.outcomes)} step(s) succeeded.")
+                f"Finished run of job '{run.job_name}': {len(result.outcomes)} step(s) succeeded{not_produced}.")
     else:
         failed = result.failed
         _finish(instance, run, sink, scope, RunStatus.FAILURE,

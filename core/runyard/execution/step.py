@@ -14,12 +14,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..definitions.dynamic import node_of_step
+from ..definitions.hooks import node_hooks
 from ..definitions.io_manager import FilesystemIOManager, InputContext, IOManager, OutputContext
 from ..definitions.resources import ResourceSet
 from ..definitions.retry import Failure, RetryPolicy, RetryRequested
 from ..definitions.types import describe_type, type_matches
 from ..storage.records import EventType, StepStatus
 from .context import OpContext, StepLogger
+from .dynamic import InputSources, OutputLookup, Source, needs_sources
+from .hooks import run_step_hooks
+from .outputs import StepOutputError, op_result_values, produced_summary
+from .result import capture_step_error, capture_step_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definitions.config import ResolvedRunConfig
@@ -67,7 +73,7 @@ def user_traceback(exc: BaseException) -> str:
 class StepRunner:
     def __init__(self, *, run: RunRecord, job: JobDefinition, plan: ExecutionPlan,
                  resolved: ResolvedRunConfig, sink: EventEmitter, home: str,
-                 compute_logs: ComputeLogManager | None = None):
+                 compute_logs: ComputeLogManager | None = None, storage: Any = None):
         self.run = run
         self.job = job
         self.plan = plan
@@ -79,6 +85,13 @@ class StepRunner:
         #: captures each attempt's stdout/stderr (None: not captured)
         self.compute_logs = compute_logs
         self._capturing = False
+        #: the outputs the current attempt produced: ``{output: value}``, a dynamic output
+        #: ``{output: {mapping key: value}}`` (what success hooks and execute_in_process see)
+        self.produced_values: dict[str, Any] = {}
+        #: optional and dynamic outputs: which values an input reads (runyard.execution.dynamic);
+        #: ``storage`` answers for steps other processes ran (None: every source counts as produced)
+        self.outputs = OutputLookup(storage, run.run_id)
+        self.input_sources = InputSources(job, plan, run.run_id) if needs_sources(job, plan) else None
 
     # ---- resources -------------------------------------------------------------------------------
     def init_resources(self, step_keys: list[str] | None = None) -> None:
@@ -88,9 +101,11 @@ class StepRunner:
         if self.resources is not None:
             return
         needed = {IO_MANAGER_KEY}
-        for step_key in self.plan.steps if step_keys is None else step_keys:
-            node = self.job.nodes[step_key]
+        every = [*self.plan.steps, *sorted(self.plan.selected_templates)]  # mapped ops' steps come later
+        for step_key in every if step_keys is None else step_keys:
+            node = self.job.nodes[node_of_step(step_key)]
             needed |= node.op.required_resource_keys
+            needed |= {k for hook in node_hooks(self.job, node) for k in hook.required_resource_keys}
             needed |= {out.io_manager_key for out in node.op.outs.values()}
             for deps in node.inputs.values():
                 needed |= {self.job.nodes[up].op.outs[out].io_manager_key for up, out in deps}
@@ -162,7 +177,7 @@ class StepRunner:
             return self._run_attempt(step_key, attempt)
 
     def _run_attempt(self, step_key: str, attempt: int) -> StepOutcome:
-        node = self.job.nodes[step_key]
+        node = self.job.nodes[node_of_step(step_key)]
         op = node.op
         emit = self.sink.emit
         started = time.perf_counter()
@@ -174,13 +189,15 @@ class StepRunner:
                  data={"pid": os.getpid()})
         log = StepLogger(self.sink, step_key)
         self.current_step = step_key
+        self.produced_values = {}
         try:
             self.init_resources([step_key])  # a no-op where the run worker set up all of them
             kwargs = self._load_inputs(step_key, node, log)
             context = OpContext(run_id=self.run.run_id, step_key=step_key, op_name=op.name,
-                                op_config=self.resolved.op_configs.get(step_key), resources=self.resources,
+                                op_config=self.resolved.op_configs.get(node.name), resources=self.resources,
                                 log=log, retry_number=attempt, run_tags=self.run.tags, home=self.home,
-                                run_config=self.run.run_config)
+                                run_config=self.run.run_config,
+                                partitions_def=getattr(self.job, "partitions_def", None))
             if op.config_model is not None:
                 kwargs["config"] = context.op_config
             args = (context,) if op.takes_context else ()
@@ -189,20 +206,34 @@ class StepRunner:
             except SystemExit as exc:
                 raise _StepError(f"op '{op.name}' called sys.exit({exc.code!r}); ops must return or raise, "
                                  "not exit the process") from exc
-            self._handle_outputs(step_key, node, result, log)
+            produced = self._handle_outputs(step_key, node, result, log)
         except (RunTerminated, KeyboardInterrupt):
             emit(EventType.STEP_FAILURE, f"Step '{step_key}' was interrupted: the run is being terminated.",
                  step_key=step_key, level="ERROR", data={"error": "interrupted by termination",
                                                          "attempt": attempt + 1})
             raise
         except Exception as exc:  # noqa: BLE001 - every op failure becomes a step outcome
-            return self._failed(step_key, op.retry_policy, attempt, exc, time.perf_counter() - started)
+            outcome = self._failed(step_key, op.retry_policy, attempt, exc, time.perf_counter() - started)
+            if outcome.status == StepStatus.FAILURE:  # the final attempt: failure hooks, where it ran
+                if not isinstance(exc, _StepError):  # runyard's own step errors: RunFailedError
+                    capture_step_error(step_key, exc)
+                run_step_hooks(self, step_key, node, "failure", exception=exc)
+            return outcome
         finally:
             self.current_step = None
         duration = time.perf_counter() - started
         emit(EventType.STEP_SUCCESS, f"Finished execution of step '{step_key}' in {duration * 1000:.1f}ms.",
              step_key=step_key, data={"duration_ms": round(duration * 1000, 3)})
-        return StepOutcome(step_key, StepStatus.SUCCESS, attempt, duration=duration)
+        capture_step_outputs(step_key, self.produced_values)
+        run_step_hooks(self, step_key, node, "success", outputs=self.produced_values)
+        return StepOutcome(step_key, StepStatus.SUCCESS, attempt, duration=duration, data={"outputs": produced})
+
+    def _record_output(self, name: str, value: Any, mapping_key: str | None = None) -> None:
+        """Remember an output the current attempt produced (see :attr:`produced_values`)."""
+        if mapping_key is None:
+            self.produced_values[name] = value
+        else:
+            self.produced_values.setdefault(name, {})[mapping_key] = value
 
     def _failed(self, step_key: str, policy: RetryPolicy | None, attempt: int, exc: BaseException,
                 duration: float) -> StepOutcome:
@@ -237,59 +268,83 @@ class StepRunner:
 
     def _load_inputs(self, step_key: str, node: Any, log: StepLogger) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
+        sources_of = self.input_sources
+        if sources_of is not None:
+            self.outputs.new_attempt()
         for input_name, deps in node.inputs.items():
-            values = []
-            for up_node, up_out in deps:
-                out_def = self.job.nodes[up_node].op.outs[up_out]
-                if out_def.is_nothing:
-                    values.append(None)
-                    continue
-                manager = self._io_manager(out_def.io_manager_key)
-                ctx = InputContext(run_id=self.run.run_id, step_key=step_key, input_name=input_name,
-                                   home=self.home, upstream_run_id=self._upstream_run_id(up_node, up_out),
-                                   upstream_step_key=up_node, upstream_output_name=up_out, log=log)
-                try:
-                    values.append(manager.load_input(ctx))
-                except Exception as exc:
-                    raise _StepError(f"could not load input '{input_name}' from {up_node}.{up_out}: "
-                                     f"{type(exc).__name__}: {exc}") from exc
-                self.sink.emit(EventType.LOADED_INPUT, f"Loaded input '{input_name}' from {up_node}.{up_out}.",
-                               step_key=step_key, level="DEBUG",
-                               data={"input": input_name, "upstream": f"{up_node}.{up_out}"})
-            value = values if input_name in node.fan_in else values[0]
+            many = input_name in node.fan_in or input_name in node.collect
+            if sources_of is None:
+                sources = [Source(up, out, self._upstream_run_id(up, out)) for up, out in deps]
+            else:
+                found = sources_of.sources(step_key, node, input_name, self.outputs.mapping_keys)
+                # the executor started the step: its single inputs were produced; a fan-in or a
+                # collect reads the values that were (optional outputs, skipped mapped steps)
+                sources = [src for src, certain in found if not many or certain or self.outputs.produced(src)]
+                if not sources and not many:
+                    raise _StepError(f"input '{input_name}' of op '{node.op.name}' has no value: its source "
+                                     "output was not produced")
+            values = [self._load_one(step_key, input_name, src, log) for src in sources]
+            value = values if many else values[0]
             expected = node.op.ins[input_name].type
-            if input_name not in node.fan_in and not type_matches(value, expected):
+            if not many and not type_matches(value, expected):
                 raise _StepError(f"input '{input_name}' of op '{node.op.name}' expected "
                                  f"{describe_type(expected)}, got {type(value).__name__}")
             kwargs[input_name] = value
         return kwargs
 
-    def _handle_outputs(self, step_key: str, node: Any, result: Any, log: StepLogger) -> None:
+    def _load_one(self, step_key: str, input_name: str, src: Source, log: StepLogger) -> Any:
+        out_def = self.job.nodes[node_of_step(src.step)].op.outs[src.output]
+        if out_def.is_nothing:
+            return None
+        where = f"{src.step}.{src.output}" + (f"[{src.mapping_key}]" if src.mapping_key is not None else "")
+        manager = self._io_manager(out_def.io_manager_key)
+        ctx = InputContext(run_id=self.run.run_id, step_key=step_key, input_name=input_name,
+                           home=self.home, upstream_run_id=src.run_id,
+                           upstream_step_key=src.step, upstream_output_name=src.output, log=log,
+                           upstream_mapping_key=src.mapping_key)
+        try:
+            value = manager.load_input(ctx)
+        except Exception as exc:
+            raise _StepError(f"could not load input '{input_name}' from {where}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        self.sink.emit(EventType.LOADED_INPUT, f"Loaded input '{input_name}' from {where}.",
+                       step_key=step_key, level="DEBUG", data={"input": input_name, "upstream": where})
+        return value
+
+    def _handle_outputs(self, step_key: str, node: Any, result: Any, log: StepLogger) -> dict[str, Any]:
+        """Check and store what the op produced (runyard.execution.outputs); return the summary
+        ``{output: None | [mapping keys]}`` that ``StepOutcome.data["outputs"]`` carries."""
         outs = node.op.outs
-        if len(outs) == 1:
-            values = {next(iter(outs)): result}
-        else:
-            if not isinstance(result, tuple) or len(result) != len(outs):
-                raise _StepError(f"op '{node.op.name}' declares {len(outs)} outputs "
-                                 f"({', '.join(outs)}) and must return a tuple of that length")
-            values = dict(zip(outs, result, strict=True))
-        for name, value in values.items():
+        try:
+            produced = op_result_values(node.op, result)
+        except StepOutputError as exc:
+            raise _StepError(str(exc)) from None
+        for item in produced:
+            name, value, mapping_key = item.output_name, item.value, item.mapping_key
             out_def = outs[name]
-            if not type_matches(value, out_def.type):
-                raise _StepError(f"op '{node.op.name}' output '{name}' must be "
-                                 f"{describe_type(out_def.type)}, got {type(value).__name__}")
+            self._record_output(name, value, mapping_key)
+            keyed = {"mapping_key": mapping_key} if mapping_key is not None else {}
             if out_def.is_nothing:
+                if self.input_sources is not None:  # a job where what was produced is news
+                    self.sink.emit(EventType.STEP_OUTPUT, f"Yielded output '{name}'.", step_key=step_key,
+                                   level="DEBUG", data={"output": name, "type": "None", **keyed})
                 continue
             manager = self._io_manager(out_def.io_manager_key)
             ctx = OutputContext(run_id=self.run.run_id, step_key=step_key, output_name=name,
-                                home=self.home, log=log, dagster_type=out_def.type)
-            self.sink.emit(EventType.STEP_OUTPUT, f"Yielded output '{name}' of type "
+                                home=self.home, log=log, dagster_type=out_def.type, mapping_key=mapping_key)
+            shown = f"'{name}'" + (f" (mapping key '{mapping_key}')" if mapping_key is not None else "")
+            self.sink.emit(EventType.STEP_OUTPUT, f"Yielded output {shown} of type "
                            f"{type(value).__name__}.", step_key=step_key, level="DEBUG",
-                           data={"output": name, "type": type(value).__name__})
+                           data={"output": name, "type": type(value).__name__, **keyed})
             try:
                 metadata = manager.handle_output(ctx, value) or {}
             except Exception as exc:
-                raise _StepError(f"the IO manager could not store output '{name}' of op "
+                raise _StepError(f"the IO manager could not store output {shown} of op "
                                  f"'{node.op.name}': {type(exc).__name__}: {exc}") from exc
-            self.sink.emit(EventType.HANDLED_OUTPUT, f"Stored output '{name}'.", step_key=step_key,
-                           level="DEBUG", data={"output": name, **{k: str(v) for k, v in metadata.items()}})
+            metadata = {**item.metadata, **metadata}
+            self.sink.emit(EventType.HANDLED_OUTPUT, f"Stored output {shown}.", step_key=step_key,
+                           level="DEBUG", data={"output": name, **keyed,
+                                                **{k: str(v) for k, v in metadata.items()}})
+        summary = produced_summary(produced)
+        self.outputs.record(step_key, summary)
+        return summary

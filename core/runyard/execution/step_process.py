@@ -170,7 +170,7 @@ def _prepare(instance: Any, run_id: str, emitter: Any) -> Any:
     plan = ExecutionPlan.build(job, run.step_keys_to_execute,
                                external_outputs=external_outputs_for_run(instance, run, job))
     return StepRunner(run=run, job=job, plan=plan, resolved=resolved, sink=emitter, home=instance.home,
-                      compute_logs=instance.compute_log_manager)
+                      compute_logs=instance.compute_log_manager, storage=instance.storage)
 
 
 def run_as_main(**kwargs: Any) -> None:

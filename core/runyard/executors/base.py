@@ -49,8 +49,12 @@ class ExecuteContext:
 @dataclass
 class ExecutionResult:
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    #: skipped because an upstream step failed (or could not run): the run fails
     skipped: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: skipped because an input's source output was not produced (an optional output left out, see
+    #: runyard.execution.dynamic): the run still succeeds
+    not_produced: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
@@ -96,7 +100,12 @@ def tag_limits_allow(rules: Iterable[TagConcurrencyLimit], running: Iterable[Map
     return True
 
 
-def skip_step(context: ExecuteContext, step_key: str, because: str) -> None:
+def skip_step(context: ExecuteContext, step_key: str, because: str, *, not_produced: bool = False) -> None:
+    """``not_produced``: skipped because an input was not produced (not an error: level INFO)."""
+    if not_produced:
+        context.events.emit(EventType.STEP_SKIPPED, f"Skipped step '{step_key}': {because}.",
+                            step_key=step_key, level="INFO", data={"reason": because, "not_produced": True})
+        return
     context.events.emit(EventType.STEP_SKIPPED, f"Skipped step '{step_key}': {because}.",
                         step_key=step_key, level="WARNING", data={"reason": because})
 

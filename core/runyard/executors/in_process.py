@@ -14,6 +14,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict
 
+from ..execution.dynamic import RunOutputs
 from ..launchers import procinfo
 from ..storage.records import StepStatus
 from .base import ExecuteContext, ExecutionResult, Executor, next_attempt, skip_step
@@ -37,7 +38,12 @@ class InProcessExecutor(Executor):
         # step ends, on every way out. The run worker's own end kills the rest.
         keep = procinfo.child_snapshot() if context.contain_processes else None
         tid = threading.get_native_id()
-        for key in context.plan.order:
+        outputs = RunOutputs(context)
+        order = context.plan.order  # grows while it runs: a dynamic step adds its mapped steps
+        index = 0
+        while index < len(order):
+            key = order[index]
+            index += 1
             if context.is_terminating():
                 result.interrupted = True
                 break
@@ -47,6 +53,12 @@ class InProcessExecutor(Executor):
                 skip_step(context, key, f"upstream step(s) {', '.join(sorted(blocked))} did not succeed")
                 result.skipped.append(key)
                 not_ok.add(key)
+                continue
+            reason = outputs.skip_reason(key)
+            if reason:
+                skip_step(context, key, reason, not_produced=True)
+                result.not_produced.append(key)
+                outputs.skip_not_produced(key)
                 continue
             attempt = 0
             while True:
@@ -63,4 +75,6 @@ class InProcessExecutor(Executor):
             result.outcomes[key] = outcome
             if outcome.status != StepStatus.SUCCESS:
                 not_ok.add(key)
+            else:
+                outputs.step_succeeded(key, outcome)
         return result

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..execution.dynamic import RunOutputs
 from ..storage.records import StepStatus
 from .base import ExecuteContext, ExecutionResult, TagConcurrencyLimit, next_attempt, skip_step, tag_limits_allow
 
@@ -38,11 +39,14 @@ class StepScheduler:
         self.max_concurrent = max_concurrent
         self.tag_limits = list(tag_limits)
         self.result = ExecutionResult()
+        #: optional outputs and dynamic fan-out: skips for outputs not produced, mapped steps
+        self.outputs = RunOutputs(context)  # (may add mapped steps to the plan at once)
         self.waiting = list(self.plan.order)
         self.retry_at: dict[str, tuple[float, int]] = {}  # step -> (when, attempt)
         self.running: dict[str, dict[str, str]] = {}  # step -> its op's tags
         self.done: dict[str, StepStatus] = {}  # step -> SUCCESS, FAILURE or SKIPPED
         self._order = {k: i for i, k in enumerate(self.plan.order)}
+        self._cleared: set[str] = set()  # waiting steps whose inputs were all produced
 
     @property
     def unfinished(self) -> bool:
@@ -53,26 +57,50 @@ class StepScheduler:
         self.done[key] = StepStatus.SKIPPED
         self.result.skipped.append(key)
 
+    def _failed(self, key: str) -> bool:
+        """The step failed, or was skipped because its upstream failed (not: its input was not produced)."""
+        status = self.done.get(key)
+        return status == StepStatus.FAILURE or (status == StepStatus.SKIPPED
+                                                and key not in self.outputs.not_produced)
+
+    def _ok(self, key: str) -> bool:
+        return self.done.get(key) == StepStatus.SUCCESS or key in self.outputs.not_produced
+
     def start_now(self) -> list[tuple[str, int]]:
-        """Skip the steps whose upstream failed; return the attempts to start now — upstream
-        succeeded or a retry is due, by priority then plan order, within ``max_concurrent`` and the
-        tag limits — and count them as running."""
-        for key in list(self.waiting):
-            bad = [u for u in self.plan.steps[key].upstream
-                   if self.done.get(u) in (StepStatus.FAILURE, StepStatus.SKIPPED)]
-            if bad:
+        """Skip the steps whose upstream failed, and those an input of which was not produced;
+        return the attempts to start now — upstream done or a retry is due, by priority then plan
+        order, within ``max_concurrent`` and the tag limits — and count them as running."""
+        changed = True
+        while changed:  # a skip for an output not produced may skip what is downstream of it
+            changed = False
+            for key in list(self.waiting):
+                upstream = self.plan.steps[key].upstream
+                bad = [u for u in upstream if self._failed(u)]
+                if bad:
+                    self.waiting.remove(key)
+                    self._skip(key, f"upstream step(s) {', '.join(sorted(bad))} did not succeed")
+                    continue
+                if key in self._cleared or not all(self._ok(u) for u in upstream):
+                    continue
+                reason = self.outputs.skip_reason(key)
+                if reason is None:
+                    self._cleared.add(key)
+                    continue
                 self.waiting.remove(key)
-                self._skip(key, f"upstream step(s) {', '.join(sorted(bad))} did not succeed")
+                skip_step(self.context, key, reason, not_produced=True)
+                self.done[key] = StepStatus.SKIPPED
+                self.result.not_produced.append(key)
+                self.outputs.skip_not_produced(key)
+                changed = True
         now = time.monotonic()
-        ready = [(key, 0) for key in self.waiting
-                 if all(self.done.get(u) == StepStatus.SUCCESS for u in self.plan.steps[key].upstream)]
+        ready = [(key, 0) for key in self.waiting if key in self._cleared]
         ready += [(key, attempt) for key, (at, attempt) in self.retry_at.items() if at <= now]
         ready.sort(key=lambda item: (-self.plan.steps[item[0]].priority, self._order[item[0]]))
         chosen: list[tuple[str, int]] = []
         for key, attempt in ready:
             if len(self.running) >= self.max_concurrent:
                 break
-            tags = self.context.job.nodes[key].op.tags
+            tags = self.context.job.nodes[self.plan.steps[key].node_name].op.tags
             if not tag_limits_allow(self.tag_limits, self.running.values(), tags):
                 continue
             if attempt:
@@ -81,6 +109,8 @@ class StepScheduler:
                 self.waiting.remove(key)
             self.running[key] = dict(tags)
             chosen.append((key, attempt))
+        if self.outputs.active and any(self.outputs.inputs.reads_storage(k) for k, _ in chosen):
+            self.context.events.flush()  # what it reads from storage is there before it starts
         return chosen
 
     def settle(self, key: str, outcome: StepOutcome) -> None:
@@ -91,6 +121,11 @@ class StepScheduler:
             return
         self.result.outcomes[key] = outcome
         self.done[key] = StepStatus.SUCCESS if outcome.status == StepStatus.SUCCESS else StepStatus.FAILURE
+        if outcome.status == StepStatus.SUCCESS:
+            added = self.outputs.step_succeeded(key, outcome)
+            if added:  # a dynamic step: its mapped steps join the plan
+                self.waiting.extend(added)
+                self._order = {k: i for i, k in enumerate(self.plan.order)}
 
     def wait_seconds(self, longest: float) -> float:
         """How long to wait for news before the next retry is due (at most ``longest``)."""
@@ -102,8 +137,7 @@ class StepScheduler:
         """Nothing runs: sleep until the next retry is due, or skip what is left (only steps whose
         tag limit is 0 can be left waiting with nothing running). Returns at once when a step just
         failed without running (its launch failed): :meth:`start_now` skips its downstream first."""
-        failed = (StepStatus.FAILURE, StepStatus.SKIPPED)
-        if any(self.done.get(u) in failed for key in self.waiting for u in self.plan.steps[key].upstream):
+        if any(self._failed(u) for key in self.waiting for u in self.plan.steps[key].upstream):
             return
         if self.retry_at:
             time.sleep(self.wait_seconds(float("inf")))

@@ -49,6 +49,10 @@ class DaemonSettings(_Strict):
     launch_concurrency: int = Field(8, ge=1, le=256, description="most queued runs launched at once (each a "
                                     "launcher API round trip), when the run launcher supports concurrent "
                                     "launches; 1, or a launcher without that capability, launches one at a time")
+    backfill_interval_seconds: float = Field(0.5, gt=0, le=HOUR, description="how often the leader looks for "
+                                             "backfills to turn into runs (docs/backfills.md)")
+    backfill_batch_size: int = Field(250, ge=1, le=10_000, description="runs of a backfill created per transaction "
+                                     "(with the move of its cursor)")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics at "
                                      "http://<metrics_host>:<port>/metrics (docs/metrics.md); null (the default) "
                                      "serves none, 0 picks a free port")

@@ -67,6 +67,15 @@ def location_image(loc: CodeLocation) -> str | None:
     return loc.origin.image or (health.image if health is not None else None)
 
 
+def location_tags(loc: CodeLocation) -> dict[str, str]:
+    """The tags every run of ``loc`` gets: ``runyard/location``, and ``runyard/image`` /
+    ``runyard/container_context`` when the location has an image / a ``container_context``."""
+    image = location_image(loc)
+    context = loc.origin.container_context
+    return {LOCATION_TAG: loc.name, **({IMAGE_TAG: image} if image else {}),
+            **({CONTAINER_CONTEXT_TAG: json.dumps(context, sort_keys=True)} if context else {})}
+
+
 def validate_on_location(loc: CodeLocation, job_name: str, run_config: Mapping[str, Any] | None,
                          ops: str | None = None) -> ValidationResult:
     """The run config (and op selection) checked by the location's code server; an unreachable or
@@ -93,13 +102,9 @@ def create_from_location(instance: Instance, loc: CodeLocation, validation: Vali
     validation reports (the job's and the run config's) are the user's: a reserved one is refused.
     ``events`` are stored in the run's own transaction."""
     check_user_tags(validation.tags, f"job '{validation.job_name}' or run config")
-    image = location_image(loc)
-    context = loc.origin.container_context
-    location_tags = {LOCATION_TAG: loc.name, **({IMAGE_TAG: image} if image else {}),
-                     **({CONTAINER_CONTEXT_TAG: json.dumps(context, sort_keys=True)} if context else {})}
     return instance.create_run(
         job_name=validation.job_name, run_config=dict(run_config or {}),
-        tags={**validation.tags, **(tags or {}), **location_tags},
+        tags={**validation.tags, **(tags or {}), **location_tags(loc)},
         code_pointer=code_pointer or location_code_pointer(loc), run_id=run_id,
         step_keys_to_execute=(validation.step_keys_to_execute if step_keys_to_execute is None
                               else step_keys_to_execute),

@@ -45,6 +45,8 @@ from .records import (
     ApiToken,
     AuditEntry,
     AuditFilter,
+    BackfillRecord,
+    BackfillStatus,
     Event,
     EventType,
     Lease,
@@ -222,6 +224,15 @@ class RunStorage(Component, ABC):
             if n:
                 counts[status] = n
         return counts
+
+    def get_last_runs_by_tag(self, tag_key: str, job_name: str | None = None,
+                             values: Iterable[str] | None = None) -> dict[str, RunRecord]:
+        """The newest run (``created_at``, then run id) per value of tag ``tag_key``: ``{value: run}``
+        over the runs carrying it, only runs of ``job_name`` and only ``values`` when given (None:
+        any). A partition's status is its last run's (``runyard/partition``, docs/partitions.md);
+        a backfill's progress reads it too. Not abstract: a storage written before partitions keeps
+        working for everything else. SQL backends answer in one query from the tag index."""
+        raise NotImplementedError(f"{type(self).__name__} does not look up the last runs by tag")
 
     def ping(self) -> None:
         """Raise :class:`~runyard.errors.StorageError` unless storage answers. Cheap whatever the
@@ -531,6 +542,42 @@ class RunStorage(Component, ABC):
     def delete_audit_entries(self, before: float) -> int:
         """Delete entries with a timestamp before ``before`` (retention); return how many."""
         raise NotImplementedError(f"{type(self).__name__} does not store audit entries")
+
+    # ---- backfills (docs/backfills.md) -----------------------------------------------------------
+    # Not abstract, like tokens: a storage written before backfills keeps working for everything else.
+    def add_backfill(self, backfill: BackfillRecord) -> BackfillRecord:
+        """Store a new backfill (ids are unique) and return it with ``updated_at`` set."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None:
+        """The backfill with that id, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def get_backfills(self, statuses: Iterable[BackfillStatus] | None = None, limit: int | None = None,
+                      cursor: str | None = None, job_name: str | None = None,
+                      locations: Sequence[str] | None = None) -> list[BackfillRecord]:
+        """Backfills newest first (``created_at``, then id), only those with one of ``statuses``, of
+        ``job_name``, of one of ``locations`` (each None: any); ``cursor`` is the id of the last
+        backfill of the previous page (exclusive)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def update_backfill(self, backfill_id: str, status: BackfillStatus, *,
+                        expected: Iterable[BackfillStatus] | None = None, error: str | None = None) -> bool:
+        """Set the backfill's status (and ``error`` when given), only when its current status is one
+        of ``expected`` (None: any) — a compare-and-set. False, changing nothing, when it is not or
+        the backfill does not exist."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def submit_backfill_runs(self, backfill_id: str, expected_submitted: int, runs: Sequence[RunRecord],
+                             events: Sequence[Event] = (), *, fence: Lease | None = None) -> bool:
+        """In ONE transaction: move the backfill's ``submitted`` cursor from ``expected_submitted`` to
+        ``expected_submitted + len(runs)`` (COMPLETED when that is every partition), insert ``runs``
+        with their tags and write ``events`` (their ``RUN_ENQUEUED`` events). Only when the backfill
+        is REQUESTED with exactly that cursor — and, with ``fence``, that lease is still held by its
+        holder with its token; otherwise nothing is written and the answer is False. So a daemon that
+        lost its lease, or that retries a batch another daemon already made, creates no run twice,
+        and a canceled backfill gets no new run."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
 
 
 def claim_event(run_id: str, claimer: str) -> Event:

@@ -94,6 +94,8 @@ class EventType(str, Enum):
     HANDLED_OUTPUT = "HANDLED_OUTPUT"
     LOADED_INPUT = "LOADED_INPUT"
     LOGS_CAPTURED = "LOGS_CAPTURED"
+    HOOK_COMPLETED = "HOOK_COMPLETED"  # a success/failure hook ran (runyard.definitions.hooks)
+    HOOK_ERRORED = "HOOK_ERRORED"  # a hook raised; the step's outcome is unchanged
     ENGINE_EVENT = "ENGINE_EVENT"
     LOG = "LOG"
 
@@ -265,6 +267,65 @@ class Tick:
     #: run key -> the id of the run this tick creates for it, recorded before the run is created:
     #: how a retried tick finds its own runs (never by their tags, which a user could forge)
     planned_runs: dict[str, str] = field(default_factory=dict)
+
+
+class BackfillStatus(str, Enum):
+    """A backfill's state. REQUESTED: the daemon is still creating its runs (``submitted`` of its
+    partitions so far); COMPLETED: a run was created for every partition (the runs themselves may
+    still be queued or running); CANCELING: cancel was asked, the daemon stops creating runs and
+    cancels the backfill's queued ones; CANCELED: done canceling; FAILED: creating runs failed
+    (``error`` says why)."""
+
+    REQUESTED = "REQUESTED"
+    COMPLETED = "COMPLETED"
+    CANCELING = "CANCELING"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (BackfillStatus.COMPLETED, BackfillStatus.CANCELED, BackfillStatus.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class BackfillRecord:
+    """One backfill: a run of ``job_name`` (of code location ``location``) per partition key, in
+    ``partition_keys`` order. The daemon creates the runs in batches; ``submitted`` counts the keys
+    whose run exists (a cursor into ``partition_keys``, advanced in the transaction that creates a
+    batch's runs). ``code_pointer`` is what the runs' workers import (the location's, when the
+    backfill was launched); ``tags`` go on every run. ``retry_of``: the backfill whose failed
+    partitions this one runs again. Times are epoch seconds."""
+
+    backfill_id: str
+    location: str
+    job_name: str
+    partition_keys: list[str]
+    status: BackfillStatus = BackfillStatus.REQUESTED
+    submitted: int = 0
+    code_pointer: CodePointer = field(default_factory=CodePointer)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float | None = None
+    error: str | None = None
+    retry_of: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = BackfillStatus(self.status)
+
+    @property
+    def num_partitions(self) -> int:
+        return len(self.partition_keys)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backfill_id": self.backfill_id, "location": self.location, "job_name": self.job_name,
+                "status": str(self.status), "partition_keys": list(self.partition_keys),
+                "num_partitions": self.num_partitions, "submitted": self.submitted,
+                "code_pointer": self.code_pointer.to_dict(), "tags": dict(self.tags),
+                "created_at": self.created_at, "updated_at": self.updated_at, "error": self.error,
+                "retry_of": self.retry_of}
 
 
 @dataclass

@@ -31,7 +31,8 @@ else:
     pytest.register_assert_rewrite("runyard.testing.storage", "runyard.testing.launcher",
                                    "runyard.testing.coordinator", "runyard.testing.executor",
                                    "runyard.testing.helpers", "runyard.testing.containment",
-                                   "runyard.testing.runs_list", "runyard.testing.access")
+                                   "runyard.testing.runs_list", "runyard.testing.access",
+                                   "runyard.testing.partitions", "runyard.testing.executor_partitions")
 
 from .helpers import (  # noqa: E402 - after the rewrite registration above
     PREAMBLE,

@@ -30,7 +30,11 @@ The rules:
 * termination: SIGTERM to the run worker while an op sleeps ends the run ``CANCELED``, every step
   that started has ended (``STEP_FAILURE`` for an interrupted one), and no process is left behind
   (every pid reported in ``STEP_START`` events and every process in the worker's process group is
-  gone).
+  gone);
+* nested graphs, dynamic fan-out and optional outputs, hooks and partitions: the mixins of
+  :mod:`.executor_graphs`, :mod:`.executor_dynamic`, :mod:`.executor_hooks` and
+  :mod:`.executor_partitions`, each run with a process per step in mind (ops and hooks report
+  through files, not memory shared with the test).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ from typing import Any
 import pytest
 
 from ..storage.records import RunRecord, RunStatus
+from .executor_dynamic import DynamicOutputChecks
+from .executor_graphs import NestedGraphChecks
+from .executor_hooks import HookChecks
+from .executor_partitions import PartitionChecks
 from .helpers import SuiteHome, kill_group, live_pids_in_group, pid_gone, wait_until
 
 ORDERING = """
@@ -222,8 +230,9 @@ def sleepers():
 """
 
 
-class ExecutorConformanceSuite:
-    """Subclass and provide ``executor_run_config``."""
+class ExecutorConformanceSuite(NestedGraphChecks, DynamicOutputChecks, HookChecks, PartitionChecks):
+    """Subclass and provide ``executor_run_config``. The mixins hold the checks of nested graphs,
+    dynamic and optional outputs, hooks and partitions (their modules list them)."""
 
     @pytest.fixture
     def executor_run_config(self) -> dict[str, Any]:  # pragma: no cover - the subclass provides it

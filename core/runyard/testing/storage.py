@@ -30,6 +30,8 @@ import pytest
 from ..storage.base import ClaimLimits, RunStorage, TagLimit
 from ..storage.records import CodePointer, Event, EventType, Lease, RunFilter, RunRecord, RunStatus, Tick
 from .access import AccessRecordsChecks
+from .backfills import BackfillChecks
+from .partitions import LastRunsByTagChecks, SqlLastRunsByTagChecks
 
 S = RunStatus
 
@@ -93,7 +95,7 @@ def prepare_in_processes(opener: Callable[[], RunStorage], processes: int = 3,
     return [f"process {i}:\n{failures[i]}" for i in sorted(failures)]
 
 
-class StorageConformanceSuite(AccessRecordsChecks):
+class StorageConformanceSuite(AccessRecordsChecks, BackfillChecks, LastRunsByTagChecks):
     """Subclass and provide ``storage`` and ``fresh_storage_opener`` (optionally ``storage_factory``).
     API tokens and the audit log are checked by the tests it inherits (:mod:`.access`)."""
 
@@ -916,7 +918,7 @@ def assert_batches_contiguous(events: list[Event], key: Callable[[Event], object
             previous = k
 
 
-class SqlStorageConformanceSuite(StorageConformanceSuite):
+class SqlStorageConformanceSuite(SqlLastRunsByTagChecks, StorageConformanceSuite):
     """The generic suite plus checks of the shared SQL schema, for storages built on
     :class:`runyard.storage.sql.SqlRunStorage`."""
 

@@ -66,7 +66,7 @@ class MultiprocessExecutor(Executor):
         runner = context.step_runner
         runner_args = {"run": context.run, "job": context.job, "plan": context.plan,
                        "resolved": context.resolved, "home": context.instance.home,
-                       "compute_logs": runner.compute_logs}
+                       "compute_logs": runner.compute_logs, "storage": context.instance.storage}
         server = ForkServer(lambda conn, key, attempt: run_step_attempt(conn, key, attempt, runner_args))
         # per step key, in fork order: forks whose pid the server has not told us yet. An attempt can
         # finish (and be retried) before its "started" message is read, so one key may have several.

@@ -134,7 +134,10 @@ class ForkServer:
                     except OSError:
                         open_ = False
             if open_ and sock in readable:
-                received = receive(sock)
+                try:
+                    received = receive(sock)
+                except ConnectionResetError:  # the run worker closed its end with our messages unread
+                    received = None
                 if received is None:
                     open_ = False
                     continue

@@ -18,7 +18,7 @@ DEFAULT_ADMIN_URL = "mysql://root@127.0.0.1:3306/"
 ADMIN_URL_ENV = "RUNYARD_TEST_MYSQL_URL"
 #: runyard's tables, emptied by :func:`truncate_all`
 TABLES = ("runs", "run_tags", "events", "instigators", "ticks", "run_keys", "daemon_heartbeats", "leases", "kv",
-          "api_tokens", "audit_log")
+          "api_tokens", "audit_log", "backfills")
 
 
 class MysqlUnavailable(RuntimeError):

@@ -27,7 +27,7 @@ from runyard_storage_postgres.testing import (
 )
 
 TABLES = ("runs", "run_tags", "events", "instigators", "ticks", "run_keys", "daemon_heartbeats", "leases", "kv",
-          "api_tokens", "audit_log")
+          "api_tokens", "audit_log", "backfills")
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +95,58 @@ def open_storage(url: str, **config) -> PostgresRunStorage:
 def truncate_all(storage: PostgresRunStorage) -> None:
     with storage.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
+
+
+class DaemonReplicas:
+    """``runyard daemon`` replicas of one instance home on the test's database, from one definitions
+    file; each replica in a session of its own. ``settings``: the instance file's lines after its
+    ``storage:`` line."""
+
+    def __init__(self, tmp_path: Path, db_url: str, settings: str, defs_source: str):
+        import os
+
+        from runyard.instance.instance import Instance
+
+        self.cwd = tmp_path
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+        (self.home / "runyard.yaml").write_text(f"storage: {{postgres: {{url: '{db_url}'}}}}\n{settings}")
+        self.defs = tmp_path / "defs.py"
+        self.defs.write_text(defs_source)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+        self.env.update(RUNYARD_HOME=str(self.home), PYTHONUNBUFFERED="1")
+        self.instance = Instance.open(home=str(self.home))
+        self.storage = self.instance.storage
+        self.started: list = []
+
+    def spawn(self):
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen([sys.executable, "-m", "runyard", "daemon", "-f", str(self.defs)], cwd=self.cwd,
+                                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.started.append(proc)
+        return proc
+
+    def holder_pid(self) -> int | None:
+        """The pid of the replica holding the daemon lease now, or None."""
+        import time
+
+        lease = self.storage.get_lease("runyard-daemon")
+        return int(lease.holder.split(":")[1]) if lease and lease.expires_at > time.time() else None
+
+    def stop_all(self) -> None:
+        """SIGTERM to every live replica, then SIGKILL to the session of any still there after 30 s."""
+        import os
+        import signal
+        import subprocess
+
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

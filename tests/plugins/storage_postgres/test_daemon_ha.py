@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
-from runyard.instance.instance import Instance
+from conftest import DaemonReplicas
+
 from runyard.storage.records import FINISHED_STATUSES, RunFilter, RunStatus
 from runyard.testing import processes_with_env, wait_until
 
@@ -50,31 +49,15 @@ defs = Definitions(jobs=[quick_job], sensors=[ticker], schedules=[every5])
 
 
 def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "runyard.yaml").write_text(
-        f"storage: {{postgres: {{url: '{fresh_db}'}}}}\n"
+    replicas = DaemonReplicas(
+        tmp_path, fresh_db,
         "run_coordinator: {queued: {max_concurrent_runs: -1, dequeue_interval_seconds: 0.5}}\n"
         "run_launcher: {process: {warm: false}}\n"
         "run_monitoring: {start_timeout_seconds: 10, poll_interval_seconds: 1}\n"
-        "daemon: {lease_seconds: 3, heartbeat_interval_seconds: 0.5, sensor_interval_seconds: 0.2}\n")
-    defs = tmp_path / "defs.py"
-    defs.write_text(DEFS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-    env.update(RUNYARD_HOME=str(home), PYTHONUNBUFFERED="1")
-    inst = Instance.open(home=str(home))
-    storage = inst.storage
-
-    def spawn():
-        return subprocess.Popen([sys.executable, "-m", "runyard", "daemon", "-f", str(defs)], cwd=tmp_path,
-                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-    def holder_pid():
-        lease = storage.get_lease("runyard-daemon")
-        return int(lease.holder.split(":")[1]) if lease and lease.expires_at > time.time() else None
-
-    daemons = [spawn() for _ in range(3)]
+        "daemon: {lease_seconds: 3, heartbeat_interval_seconds: 0.5, sensor_interval_seconds: 0.2}\n", DEFS)
+    home, defs, inst, storage, holder_pid = (replicas.home, replicas.defs, replicas.instance, replicas.storage,
+                                             replicas.holder_pid)
+    daemons = [replicas.spawn() for _ in range(3)]
     try:
         first = wait_until(holder_pid, 60, what="a leader")
         assert first in [d.pid for d in daemons]
@@ -105,14 +88,7 @@ def test_kill_9_the_leader_and_a_standby_takes_over(fresh_db, tmp_path):
         for run_id in queued:
             wait_until(lambda rid=run_id: storage.get_run(rid).status in FINISHED_STATUSES, 60, what=f"run {run_id}")
     finally:
-        for d in daemons:
-            if d.poll() is None:
-                d.send_signal(signal.SIGTERM)
-        for d in daemons:
-            try:
-                d.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(d.pid, signal.SIGKILL)
+        replicas.stop_all()
     # The sensor kept requesting runs until the end: their workers finish on their own, and must
     # have before the database is dropped (a worker left behind would retry against it).
     wait_until(lambda: not processes_with_env("RUNYARD_HOME", str(home)), 60,

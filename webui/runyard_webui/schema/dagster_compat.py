@@ -167,9 +167,11 @@ def launch_with_params(ctx, params) -> Any:
         raise conflict("executionMetadata.rootRunId/parentRunId are not supported: re-execute a run with "
                         "runyard's reexecuteRun")
     tags = {t.key: t.value for t in (metadata.tags if metadata is not None and metadata.tags else [])}
+    # Dagster's clients name a run's partition with the tag dagster/partition: runyard's partitionKey
+    partition_key = tags.pop("dagster/partition", None)
     ops = ",".join(selector.solid_selection) if selector.solid_selection else None
     try:
-        result = ctx.launch_run(location, job, _run_config(params.run_config_data), tags, ops)
+        result = ctx.launch_run(location, job, _run_config(params.run_config_data), tags, ops, partition_key)
     except (WebError, RunyardError) as exc:  # an unknown job or location is Dagster's PipelineNotFoundError
         raise Refused(refusal(exc, not_found)) from exc
     return launch_answer(result, job)

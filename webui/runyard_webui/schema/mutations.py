@@ -11,6 +11,7 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from . import dagster_compat
+from .backfills import CancelBackfill, LaunchBackfill, RetryBackfill
 from .dagster_types import (
     ExecutionParams,
     LaunchRunPayload,
@@ -95,6 +96,8 @@ class LaunchRun(graphene.Mutation):
         run_config_yaml = graphene.String()
         tags = graphene.List(graphene.NonNull(TagInput))
         ops = graphene.String(description="Op selection, as `runyard job launch --ops`.")
+        partition_key = graphene.String(description="Launch this partition of a partitioned job: its run config "
+                                        "(the run config given is merged over it), its tags and runyard/partition.")
         execution_params = graphene.Argument(ExecutionParams, description="Dagster's arguments, instead of "
                                              "all of the others.")
 
@@ -103,8 +106,8 @@ class LaunchRun(graphene.Mutation):
     @staticmethod
     @dagster_compat.refusals()
     def mutate(root, info, location=None, job_name=None, run_config=None, run_config_yaml=None, tags=None,
-               ops=None, execution_params=None):
-        runyard_args = (location, job_name, run_config, run_config_yaml, tags, ops)
+               ops=None, execution_params=None, partition_key=None):
+        runyard_args = (location, job_name, run_config, run_config_yaml, tags, ops, partition_key)
         if execution_params is not None:
             if any(a is not None for a in runyard_args):
                 raise dagster_compat.conflict("give executionParams alone, or runyard's arguments")
@@ -113,7 +116,7 @@ class LaunchRun(graphene.Mutation):
             raise dagster_compat.conflict("give location and jobName (or Dagster's executionParams)")
         config = _parse_run_config(run_config, run_config_yaml)
         tag_map = {t.key: t.value for t in tags or []}
-        result = web(info).launch_run(location, job_name, config, tag_map, ops)
+        result = web(info).launch_run(location, job_name, config, tag_map, ops, partition_key)
         return _launch_payload(result, job_name)
 
 
@@ -311,6 +314,9 @@ class Mutation(graphene.ObjectType):
     delete_runs = DeleteRuns.Field()
     reexecute_runs = ReexecuteRuns.Field()
     dry_run_instigator = DryRunInstigator.Field()
+    launch_backfill = LaunchBackfill.Field()
+    cancel_backfill = CancelBackfill.Field()
+    retry_backfill = RetryBackfill.Field()
     # ---- Dagster's (schema/dagster_compat.py, docs/api.md) ----
     launch_pipeline_execution = dagster_compat.LaunchPipelineExecution.Field()
     reload_repository_location = dagster_compat.ReloadRepositoryLocation.Field()

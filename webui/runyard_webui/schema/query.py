@@ -7,6 +7,7 @@ import graphene
 from .. import __version__
 from . import dagster_compat
 from .auth import audit_log_field, viewer_field
+from .backfills import backfill_field, backfills_field
 from .launchpad import validate_run_config_field
 from .types import (
     DaemonStatus,
@@ -66,6 +67,9 @@ class Query(graphene.ObjectType):
     # who is asking, and the audit log (schema/auth.py, docs/auth.md)
     viewer = viewer_field()
     audit_log = audit_log_field()
+    # backfills (schema/backfills.py, docs/backfills.md)
+    backfills = backfills_field()
+    backfill = backfill_field()
 
     @staticmethod
     def resolve_instance(root, info):

@@ -285,6 +285,15 @@ class OpInput(graphene.ObjectType):
         return [f"{u.op}.{u.output}" for u in root.upstream]
 
 
+class OpHook(graphene.ObjectType):
+    """Root: a :class:`~runyard.codeserver.snapshot.HookSnapshot` (docs/hooks.md)."""
+
+    name = graphene.String(required=True)
+    kind = graphene.String(required=True, description="success or failure")
+    required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
+    description = graphene.String()
+
+
 class Op(graphene.ObjectType):
     """Root: an :class:`~runyard.codeserver.snapshot.OpSnapshot`."""
 
@@ -297,6 +306,11 @@ class Op(graphene.ObjectType):
     config_schema = GenericScalar()
     required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
     tags = graphene.List(graphene.NonNull(Tag), required=True)
+    hooks = graphene.List(graphene.NonNull(OpHook), required=True,
+                          description="The op's success and failure hooks (its own and its job's).")
+
+    graph_path = graphene.String(required=True, description="The dotted path of the nested graph holding this "
+                                 "op (`outer.inner`), empty at the job's top level.")
 
     @staticmethod
     def resolve_outputs(root, info):
@@ -305,6 +319,68 @@ class Op(graphene.ObjectType):
     @staticmethod
     def resolve_tags(root, info):
         return tag_list({str(k): str(v) for k, v in root.tags.items()})
+
+    resolve_graph_path = staticmethod(lambda root, info: root.graph_path)
+
+
+class NestedGraphInput(graphene.ObjectType):
+    """Root: a :class:`~runyard.codeserver.snapshot.GraphInputSnapshot`."""
+
+    name = graphene.String(required=True)
+    description = graphene.String()
+    targets = graphene.List(graphene.NonNull(graphene.String), required=True,
+                            description="The op inputs it feeds, as `op.input` (op by its dotted node name).")
+
+    resolve_targets = staticmethod(lambda root, info: [f"{t.op}.{t.input}" for t in root.targets])
+
+
+class NestedGraphOutput(graphene.ObjectType):
+    """Root: a :class:`~runyard.codeserver.snapshot.GraphOutputSnapshot`."""
+
+    name = graphene.String(required=True)
+    description = graphene.String()
+    source = graphene.String(description="The op output it returns, as `op.output`; null for a graph input "
+                                         "passed through (`fromInput`).")
+    from_input = graphene.String()
+
+    resolve_source = staticmethod(lambda root, info: f"{root.source.op}.{root.source.output}" if root.source else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphInJob:
+    """The root of a ``NestedGraph``: a :class:`~runyard.codeserver.snapshot.GraphSnapshot`'s fields and
+    the ops inside it."""
+
+    path: str
+    name: str
+    description: str | None
+    inputs: list[Any]
+    outputs: list[Any]
+    config_mapped: bool
+    config_schema: Any
+    ops: list[str]
+
+
+def graphs_in_job(job: Any) -> list[GraphInJob]:
+    return [GraphInJob(path=g.path, name=g.name, description=g.description, inputs=g.inputs, outputs=g.outputs,
+                       config_mapped=g.config_mapped, config_schema=g.config_schema, ops=job.graph_members(g.path))
+            for g in job.graphs]
+
+
+class NestedGraph(graphene.ObjectType):
+    """Root: a :class:`GraphInJob`: a graph nested in a job (docs/graphs.md)."""
+
+    path = graphene.String(required=True, description="Dotted path in the job (`outer.inner`); its ops' "
+                           "step keys start with it.")
+    name = graphene.String(required=True, description="The graph's own name.")
+    description = graphene.String()
+    inputs = graphene.List(graphene.NonNull(NestedGraphInput), required=True)
+    outputs = graphene.List(graphene.NonNull(NestedGraphOutput), required=True)
+    config_mapped = graphene.Boolean(required=True, description="Configured through a config mapping: "
+                                     "`ops: {<path>: {config: ...}}` (schema `configSchema`).")
+    config_schema = GenericScalar()
+    ops = graphene.List(graphene.NonNull(graphene.String), required=True,
+                        description="Every op inside it (all levels), in plan order.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,6 +462,8 @@ class Job(graphene.ObjectType):
     executor = graphene.String()
     default_run_config = GenericScalar()
     required_resources = graphene.List(graphene.NonNull(graphene.String), required=True)
+    graphs = graphene.List(graphene.NonNull(NestedGraph), required=True,
+                           description="The graphs nested in the job, parents first (docs/graphs.md).")
     op_selection = graphene.Field(OpSelection, required=True, selection=graphene.String(required=True),
                                   description="Evaluate an op selection (`*op`, `op+`, `a,b`...) against this job.")
     step_durations = graphene.List(graphene.NonNull(StepDurations), required=True,
@@ -397,12 +475,29 @@ class Job(graphene.ObjectType):
     resolve_location = staticmethod(lambda root, info: root.location)
     resolve_description = staticmethod(lambda root, info: root.job.description)
     resolve_ops = staticmethod(lambda root, info: root.job.ops)
+    resolve_graphs = staticmethod(lambda root, info: graphs_in_job(root.job))
     resolve_default_run_config = staticmethod(lambda root, info: root.job.default_run_config)
     resolve_required_resources = staticmethod(lambda root, info: root.job.required_resources)
     resolve_tags = staticmethod(lambda root, info: tag_list(root.job.tags))
     resolve_executor = staticmethod(lambda root, info: root.job.executor.name)
     resolve_op_selection = staticmethod(lambda root, info, selection: evaluate_op_selection(root.job, selection))
     resolve_step_durations = staticmethod(lambda root, info, runs=20: _step_durations(root, info, runs))
+    # partitions (schema/partitions.py, docs/partitions.md)
+    partitions = graphene.Field(lambda: _partition_types().JobPartitions,
+                                description="The job's partitions with their status; null when it is not partitioned.")
+    partition_run = graphene.Field(lambda: _partition_types().PartitionRun, required=True,
+                                   partition_key=graphene.String(required=True),
+                                   description="The run config and tags a run of this partition gets (runs the job's "
+                                               "partitioned config on its code location; nothing is stored).")
+    resolve_partitions = staticmethod(lambda root, info: _partition_types().resolve_partitions(root, info))
+    resolve_partition_run = staticmethod(lambda root, info, partition_key:
+                                         _partition_types().resolve_partition_run(root, info, partition_key))
+
+
+def _partition_types():
+    from . import partitions
+
+    return partitions
 
 
 class Tick(graphene.ObjectType):
@@ -500,6 +595,7 @@ class RunRequestPreview(graphene.ObjectType):
     run_key = graphene.String()
     run_config = GenericScalar(required=True)
     tags = graphene.List(graphene.NonNull(Tag), required=True)
+    partition_key = graphene.String(description="The partition the run would be for (docs/partitions.md).")
 
     resolve_tags = staticmethod(lambda root, info: tag_list({str(k): str(v) for k, v in root.tags.items()}))
 

@@ -23,6 +23,7 @@
   const G = {
     headH: 28, rowH: 19, sectionPad: 5, padX: 12, portR: 4, minW: 150, maxW: 420,
     layerGap: 110, nodeGap: 22, virtualGap: 10, margin: 30,
+    boxPad: 8, boxLabel: 16,  // a nested graph's box: padding around its ops, and its label's height on top
   };
   const NOTHING = "Nothing";
   // steps often take well under a millisecond: keep a digit or two there instead of "0 ms"
@@ -48,7 +49,9 @@
           const outputIndex = source.outputs.findIndex(o => o.name === up.output);
           const output = source.outputs[outputIndex];
           edges.push({from: up.op, output: up.output, outputIndex, to: op.name, input: input.name, inputIndex,
-                      nothing: !!output && output.type === NOTHING, fanIn: !!input.fan_in});
+                      nothing: !!output && output.type === NOTHING, fanIn: !!input.fan_in,
+                      // dynamic fan-out: one value per mapping key (`op[key]` steps), or all of them collected
+                      mapped: !!input.mapped, collect: !!input.collect});
         }
       });
     }
@@ -61,6 +64,9 @@
   // width, height}.
   function layout(model, sizes) {
     const names = model.ops.map(op => op.name);
+    // nested graphs' boxes need room around the ops: the outermost box's padding and labels
+    const deepest = Math.max(0, ...names.map(n => graphDepth(graphOf(n))));
+    const margin = G.margin + deepest * (G.boxPad + G.boxLabel);
     const ups = new Map(names.map(n => [n, new Set()]));
     const downs = new Map(names.map(n => [n, new Set()]));
     for (const e of model.edges) { ups.get(e.to).add(e.from); downs.get(e.from).add(e.to); }
@@ -197,16 +203,17 @@
       if (c < best) { best = c; bestOrder = layers.map(layer => layer.slice()); }
     }
     bestOrder.forEach((layer, l) => { layers[l] = layer; });
+    if (deepest) layers.forEach(clusterByGraph);
     index();
 
     // 4. coordinates: columns left to right; in a column, y fitted to the linked ports
     const x = [];
-    let cursor = G.margin;
+    let cursor = margin;
     for (let l = 0; l < layerCount; l++) {
       x.push(cursor);
       cursor += Math.max(0, ...layers[l].map(item => item.w)) + G.layerGap;
     }
-    const width = cursor - G.layerGap + G.margin;
+    const width = cursor - G.layerGap + margin;
     const y = new Map();
     for (const layer of layers) {
       let top = 0;
@@ -250,7 +257,7 @@
     const top = Math.min(...[...y.values()]);
     let bottom = 0;
     for (const item of items.values()) {
-      y.set(item.id, y.get(item.id) - top + G.margin);
+      y.set(item.id, y.get(item.id) - top + margin);
       bottom = Math.max(bottom, y.get(item.id) + item.h);
     }
 
@@ -270,12 +277,43 @@
       points.push([b.x - G.portR, b.y + sizes.get(e.to).inY[e.inputIndex]]);
       return points;
     });
-    return {nodes, routes, width, height: bottom + G.margin, crossings: best};
+    return {nodes, routes, width, height: bottom + margin, crossings: best};
+  }
+
+  // ---- nested graphs: an op named "outer.inner.op" is inside graph "outer.inner", inside "outer" ----
+  const graphOf = name => name.slice(0, Math.max(0, name.lastIndexOf(".")));
+  const graphDepth = path => path ? path.split(".").length : 0;
+  const ancestors = path => path ? path.split(".").map((_, k, parts) => parts.slice(0, k + 1).join(".")) : [];
+
+  // Keep the ops of one graph together in a column (where its first op is), so its box holds no
+  // other op; ops of the job itself and edges' virtual nodes keep their order.
+  function clusterByGraph(layer) {
+    const first = new Map();
+    layer.forEach((item, i) => {
+      if (!item.real) return;
+      for (const a of ancestors(graphOf(item.id))) if (!first.has(a)) first.set(a, i);
+    });
+    const key = (item, i) => [...(item.real ? ancestors(graphOf(item.id)) : []).map(a => first.get(a)), i];
+    const keyed = layer.map((item, i) => ({item, key: key(item, i)}));
+    keyed.sort((a, b) => {
+      for (let k = 0; k < Math.min(a.key.length, b.key.length); k++) if (a.key[k] !== b.key[k]) return a.key[k] - b.key[k];
+      return a.key.length - b.key.length;
+    });
+    keyed.forEach(({item}, i) => { layer[i] = item; });
+  }
+
+  // between two ops of different graphs: room for the box edges that pass between them
+  function boxGap(upper, lower) {
+    const a = ancestors(graphOf(upper)), b = ancestors(graphOf(lower));
+    let common = 0;
+    while (common < a.length && common < b.length && a[common] === b[common]) common++;
+    return (a.length - common) * G.boxPad + (b.length - common) * (G.boxPad + G.boxLabel);
   }
 
   function gapAfter(layer, i) {
     if (i + 1 >= layer.length) return 0;
-    return layer[i].real && layer[i + 1].real ? G.nodeGap : G.virtualGap;
+    if (!(layer[i].real && layer[i + 1].real)) return G.virtualGap;
+    return G.nodeGap + boxGap(layer[i].id, layer[i + 1].id);
   }
 
   // a smooth path through the points, leaving and entering each one horizontally
@@ -297,11 +335,12 @@
   // Each node is drawn first with its texts, so their widths can be measured in one layout pass.
   // texts: [{node, kind: "title" | "alias" | "in" | "out", port}]
   function drawNode(op) {
-    const g = svg("g", {"class": "op-node", "data-op": op.name, tabindex: "0", role: "button",
-                        "aria-label": `op ${op.name}`});
+    const mapped = op.inputs.some(i => i.mapped);  // runs once per mapping key: steps `name[key]`
+    const g = svg("g", {"class": `op-node${mapped ? " mapped" : ""}`, "data-op": op.name, tabindex: "0", role: "button",
+                        "aria-label": `op ${op.name}${mapped ? " (mapped)" : ""}`});
     const box = svg("rect", {"class": "op-box", rx: "5", ry: "5"});
     const lines = [svg("line", {"class": "op-sep", x1: 0, y1: G.headH, y2: G.headH})];
-    const title = svg("text", {"class": "op-title", x: G.padX, y: 18}, op.name);
+    const title = svg("text", {"class": "op-title", x: G.padX, y: 18}, mapped ? `${op.name}[…]` : op.name);
     const texts = [{node: title, kind: "title"}];
     g.append(box, lines[0], title);
     if (op.op && op.op !== op.name) {
@@ -315,7 +354,8 @@
       const y = rowY + G.rowH / 2;
       inY.push(y);
       const text = svg("text", {"class": "port-label in", x: G.padX, y: y + 4},
-                       `${input.name}: ${typeLabel(input.type)}${input.fan_in ? " [fan-in]" : ""}`);
+                       `${input.name}: ${typeLabel(input.type)}${input.fan_in ? " [fan-in]" : ""}` +
+                       `${input.collect ? " [collect]" : ""}`);
       const port = svg("circle", {"class": `port in${input.fan_in ? " fan-in" : ""}`, cx: 0, cy: y, r: G.portR});
       g.append(svg("g", {"class": "port-row in", "data-input": input.name}, port, text));
       texts.push({node: text, kind: "in", port});
@@ -331,8 +371,10 @@
       const y = rowY + G.rowH / 2;
       outY.push(y);
       const text = svg("text", {"class": "port-label out", y: y + 4, "text-anchor": "end"},
-                       `${output.name}: ${typeLabel(output.type)}`);
-      const port = svg("circle", {"class": `port out${output.type === NOTHING ? " nothing" : ""}`, cy: y, r: G.portR});
+                       `${output.name}${output.is_required === false ? "?" : ""}: ${typeLabel(output.type)}` +
+                       `${output.is_dynamic ? " [dynamic]" : ""}`);
+      const port = svg("circle", {"class": `port out${output.type === NOTHING ? " nothing" : ""}` +
+                                           `${output.is_dynamic ? " dynamic" : ""}`, cy: y, r: G.portR});
       g.append(svg("g", {"class": "port-row out", "data-output": output.name}, port, text));
       texts.push({node: text, kind: "out", port});
       rowY += G.rowH;
@@ -364,6 +406,34 @@
     return {w, h: drawn.h, inY: drawn.inY, outY: drawn.outY};
   }
 
+  // ---- nested graphs: a labelled box around each graph's ops (deepest drawn last, on top) -----------
+  // `graphs` are the job snapshot's (path "outer.inner", name, description); a graph's ops are the
+  // nodes named "<path>.<...>". Outer boxes get more padding, so nested boxes sit inside them.
+  function drawGraphBoxes(graphs, placed) {
+    // innermost first: a graph's box is around its own ops and the boxes of the graphs inside it
+    const rects = new Map();
+    const boxes = [];
+    for (const g of [...graphs].sort((a, b) => graphDepth(b.path) - graphDepth(a.path))) {
+      const members = [...placed.nodes].filter(([name]) => graphOf(name) === g.path).map(([, p]) => p)
+        .concat([...rects].filter(([path]) => graphOf(path) === g.path).map(([, r]) => r));
+      if (!members.length) continue;
+      const x0 = Math.min(...members.map(p => p.x)) - G.boxPad;
+      const y0 = Math.min(...members.map(p => p.y)) - G.boxPad - G.boxLabel;
+      const x1 = Math.max(...members.map(p => p.x + p.w)) + G.boxPad;
+      const y1 = Math.max(...members.map(p => p.y + p.h)) + G.boxPad;
+      rects.set(g.path, {x: x0, y: y0, w: x1 - x0, h: y1 - y0});
+      const local = g.path.slice(g.path.lastIndexOf(".") + 1);
+      const text = local === g.name ? local : `${local} (${g.name})`;
+      const box = svg("g", {"class": "graph-box", "data-graph": g.path, "data-depth": graphDepth(g.path)},
+                      svg("rect", {"class": "graph-rect", x: x0.toFixed(1), y: y0.toFixed(1), rx: "8", ry: "8",
+                                   width: (x1 - x0).toFixed(1), height: (y1 - y0).toFixed(1)}),
+                      svg("text", {"class": "graph-label", x: (x0 + 8).toFixed(1), y: (y0 + 12).toFixed(1)}, text));
+      box.append(svg("title", {}, [`graph ${g.path}`, g.description].filter(Boolean).join("\n")));
+      boxes.push(box);
+    }
+    return boxes.reverse();  // outer boxes first, so inner ones are drawn over them
+  }
+
   // ---- the page --------------------------------------------------------------------------------------
   function jobGraph(data) {
     const view = document.getElementById("op-graph");
@@ -377,9 +447,10 @@
                                    svg("path", {d: "M0,1 L9,5 L0,9 z"}));
     const defs = svg("defs", {}, arrow("arrow", "arrow"), arrow("arrow-selected", "arrow selected"));
     const viewport = svg("g", {"class": "viewport"});
+    const graphLayer = svg("g", {"class": "graphs"});
     const edgeLayer = svg("g", {"class": "edges"});
     const nodeLayer = svg("g", {"class": "nodes"});
-    viewport.append(edgeLayer, nodeLayer);
+    viewport.append(graphLayer, edgeLayer, nodeLayer);
     root.replaceChildren(defs, viewport);
 
     const drawn = new Map(data.ops.map(op => [op.name, drawNode(op)]));
@@ -394,13 +465,16 @@
       Object.assign(g.dataset, {x: p.x.toFixed(1), y: p.y.toFixed(1), w: p.w, h: p.h, layer: p.layer});
     }
     const edgeEls = model.edges.map((e, i) => {
-      const path = svg("path", {"class": `edge${e.nothing ? " nothing" : ""}${e.fanIn ? " fan-in" : ""}`,
+      const path = svg("path", {"class": `edge${e.nothing ? " nothing" : ""}${e.fanIn ? " fan-in" : ""}` +
+                                         `${e.mapped ? " mapped" : ""}${e.collect ? " collect" : ""}`,
                                 d: pathOf(placed.routes[i]), "marker-end": "url(#arrow)", "data-from": e.from,
                                 "data-output": e.output, "data-to": e.to, "data-input": e.input});
-      path.append(svg("title", {}, `${e.from}.${e.output} → ${e.to}.${e.input}${e.nothing ? " (orders steps only)" : ""}`));
+      path.append(svg("title", {}, `${e.from}.${e.output} → ${e.to}.${e.input}${e.nothing ? " (orders steps only)" : ""}` +
+                                   `${e.mapped ? " (mapped: one step per key)" : ""}${e.collect ? " (collected)" : ""}`));
       return path;
     });
     edgeLayer.append(...edgeEls);
+    graphLayer.append(...drawGraphBoxes(data.graphs || [], placed));
     // for a look (and the tests' report): drawing and measuring the nodes, the layout alone, everything
     root.dataset.measureMs = (measured - started).toFixed(1);
     root.dataset.layoutMs = (laidOut - measured).toFixed(1);
@@ -558,13 +632,15 @@
       parts.push(op.inputs.length ? table(["input", "type", "from"], op.inputs.map(i => [
         el("code", {}, i.name),
         el("span", {}, typeLabel(i.type), i.fan_in ? el("span", {"class": "tag"}, "fan-in") : "",
+           i.mapped ? el("span", {"class": "tag"}, "mapped") : "", i.collect ? el("span", {"class": "tag"}, "collect") : "",
            i.has_default ? el("span", {"class": "tag"}, "has default") : ""),
         el("span", {}, ...i.upstream.flatMap((u, k) => [k ? ", " : "", opLink(u.op, `${u.op}.${u.output}`)])),
       ])) : el("p", {"class": "muted"}, "No inputs."));
       parts.push(el("h4", {}, "Outputs"));
       parts.push(table(["output", "type", ""], op.outputs.map(o => [
         el("code", {}, o.name),
-        el("span", {}, o.type === NOTHING ? el("span", {title: "orders steps only: no value is passed"}, `${NOTHING} (ordering only)`) : typeLabel(o.type)),
+        el("span", {}, o.type === NOTHING ? el("span", {title: "orders steps only: no value is passed"}, `${NOTHING} (ordering only)`) : typeLabel(o.type),
+           o.is_dynamic ? el("span", {"class": "tag"}, "dynamic") : "", o.is_required === false ? el("span", {"class": "tag"}, "optional") : ""),
         o.description || "",
       ])));
 
@@ -585,6 +661,12 @@
         ? el("p", {}, ...op.required_resources.flatMap((r, k) => [k ? " " : "", el("span", {"class": "tag"}, r)]))
         : el("p", {"class": "muted"}, "None."));
       parts.push(el("h4", {}, "Retry policy"), el("p", {"class": "op-retry"}, retryText(op.retry_policy)));
+      const hooks = op.hooks || [];  // absent from snapshots of ops without hooks
+      parts.push(el("h4", {}, "Hooks"), hooks.length
+        ? el("p", {"class": "op-hooks"}, ...hooks.flatMap((h, k) => [k ? " " : "", el("span", {
+            "class": "tag", title: [h.description, h.required_resources.length ? `resources: ${h.required_resources.join(", ")}` : ""]
+              .filter(Boolean).join("\n")}, `${h.name} (on ${h.kind})`)]))
+        : el("p", {"class": "muted"}, "None."));
       const tags = Object.entries(op.tags || {});
       if (tags.length) {
         parts.push(el("h4", {}, "Tags"), el("p", {}, ...tags.map(([k, v]) => el("span", {"class": "tag"}, `${k}=${v}`))));

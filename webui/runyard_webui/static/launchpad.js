@@ -172,9 +172,47 @@
     });
   }
 
+  // Nested graphs: ops.<graph>.ops.<op>... names the op "<graph>.<op>"; the node a path under ops reaches
+  // (dotted), and what follows it. A mapped graph takes config, not ops.
+  function nodeAt(schema, path) {
+    const graphs = schema.graphs || {};
+    let node = null, i = 1;
+    while (i < path.length) {
+      node = node ? `${node}.${path[i]}` : path[i];
+      i += 1;
+      if (path[i] === "ops" && graphs[node] && !graphs[node].mapped && i + 1 < path.length) { i += 1; continue; }
+      break;
+    }
+    return {node, rest: path.slice(i)};
+  }
+
+  function childrenOf(schema, parent) {
+    // the ops and graphs directly inside graph `parent` ("" for the job), by local name
+    const local = name => {
+      const cut = name.lastIndexOf(".");
+      return (cut < 0 ? "" : name.slice(0, cut)) === parent ? name.slice(cut + 1) : null;
+    };
+    const out = [];
+    for (const [path, g] of Object.entries(schema.graphs || {})) {
+      const key = local(path);
+      if (key !== null) out.push({key, detail: g.mapped ? "graph, config mapping" : "graph", block: true});
+    }
+    for (const [name, s] of Object.entries(schema.ops || {})) {
+      const key = local(name);
+      if (key !== null) out.push({key, detail: s ? "op, configurable" : "op, no config", block: true});
+    }
+    return out;
+  }
+
   function schemaAt(schema, path) {
     // the config schema below ops.<op>.config / resources.<key>.config / execution.<name>, and the rest of the path
     const [top, name, third, ...rest] = path;
+    if (top === "ops" && Object.keys(schema.graphs || {}).length) {
+      const at = nodeAt(schema, path);
+      if (at.rest[0] !== "config") return null;
+      const g = (schema.graphs || {})[at.node];
+      return {root: g ? (g.mapped ? g.config : null) : (schema.ops || {})[at.node], rest: at.rest.slice(1)};
+    }
     if (top === "ops" && third === "config") return {root: (schema.ops || {})[name], rest};
     if (top === "resources" && third === "config") return {root: (schema.resources || {})[name], rest};
     if (top === "execution" && name !== undefined) return {root: (schema.executors || {})[name], rest: path.slice(2)};
@@ -187,6 +225,16 @@
     if (path.length === 0) {
       return [{key: "ops", detail: "op config", block: true}, {key: "resources", detail: "resource config", block: true},
               {key: "execution", detail: "the executor", block: true}, {key: "tags", detail: "run tags", block: true}];
+    }
+    if (path[0] === "ops" && Object.keys(schema.graphs || {}).length) {
+      if (path.length === 1) return childrenOf(schema, "");
+      const at = nodeAt(schema, path);
+      const g = (schema.graphs || {})[at.node];
+      if (g && at.rest.length === 1 && at.rest[0] === "ops" && !g.mapped) return childrenOf(schema, at.node);
+      if (at.rest.length === 0) {
+        if (g) return [{key: g.mapped ? "config" : "ops", detail: g.mapped ? "graph config" : "the graph's ops", block: true}];
+        return (schema.ops || {})[at.node] ? [{key: "config", detail: "config", block: true}] : [];
+      }
     }
     if (path.length === 1 && path[0] === "ops") return withConfig(schema.ops, "op");
     if (path.length === 1 && path[0] === "resources") return withConfig(schema.resources, "resource");
@@ -447,6 +495,51 @@
     return {check, tags};
   }
 
+  // ---- the partition of a partitioned job (docs/partitions.md) ---------------------------------------
+  // Picking a key asks the code location for the partition's run config (GraphQL Job.partitionRun) and
+  // puts it in the editor, which checks it as if typed; the launch then runs that partition.
+  function partitionPicker(root, data) {
+    const input = root.querySelector("#partition");
+    if (!input || !data.partitions) return {key: () => null};
+    const status = root.querySelector("#partition-status");
+    const area = root.querySelector("#run-config");
+    root.querySelector("#partition-keys").replaceChildren(...data.partitions.keys.map(k => el("option", {value: k})));
+    let asked = 0;
+
+    async function load() {
+      const key = input.value.trim();
+      const mine = ++asked;
+      input.dataset.state = "pending";
+      if (!key) { status.textContent = ""; input.dataset.state = ""; return; }
+      status.textContent = "Loading the partition's run config…";
+      let answer;
+      try {
+        const result = await gql(`query($loc: String!, $job: String!, $key: String!) {
+          job(location: $loc, name: $job) { partitionRun(partitionKey: $key) { ok code message runConfigYaml } } }`,
+          {loc: data.location, job: data.job, key});
+        answer = result.job ? result.job.partitionRun : {ok: false, message: "the job is gone from its location"};
+      } catch (e) {
+        answer = {ok: false, message: e.message};
+      }
+      if (mine !== asked) return;
+      input.dataset.state = answer.ok ? "loaded" : "error";
+      status.textContent = answer.ok ? `The run config of partition ${key}.` : answer.message;
+      status.className = answer.ok ? "muted" : "error";
+      if (answer.ok) {
+        area.value = answer.runConfigYaml || "";
+        area.dispatchEvent(new Event("input"));  // drawn and checked as if typed
+      }
+    }
+
+    input.addEventListener("change", load);
+    if (data.partitions.selected) { input.value = data.partitions.selected; load(); }
+    else if (data.partitions.fromRun) {  // the run's own config stays in the editor
+      input.value = data.partitions.fromRun;
+      status.textContent = `Partition ${data.partitions.fromRun}, as the run was.`;
+    }
+    return {key: () => input.value.trim() || null};  // the server checks the key at launch
+  }
+
   // ---- the page ------------------------------------------------------------------------------------
   function launchpad(root) {
     const data = JSON.parse(root.querySelector("#launchpad-data").textContent);
@@ -473,6 +566,7 @@
     const ed = editor(root, data, changed);
     const tags = tagsEditor(root, data, changed);
     ops.addEventListener("input", changed);
+    const partition = partitionPicker(root, data);
 
     function setStatus(state, text) {
       status.dataset.state = state;
@@ -528,10 +622,12 @@
       updateLaunch();
       launchErrors.hidden = true;
       try {
-        const result = await gql(`mutation($loc: String!, $job: String!, $cfg: String, $tags: [TagInput!], $ops: String) {
-          launchRun(location: $loc, jobName: $job, runConfigYaml: $cfg, tags: $tags, ops: $ops) {
+        const result = await gql(`mutation($loc: String!, $job: String!, $cfg: String, $tags: [TagInput!], $ops: String,
+                                           $partition: String) {
+          launchRun(location: $loc, jobName: $job, runConfigYaml: $cfg, tags: $tags, ops: $ops, partitionKey: $partition) {
             ok message code run { runId } errors { message path } } }`,
-          {loc: data.location, job: data.job, cfg: ed.value(), tags: tags.tags(), ops: ops.value.trim() || null});
+          {loc: data.location, job: data.job, cfg: ed.value(), tags: tags.tags(), ops: ops.value.trim() || null,
+           partition: partition.key()});
         const p = result.launchRun;
         if (p.run) { window.location.href = `/runs/${p.run.runId}`; return; }
         // the config changed on the location since it was checked: say so, and check again

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Uniq
 
 from .types import EventId, Key, LongText, Timestamp
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -158,3 +158,24 @@ Index("idx_audit_log_timestamp", audit_log.c.timestamp)
 Index("idx_audit_log_actor", audit_log.c.actor, audit_log.c.id)
 Index("idx_audit_log_action", audit_log.c.action, audit_log.c.id)
 Index("idx_audit_log_location", audit_log.c.location, audit_log.c.id)
+
+# 0005: backfills (docs/backfills.md): one row per backfill; its runs carry the runyard/backfill tag
+backfills = Table(
+    "backfills", metadata,
+    Column("backfill_id", Key(64), primary_key=True),
+    Column("location", Key(255), nullable=False),
+    Column("job_name", Key(255), nullable=False),
+    Column("status", Key(16), nullable=False),
+    Column("partition_keys", LongText(), nullable=False),  # JSON list, in launch order
+    Column("num_partitions", Integer, nullable=False),
+    Column("submitted", Integer, nullable=False),          # partitions whose run exists (a cursor)
+    Column("code_pointer", LongText(), nullable=False),    # JSON
+    Column("tags", LongText(), nullable=False),            # JSON
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
+    Column("error", LongText()),
+    Column("retry_of", Key(64)),
+)
+# the daemon reads the REQUESTED/CANCELING ones, oldest first; the list pages newest first
+Index("idx_backfills_status", backfills.c.status, backfills.c.created_at)
+Index("idx_backfills_created", backfills.c.created_at)

@@ -3,7 +3,8 @@
 What differs between databases — column types, row locks, the locks that order event writers and
 limited queue claims, first-time schema creation, retryable errors — comes from the
 :class:`~.dialects.SqlDialect` registered for the engine's dialect (:attr:`SqlRunStorage.dialect`),
-so a backend plugin only builds the engine. API tokens and the audit log are in :mod:`.access`.
+so a backend plugin only builds the engine. API tokens and the audit log are in :mod:`.access`,
+backfills in :mod:`.backfills`.
 
 Every write is one transaction run by :meth:`SqlRunStorage.transact` and every read goes through
 :meth:`SqlRunStorage.query`. Beyond correctness, a backend may override those two (to retry after a
@@ -54,7 +55,9 @@ from ..records import (
 )
 from . import schema as s
 from .access import SqlAccessRecords
+from .backfills import SqlBackfillRecords
 from .dialects import QUEUE_CLAIMS, SqlDialect, dialect_for
+from .partitions import SqlPartitionRecords
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 T = TypeVar("T")
@@ -67,7 +70,7 @@ def _loads(value: str | None, default: Any = None) -> Any:
     return json.loads(value) if value else default
 
 
-class SqlRunStorage(SqlAccessRecords, RunStorage):
+class SqlRunStorage(SqlAccessRecords, SqlBackfillRecords, SqlPartitionRecords, RunStorage):
     """Run storage on a SQLAlchemy engine. Subclasses bring the engine; the dialect's
     :class:`~.dialects.SqlDialect` (registered with :func:`~.dialects.register_dialect`) brings
     everything that differs between databases."""
