@@ -10,6 +10,7 @@ end, touching nothing else. If the server is missing the tests FAIL with what to
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,18 @@ def fresh_my_db(my_admin_url, tmp_path):
     yield url
     end_processes_of(tmp_path / "home")
     drop_database(url, my_admin_url)
+
+
+@contextmanager
+def sqlite_and(server_storage, tmp_path: Path, sqlite_first: bool):
+    """``(source, target)`` for moving an instance: a fresh SQLite storage and ``server_storage``,
+    SQLite first or second; both disposed afterwards."""
+    from runyard_storage_sqlite.storage import SqliteRunStorage
+
+    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
+    sqlite.check_ready()
+    try:
+        yield (sqlite, server_storage) if sqlite_first else (server_storage, sqlite)
+    finally:
+        sqlite.dispose()
+        server_storage.dispose()

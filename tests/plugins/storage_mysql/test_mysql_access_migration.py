@@ -10,6 +10,7 @@ Needs: the MySQL/MariaDB server of this directory's conftest (a database created
 from __future__ import annotations
 
 import pytest
+from conftest import sqlite_and
 
 from runyard.testing.access import (
     check_cli_migrates_to_access_tables,
@@ -31,14 +32,5 @@ def test_instance_migrate_adds_the_token_and_audit_tables_to_a_0003_database(cli
 
 @pytest.mark.parametrize("direction", ["sqlite-to-mysql", "mysql-to-sqlite"])
 def test_moving_between_backends_keeps_tokens_and_the_audit_log(fresh_my_db, tmp_path, direction):
-    from runyard_storage_sqlite.storage import SqliteRunStorage
-
-    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
-    sqlite.check_ready()
-    mysql = open_storage(fresh_my_db)
-    try:
-        source, target = (sqlite, mysql) if direction == "sqlite-to-mysql" else (mysql, sqlite)
+    with sqlite_and(open_storage(fresh_my_db), tmp_path, direction.startswith("sqlite")) as (source, target):
         check_copy_keeps_tokens_and_audit(source, target)
-    finally:
-        sqlite.dispose()
-        mysql.dispose()

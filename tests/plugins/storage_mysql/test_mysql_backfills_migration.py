@@ -8,6 +8,7 @@ Needs: the MySQL/MariaDB server of this directory's conftest (a database created
 from __future__ import annotations
 
 import pytest
+from conftest import sqlite_and
 
 from runyard.testing.backfills import check_copy_keeps_backfills, check_migrates_to_backfills
 from runyard_storage_mysql.config import MysqlStorageConfig
@@ -25,14 +26,5 @@ def test_migrate_adds_the_backfills_table_to_a_0004_database(fresh_my_db):
 
 @pytest.mark.parametrize("direction", ["sqlite-to-mysql", "mysql-to-sqlite"])
 def test_moving_between_backends_keeps_backfills(fresh_my_db, tmp_path, direction):
-    from runyard_storage_sqlite.storage import SqliteRunStorage
-
-    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
-    sqlite.check_ready()
-    mysql = open_storage(fresh_my_db)
-    try:
-        source, target = (sqlite, mysql) if direction == "sqlite-to-mysql" else (mysql, sqlite)
+    with sqlite_and(open_storage(fresh_my_db), tmp_path, direction.startswith("sqlite")) as (source, target):
         check_copy_keeps_backfills(source, target)
-    finally:
-        sqlite.dispose()
-        mysql.dispose()

@@ -10,6 +10,7 @@ tests). If any of that is missing the tests FAIL with what to install or start; 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,18 @@ class DaemonReplicas:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def sqlite_and(server_storage, tmp_path: Path, sqlite_first: bool):
+    """``(source, target)`` for moving an instance: a fresh SQLite storage and ``server_storage``,
+    SQLite first or second; both disposed afterwards."""
+    from runyard_storage_sqlite.storage import SqliteRunStorage
+
+    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
+    sqlite.check_ready()
+    try:
+        yield (sqlite, server_storage) if sqlite_first else (server_storage, sqlite)
+    finally:
+        sqlite.dispose()
+        server_storage.dispose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import open_storage
+from conftest import open_storage, sqlite_and
 
 from runyard.testing.access import (
     check_cli_migrates_to_access_tables,
@@ -30,14 +30,5 @@ def test_instance_migrate_adds_the_token_and_audit_tables_to_a_0003_database(cli
 
 @pytest.mark.parametrize("direction", ["sqlite-to-postgres", "postgres-to-sqlite"])
 def test_moving_between_backends_keeps_tokens_and_the_audit_log(fresh_db, tmp_path, direction):
-    from runyard_storage_sqlite.storage import SqliteRunStorage
-
-    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
-    sqlite.check_ready()
-    postgres = open_storage(fresh_db)
-    try:
-        source, target = (sqlite, postgres) if direction == "sqlite-to-postgres" else (postgres, sqlite)
+    with sqlite_and(open_storage(fresh_db), tmp_path, direction.startswith("sqlite")) as (source, target):
         check_copy_keeps_tokens_and_audit(source, target)
-    finally:
-        sqlite.dispose()
-        postgres.dispose()

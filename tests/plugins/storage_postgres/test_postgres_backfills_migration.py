@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import open_storage
+from conftest import open_storage, sqlite_and
 
 from runyard.testing.backfills import check_copy_keeps_backfills, check_migrates_to_backfills
 from runyard_storage_postgres.config import PostgresStorageConfig
@@ -28,14 +28,5 @@ def test_migrate_adds_the_backfills_table_to_a_0004_database(fresh_db):
 
 @pytest.mark.parametrize("direction", ["sqlite-to-postgres", "postgres-to-sqlite"])
 def test_moving_between_backends_keeps_backfills(fresh_db, tmp_path, direction):
-    from runyard_storage_sqlite.storage import SqliteRunStorage
-
-    sqlite = SqliteRunStorage(str(tmp_path / "r.db"))
-    sqlite.check_ready()
-    postgres = open_storage(fresh_db)
-    try:
-        source, target = (sqlite, postgres) if direction == "sqlite-to-postgres" else (postgres, sqlite)
+    with sqlite_and(open_storage(fresh_db), tmp_path, direction.startswith("sqlite")) as (source, target):
         check_copy_keeps_backfills(source, target)
-    finally:
-        sqlite.dispose()
-        postgres.dispose()
