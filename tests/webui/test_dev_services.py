@@ -13,6 +13,7 @@ cases).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -387,3 +388,27 @@ def test_runner_stops_what_started_when_a_later_start_fails():
         runner.start(_Recorder("b", log))
         runner.start(_Recorder("c", log, fail_start=True))
     assert log == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_runner_pauses_the_garbage_collector_while_services_start_only():
+    assert gc.isenabled()
+    with ServiceRunner(poll_interval=0.05) as runner:
+        assert not gc.isenabled()  # imports and schemas of a start-up are not scanned for cycles
+        runner.start(_Recorder("a", []))
+        runner.request_stop()
+        runner.wait()
+        assert gc.isenabled()  # serving: collected as ever
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="c cannot start"), ServiceRunner():
+        assert not gc.isenabled()
+        raise RuntimeError("c cannot start")  # a start that fails never reaches wait()
+    assert gc.isenabled()
+    gc.disable()  # a caller that keeps it off keeps it off
+    try:
+        with ServiceRunner() as runner:
+            runner.request_stop()
+            runner.wait()
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

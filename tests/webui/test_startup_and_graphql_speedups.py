@@ -123,6 +123,30 @@ def test_importing_the_schema_builds_no_dataclass():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_building_the_app_leaves_pyyaml_and_the_wire_models_for_later(tmp_path: Path):
+    """PyYAML is imported by the first page that shows YAML, and the code server's wire models build
+    their validators when the first snapshot arrives: neither is paid for before the web UI serves.
+    A model built late validates and refuses exactly as before."""
+    code = ("import sys\n"
+            "from runyard import Instance\n"
+            "from runyard_webui.app import create_app\n"
+            f"instance = Instance.open(home={str(tmp_path)!r})\n"
+            "create_app(instance)\n"
+            "import runyard.codeserver.protocol as p, runyard.codeserver.snapshot as s\n"
+            "assert 'yaml' not in sys.modules, 'PyYAML imported at start-up'\n"
+            "assert not s.LocationSnapshot.__pydantic_complete__\n"
+            "assert not p.PartitionRunsResult.__pydantic_complete__\n"
+            "import pydantic\n"
+            "try:\n"
+            "    s.LocationSnapshot.from_json({'format_version': 'one'})\n"
+            "except pydantic.ValidationError as exc:\n"
+            "    assert 'format_version' in str(exc), exc\n"
+            "else:\n"
+            "    raise AssertionError('a bad snapshot was accepted')\n"
+            "assert s.LocationSnapshot.__pydantic_complete__\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_deferred_dataclass_methods_behave_like_graphenes():
     types = _object_types()
     assert len(types) > 60
@@ -203,3 +227,65 @@ def test_info_free_resolvers_answer_like_the_standard_path():
     assert execute(schema, parse("{ things { loud } }"), execution_context_class=LeafFastExecutionContext).data == {
         "things": [{"loud": "A"}, {"loud": "B"}]}
     assert calls == [None, None]  # the fast path built no resolve info
+
+
+def test_lists_answer_like_the_standard_path():
+    """Lists of leaves read directly and lists of objects completed item by item give graphql-core's
+    answers, errors and their paths included: null items where allowed and where not, a value the
+    scalar refuses, something that is not a list, an error as an item, a field of an item that fails
+    and, through a non-null item, nulls the whole list."""
+    import graphene
+    from graphql import execute, parse
+
+    from runyard_webui.fast_graphql import LeafFastExecutionContext
+
+    class Item(graphene.ObjectType):
+        name = graphene.String(required=True)
+        size = graphene.Int()
+
+    def rows(kind: str):
+        return {"ok": [{"name": "a", "size": 1}, {"name": "b", "size": None}],
+                "tuple": ({"name": "t", "size": 2},),
+                "null item": [{"name": "a"}, None],
+                "error item": [{"name": "a"}, ValueError("item failed")],
+                "bad field": [{"name": "a", "size": "many"}, {"name": None}],
+                "generator": ({"name": n} for n in "xy"),
+                "not a list": "abc"}[kind]
+
+    class Query(graphene.ObjectType):
+        keys = graphene.List(graphene.NonNull(graphene.String), kind=graphene.String())
+        maybe_keys = graphene.List(graphene.String)
+        strict_keys = graphene.List(graphene.NonNull(graphene.String))
+        sizes = graphene.List(graphene.Int)
+        word = graphene.List(graphene.String)
+        items = graphene.List(Item, kind=graphene.String(required=True))
+        strict_items = graphene.List(graphene.NonNull(Item), kind=graphene.String(required=True))
+
+        @staticmethod
+        def resolve_keys(root, info, kind="ok"):
+            return {"ok": ["a", "b"], "null": ["a", None], "tuple": ("x",)}[kind]
+
+        @staticmethod
+        def resolve_items(root, info, kind):
+            return rows(kind)
+
+        @staticmethod
+        def resolve_strict_items(root, info, kind):
+            return rows(kind)
+
+    class Root:  # what the default resolver reads the argument-free lists from
+        maybe_keys = ["a", None]
+        strict_keys = ["a", None]
+        sizes = [1, "two", 3]
+        word = "abc"
+
+    schema = graphene.Schema(query=Query).graphql_schema
+    queries = ["{ keys maybeKeys }", '{ keys(kind: "null") }', '{ keys(kind: "tuple") }', "{ sizes }",
+               "{ word }", "{ maybeKeys sizes }", "{ strictKeys }", "{ strictKeys maybeKeys }"]
+    for kind in ("ok", "tuple", "null item", "error item", "bad field", "generator", "not a list"):
+        queries += [f'{{ items(kind: "{kind}") {{ name size }} }}', f'{{ strictItems(kind: "{kind}") {{ name }} }}']
+    for query in queries:
+        fast = execute(schema, parse(query), root_value=Root(), execution_context_class=LeafFastExecutionContext)
+        standard = execute(schema, parse(query), root_value=Root())
+        assert fast.data == standard.data, query
+        assert [e.formatted for e in fast.errors or ()] == [e.formatted for e in standard.errors or ()], query

@@ -23,18 +23,20 @@ from runyard.params import HOST, PORT
 def webui(python_files, workspace_file, host, port, threads, read_only, insecure_no_auth):
     """Serve the web UI: run and job pages, the launchpad, schedules and sensors, and GraphQL at
     /graphql. Stateless: start as many replicas as you like behind a load balancer."""
-    from runyard import Instance
-    from runyard.instance.instance import CODE_SERVER_KEYS
     from runyard.operations.serve import CallbackService, ServiceRunner, release_instance
-    from runyard.operations.workspace import open_workspace
-
-    from .security import check_public_bind, plain_http_warning, public_bind_notice
-    from .server import build_web_server
-    from .settings import load_webui_settings
 
     # Signals only set the runner's flag: one may land while waitress's own code holds a lock, so
-    # stopping happens in this (main) thread once runner.wait() returns, never in the handler.
+    # stopping happens in this (main) thread once runner.wait() returns, never in the handler. The
+    # imports are inside the block, which starts with the garbage collector paused (ServiceRunner).
     with ServiceRunner(stop_timeout=2) as runner:
+        from runyard import Instance
+        from runyard.instance.instance import CODE_SERVER_KEYS
+        from runyard.operations.workspace import open_workspace
+
+        from .security import check_public_bind, plain_http_warning, public_bind_notice
+        from .server import build_web_server
+        from .settings import load_webui_settings
+
         instance = Instance.open()
         runner.callback(lambda: release_instance(instance), "instance")
         settings = load_webui_settings(instance, {"host": host, "port": port, "threads": threads,

@@ -1,11 +1,11 @@
-"""The HTML pages. Each is rendered on the server from storage and snapshots, then kept live by
-``static/app.js`` through the GraphQL API (run events by long poll, the run list by refresh)."""
+"""The HTML pages. Each is rendered on the server from storage and snapshots, then kept live in the
+browser by the scripts under ``static/``: pushed updates from ``/live/...`` (:mod:`.live`) and
+GraphQL for what a page loads on demand."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import yaml
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from runyard.storage.records import RunStatus
@@ -86,6 +86,8 @@ def _seconds(value: float | None) -> str:
 
 @pages.app_template_filter("yaml")
 def _yaml(value) -> str:
+    import yaml  # on first use: the web UI starts without PyYAML's import
+
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False) if value else ""
 
 

@@ -25,7 +25,7 @@ class WireModel(BaseModel):
     """Base of every code server protocol model: immutable, and tolerant of fields a newer server
     adds (an older client ignores them rather than refusing the location)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-native data, exactly the wire form."""

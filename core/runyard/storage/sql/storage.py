@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, event, func, insert, or_, select, text, union_all, update
+from sqlalchemy import and_, bindparam, delete, event, func, insert, or_, select, text, union_all, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -64,6 +64,12 @@ T = TypeVar("T")
 RELEASED = ""  # the holder of a released lease
 #: how often a write transaction the server rolled back (deadlock victim) runs again
 WRITE_ATTEMPTS = 5
+
+
+#: the tags of a list of runs: one statement, its list bound at execution (not 500 literal
+#: parameters coerced and cache-keyed on every call)
+_TAGS_OF_RUNS = (select(s.run_tags.c.run_id, s.run_tags.c.key, s.run_tags.c.value)
+                 .where(s.run_tags.c.run_id.in_(bindparam("run_ids", expanding=True))))
 
 
 def _loads(value: str | None, default: Any = None) -> Any:
@@ -287,9 +293,9 @@ class SqlRunStorage(SqlAccessRecords, SqlBackfillRecords, SqlPartitionRecords, R
         out: dict[str, dict[str, str]] = {rid: {} for rid in run_ids}
         for chunk_start in range(0, len(run_ids), 500):
             chunk = run_ids[chunk_start:chunk_start + 500]
-            rows = conn.execute(select(s.run_tags).where(s.run_tags.c.run_id.in_(chunk)))
-            for row in rows:
-                out[row.run_id][row.key] = row.value
+            rows = conn.execute(_TAGS_OF_RUNS, {"run_ids": chunk}).all()  # one fetch, not one per row
+            for run_id, key, value in rows:
+                out[run_id][key] = value
         return out
 
     def get_run(self, run_id: str) -> RunRecord | None:
