@@ -380,6 +380,36 @@ def test_shutdown_leaves_no_process(tmp_path: Path):
     ws.shutdown()  # idempotent
 
 
+def test_shutdown_while_the_supervisor_is_being_started(tmp_path: Path, monkeypatch):
+    """A web UI stopped just as its code server answered: the background start was between making
+    the supervisor thread and starting it when shutdown() came. Shutdown must neither fail (joining
+    a thread not started yet raised RuntimeError) nor leave the server or a supervisor running."""
+    import runyard.workspace.workspace as workspace_module
+
+    write_defs(tmp_path / "defs.py")
+    file = write_workspace(tmp_path / "workspace.yaml", "load_from:\n  - python_file: defs.py\n")
+    ws = Workspace.from_file(str(file), env=child_env(tmp_path))
+    starting, stopping_seen = threading.Event(), threading.Event()
+
+    class SlowToStart(threading.Thread):
+        def start(self) -> None:
+            if self.name == "workspace supervisor":
+                starting.set()
+                # hold the start until shutdown() began (or for 2 s, when shutdown waits for us)
+                if ws._stopping.wait(2):
+                    stopping_seen.set()
+            super().start()
+
+    monkeypatch.setattr(workspace_module.threading, "Thread", SlowToStart)
+    ws.start(wait=False)
+    assert starting.wait(60), "the code server never answered"
+    pid = ws.location("defs").pid
+    ws.shutdown(timeout=10)  # raised "cannot join thread before it is started"
+    assert not stopping_seen.is_set()  # shutdown waited for the start instead of racing it
+    assert proc_state(pid) is None
+    assert not any(t.name == "workspace supervisor" for t in threading.enumerate())
+
+
 def test_code_servers_exit_when_the_workspace_process_is_killed(tmp_path: Path):
     write_defs(tmp_path / "defs.py")
     write_workspace(tmp_path / "workspace.yaml",

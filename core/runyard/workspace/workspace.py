@@ -330,10 +330,13 @@ class Workspace:
             for loc in self._locations.values():
                 if not loc.is_local:
                     loc.refresh()
-            if self.supervise and local and not self._stopping.is_set():
-                self._supervisor = threading.Thread(target=self._supervise, name="workspace supervisor",
-                                                    daemon=True)
-                self._supervisor.start()
+            # under the lock shutdown() sets _stopping with, and published once started: shutdown
+            # sees either no supervisor or one it can join, never one made but not yet started
+            with self._spawn_lock:
+                if self.supervise and local and not self._stopping.is_set():
+                    supervisor = threading.Thread(target=self._supervise, name="workspace supervisor", daemon=True)
+                    supervisor.start()
+                    self._supervisor = supervisor
         finally:
             self._ready.set()
 
