@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -379,6 +380,38 @@ def test_runner_stops_in_reverse_order_on_a_signal_and_restores_handlers():
         assert time.monotonic() - t0 < 5
     assert log == ["start a", "start b", "stop b", "stop a", "release"]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_signal_landing_anywhere_in_the_wait_loop_stops_the_command():
+    """The handler runs between any two lines of the main thread, possibly while that thread holds
+    a lock (the wait loop's own Event lock once: setting the Event from the handler then hung
+    ``runyard dev`` for good on Ctrl-C). Here the handler is run at each successive line the wait
+    loop executes, in a child process whose every runner must stop."""
+    code = textwrap.dedent("""
+        import signal, sys
+        from runyard.operations.serve import ServiceRunner
+
+        for n in range(1, 80):
+            with ServiceRunner(poll_interval=0.005) as runner:
+                seen = 0
+
+                def tracer(frame, event, arg):
+                    global seen
+                    if event == "line":
+                        seen += 1
+                        if seen == n:
+                            runner._on_signal(signal.SIGTERM, None)
+                    return tracer
+
+                sys.settrace(tracer)
+                try:
+                    runner.wait()
+                finally:
+                    sys.settrace(None)
+        print("every runner stopped")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "every runner stopped" in done.stdout, done.stderr
 
 
 def test_runner_stops_what_started_when_a_later_start_fails():

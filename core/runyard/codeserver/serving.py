@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..stopping import StopRequest
 from ..storage.records import CodePointer
 from .auth import TOKEN_ENV, is_loopback
 from .httpd import HttpLimits
@@ -49,7 +50,7 @@ def announce_ready(ready: ServerReady, *, fd: int | None = None, path: str | Non
                 pass
 
 
-def _watch_parent(stop: threading.Event) -> None:
+def _watch_parent(stop: StopRequest) -> None:
     """Stop when the process that started us is gone (we were re-parented): a workspace's children
     must not outlive it, even if it was killed with SIGKILL."""
     parent = os.getppid()
@@ -77,7 +78,7 @@ def run_code_server(pointer: CodePointer, *, location_name: str | None, host: st
         else:
             log.warning("serving %s without a token (--insecure-no-auth): anyone who reaches it can make it run "
                         "the definitions' code", host)
-    stop = threading.Event()
+    stop = StopRequest()  # set by the signal handlers: a threading.Event could hang them (runyard.stopping)
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
@@ -109,6 +110,7 @@ def run_code_server(pointer: CodePointer, *, location_name: str | None, host: st
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stop.close()
     sys.stdout.flush()
     sys.stderr.flush()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):

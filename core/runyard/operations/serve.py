@@ -2,22 +2,23 @@
 
 A long-running command starts a few services (code servers, the daemon, a web server...), waits
 for SIGINT or SIGTERM, then stops them in reverse order and exits 0. The signal handlers only set a
-flag: a signal can land while a server's own thread holds a lock (waitress's dispatcher did, and
-stopping it from inside the handler deadlocked), so all stopping happens in the main thread, after
-the wait returns.
+:class:`~runyard.stopping.StopRequest`, which takes no lock: a signal can land while a lock is held
+(waitress's dispatcher held one, and stopping it from inside the handler deadlocked; the main thread
+holds a ``threading.Event``'s own lock on every poll), so all stopping happens in the main thread,
+after the wait returns.
 """
 
 from __future__ import annotations
 
 import gc
 import signal
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunyardError
+from ..stopping import StopRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..instance.instance import Instance
@@ -122,7 +123,7 @@ class ServiceRunner:
     def __init__(self, *, stop_timeout: float = 5.0, poll_interval: float = 0.5):
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
-        self._stop_requested = threading.Event()
+        self._stop = StopRequest()
         self._cleanups: list[tuple[str, Callable[[], Any]]] = []
         self._old_handlers: dict[int, Any] = {}
         self._gc_paused = False
@@ -144,9 +145,10 @@ class ServiceRunner:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
             self._old_handlers.clear()
+            self._stop.close()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._stop_requested.set()  # nothing else: see the module docstring
+        self._stop.set()  # nothing else, and no lock: see the module docstring
 
     # ---- starting and stopping -------------------------------------------------------------------
     def start(self, service: Service) -> Service:
@@ -163,11 +165,11 @@ class ServiceRunner:
 
     def request_stop(self) -> None:
         """What a signal does: make :meth:`wait` return (also usable from another thread)."""
-        self._stop_requested.set()
+        self._stop.set()
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop_requested.is_set()
+        return self._stop.is_set()
 
     def _resume_gc(self) -> None:
         if self._gc_paused:
@@ -178,7 +180,7 @@ class ServiceRunner:
         """Block until SIGINT/SIGTERM (or :meth:`request_stop`); return the exit code, 0. A
         service that stopped on its own is an error naming it (the block then stops the others)."""
         self._resume_gc()  # started: from here on the services make and drop objects as they run
-        while not self._stop_requested.wait(self.poll_interval):
+        while not self._stop.wait(self.poll_interval):
             for service in self.services:
                 if not service.running:
                     raise RunyardError(f"the {service.name} stopped unexpectedly")
