@@ -18,7 +18,7 @@ from k8stest import raw_job, wait_nothing_left
 from launchertest import JOBS, DaemonProcess, cli, runyard_env, wait_status
 
 from runyard.storage.records import RunStatus
-from runyard.testing import SuiteHome
+from runyard.testing import SuiteHome, wait_until
 from runyard_launcher_k8s import manifests
 
 MISSING_IMAGE = "registry.invalid/runyard:none"
@@ -39,6 +39,17 @@ LAUNCH = """mutation($loc: String!) { launchRun(location: $loc, jobName: "quick"
 RUN = """query($id: ID!) { run(runId: $id) { status location failure { reason message } } }"""
 
 
+def _job_or_none(batch, name: str) -> dict | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return raw_job(batch, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def test_runs_launched_from_the_webui_run_in_jobs_with_their_locations_settings(make_home, runyard_image, kube):
     _, batch = kube
     home = make_home()
@@ -55,11 +66,13 @@ def test_runs_launched_from_the_webui_run_in_jobs_with_their_locations_settings(
         good = ui.gql(LAUNCH, {"loc": "good"})["launchRun"]
         assert good["ok"], good
         run_id = good["run"]["runId"]
+        # read the Job while it exists: once the run finished, the daemon deletes it
+        job = wait_until(lambda: _job_or_none(batch, manifests.run_job_name(run_id)), timeout=60,
+                         what="the run's Job")
+        assert job["metadata"]["labels"]["team"] == "etl"
         assert ui.wait_finished(run_id, timeout=90)[0] == "SUCCESS"
         stored = wait_status(home, run_id, RunStatus.SUCCESS)
         assert stored.launcher_info["image"] == runyard_image
-        job = raw_job(batch, manifests.run_job_name(run_id))
-        assert job["metadata"]["labels"]["team"] == "etl"
 
         bad = ui.gql(LAUNCH, {"loc": "bad"})["launchRun"]
         assert bad["ok"], bad  # the Job is created; its pod cannot pull the image
